@@ -1,0 +1,44 @@
+# medseg: `make demo` installs and runs the default job; `make test` runs the test suite.
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip
+PYTEST := $(PY) -m pytest
+export NO_ALBUMENTATIONS_UPDATE := 1
+export PYTHONUNBUFFERED := 1
+
+.PHONY: install demo test test-slow test-all bench lint clean
+
+install: $(VENV)/.installed
+
+# Exact versions come from requirements/constraints.txt (pip reads the torch wheels from the local
+# disk where they are; see README "Install").
+$(VENV)/.installed: pyproject.toml requirements/constraints.txt
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PIP) install --quiet --disable-pip-version-check -c requirements/constraints.txt -e ".[dev]"
+	touch $@
+
+demo: install
+	$(VENV)/bin/medseg-train
+
+# pytest exits 5 when it collects nothing: not a failure of the suite itself.
+define run_pytest
+	$(PYTEST) $(1); rc=$$?; if [ $$rc -eq 5 ]; then echo "pytest: no tests collected"; exit 0; fi; exit $$rc
+endef
+
+test: install
+	@$(call run_pytest,-m "not slow" -q)
+
+test-slow: install
+	@$(call run_pytest,-m "slow" -q)
+
+test-all: install
+	@$(call run_pytest,-q)
+
+bench: install
+	$(PY) experiments/benchmarks/run_all.py
+
+lint: install
+	$(VENV)/bin/ruff check medseg tests
+
+clean:
+	rm -rf outputs multirun .pytest_cache

@@ -1,0 +1,38 @@
+"""``medseg-train``: compose the config, train, evaluate, write the run folder.
+
+Examples::
+
+    medseg-train                                   # default: synthetic DRIVE, classic U-Net, CPU
+    medseg-train trainer.max_epochs=3 data.batch_size=4
+    medseg-train data=drive data.root=../shared/data/DRIVE
+"""
+
+from __future__ import annotations
+
+import logging
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig
+
+import medseg  # noqa: F401  (sets NO_ALBUMENTATIONS_UPDATE before albumentations is imported)
+from medseg.cli._hydra import config_dir
+
+log = logging.getLogger("medseg")
+
+
+@hydra.main(config_path=config_dir(), config_name="train", version_base="1.3")
+def main(cfg: DictConfig) -> float | None:
+    from medseg.pipelines.train import train
+
+    run_dir = HydraConfig.get().runtime.output_dir
+    results = train(cfg, run_dir)
+    if results:
+        log.info("test Dice %.4f (mean over images); run folder: %s", results.get("test/dice", float("nan")), run_dir)
+        print(f"\nResults: {run_dir}\n  report: {run_dir}/report.md\n  test Dice: {results['test/dice']:.4f}")
+    metric = cfg.get("optimized_metric")
+    return results.get(metric) if metric else None
+
+
+if __name__ == "__main__":
+    main()

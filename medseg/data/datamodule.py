@@ -1,0 +1,194 @@
+"""One LightningDataModule for every dataset: a reader, preprocessing, splits and a sampling mode.
+
+The dataset-specific part is the reader (``medseg.data.formats.*``) and, for the default run, the
+synthetic generator (``medseg.data.synth.*``); both come from config with ``_target_``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from medseg.data.case import Case, DataError
+from medseg.data.datasets import FullImageDataset, PatchDataset, ResizeDataset
+from medseg.data.formats.base import SegmentationReader
+from medseg.data.preprocess import Compose
+from medseg.data.splits import make_splits
+
+log = logging.getLogger(__name__)
+
+
+class SegmentationDataModule(L.LightningDataModule):
+    """Splits, preprocesses and serves one dataset.
+
+    Args:
+        root: dataset folder in its distributed layout.
+        reader: ``root -> SegmentationReader`` (a partial from config).
+        synthesize: ``out -> None`` generator run when ``root`` does not exist (the default
+            synthetic data), or ``None`` to require real data. It never writes outside
+            ``synth_parent`` (a typo in ``data.root`` fails instead of filling a stray folder).
+        preprocess: list of ``Case -> Case`` steps.
+        train_mode: ``patch`` (random patches) or ``resize`` (whole image resized to ``resize``).
+        patch_size, samples_per_epoch, foreground_fraction: patch sampling.
+        resize: training size in ``resize`` mode.
+        augment: ``(image, mask, roi) -> ...`` training augmentation, or ``None``.
+        val_fraction, test_fraction, fold, n_folds: see :func:`medseg.data.splits.make_splits`.
+        train_split, test_split: names of the dataset's on-disk splits.
+        use_roi: compute metrics inside the reader's ROI (e.g. FOV) when it has one.
+    """
+
+    def __init__(
+        self,
+        root: str,
+        reader: Callable[..., SegmentationReader],
+        synthesize: Callable[..., object] | None = None,
+        synth_parent: str | None = None,
+        preprocess: Sequence[Callable[[Case], Case]] | None = None,
+        train_mode: str = "patch",
+        patch_size: Sequence[int] = (64, 64),
+        samples_per_epoch: int = 512,
+        foreground_fraction: float = 0.5,
+        resize: Sequence[int] | None = None,
+        augment=None,
+        batch_size: int = 16,
+        num_workers: int = 0,
+        val_fraction: float = 0.2,
+        test_fraction: float = 0.25,
+        fold: int | None = None,
+        n_folds: int = 5,
+        train_split: str = "training",
+        test_split: str | None = "test",
+        use_roi: bool = True,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        if train_mode not in ("patch", "resize"):
+            raise ValueError(f"data.train_mode must be patch or resize, got {train_mode!r}")
+        if train_mode == "resize" and not resize:
+            raise ValueError("data.train_mode=resize needs data.resize (e.g. [512, 512])")
+        self.root = Path(root).expanduser()
+        self.reader_factory, self.synthesize, self.synth_parent = reader, synthesize, synth_parent
+        self.preprocess = Compose(preprocess or [])
+        self.train_mode, self.patch_size, self.resize = train_mode, list(patch_size), resize
+        self.samples_per_epoch, self.foreground_fraction = samples_per_epoch, foreground_fraction
+        self.augment = augment
+        self.batch_size, self.num_workers = batch_size, num_workers
+        self.val_fraction, self.test_fraction, self.fold, self.n_folds = val_fraction, test_fraction, fold, n_folds
+        self.train_split, self.test_split, self.use_roi, self.seed = train_split, test_split, use_roi, seed
+        self.reader: SegmentationReader | None = None
+        self.splits: dict[str, list[str]] = {}
+        self.cases: dict[str, list[Case]] = {}
+
+    # ------------------------------------------------------------------ setup
+    def prepare_data(self) -> None:
+        if self.root.exists():
+            if self.root.is_dir() and not any(self.root.iterdir()):
+                raise DataError(f"{self.root}: data.root is an empty folder")
+            return
+        if self.synthesize is None:
+            raise DataError(f"{self.root}: data.root does not exist (point data.root at the dataset folder)")
+        parent = Path(self.synth_parent).expanduser().resolve() if self.synth_parent else None
+        if parent is not None and parent not in self.root.resolve().parents:
+            raise DataError(
+                f"{self.root}: data.root does not exist, and synthetic data is only generated under "
+                f"{parent}; check the path, or set data.synthesize=null for real data"
+            )
+        log.info("data.root %s not found: generating synthetic data there", self.root)
+        self.synthesize(out=str(self.root))
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.reader is not None:
+            return
+        self.reader = self.reader_factory(root=str(self.root))
+        splits = self.reader.available_splits()
+        if self.train_split not in splits:
+            raise DataError(f"{self.root}: no '{self.train_split}' split found (found {splits})")
+        pool = self.reader.list_cases(self.train_split)
+        test_ids = None
+        if self.test_split and self.test_split in splits and self.reader.has_labels(self.test_split):
+            test_ids = self.reader.list_cases(self.test_split)
+        else:
+            log.warning("%s: no labelled '%s' split; holding out %.0f%% of '%s' as the test set",
+                        self.root, self.test_split, 100 * self.test_fraction, self.train_split)
+        self.splits = make_splits(pool, test_ids, val_fraction=self.val_fraction,
+                                  test_fraction=self.test_fraction, seed=self.seed, fold=self.fold,
+                                  n_folds=self.n_folds, group_of=self.reader.group_of)
+        for name, ids in self.splits.items():
+            self.cases[name] = [self._prepare(c) for c in self.reader.load_cases(ids)]
+            if not self.cases[name]:
+                raise DataError(f"{self.root}: the {name} split has no readable cases")
+        log.info("splits: %s", {k: len(v) for k, v in self.splits.items()})
+
+    def _prepare(self, case: Case) -> Case:
+        case = self.preprocess(case)
+        if not self.use_roi:
+            case.roi = None
+        return case.validate()
+
+    # ------------------------------------------------------------ properties
+    @property
+    def task(self) -> str:
+        return self._reader().task
+
+    @property
+    def class_names(self) -> list[str]:
+        return list(self._reader().class_names)
+
+    @property
+    def in_channels(self) -> int:
+        return int(self.cases["train"][0].image.shape[0])
+
+    @property
+    def spatial_dims(self) -> int:
+        return self._reader().spatial_dims
+
+    def _reader(self) -> SegmentationReader:
+        if self.reader is None:
+            raise RuntimeError("call setup() first")
+        return self.reader
+
+    # ----------------------------------------------------------- dataloaders
+    def train_dataset(self):
+        if self.train_mode == "resize":
+            return ResizeDataset(self.cases["train"], self.resize, augment=self.augment)
+        return PatchDataset(self.cases["train"], self.patch_size, self.samples_per_epoch,
+                            self.foreground_fraction, augment=self.augment, seed=self.seed)
+
+    def train_dataloader(self) -> DataLoader:
+        if getattr(self, "_train_ds", None) is None:
+            self._train_ds = self.train_dataset()
+        ds = self._train_ds
+        if hasattr(ds, "set_epoch") and self.trainer is not None:
+            ds.set_epoch(self.trainer.current_epoch)
+        g = torch.Generator().manual_seed(self.seed + (self.trainer.current_epoch if self.trainer else 0))
+        return DataLoader(ds, batch_size=self.batch_size, shuffle=True, drop_last=len(ds) > self.batch_size,
+                          num_workers=self.num_workers, persistent_workers=False, generator=g,
+                          worker_init_fn=_reseed_worker)
+
+    def _eval_loader(self, split: str) -> DataLoader:
+        return DataLoader(FullImageDataset(self.cases[split]), batch_size=1, shuffle=False,
+                          num_workers=0)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._eval_loader("val")
+
+    def test_dataloader(self) -> DataLoader:
+        return self._eval_loader("test")
+
+    def raw_case(self, case_id: str) -> Case:
+        """The case as read from disk, before preprocessing (for overlays and baselines)."""
+        return self._reader().load_case(case_id)
+
+
+def _reseed_worker(worker_id: int) -> None:
+    info = torch.utils.data.get_worker_info()
+    aug = getattr(info.dataset, "augment", None)
+    if aug is not None and hasattr(aug, "reseed"):
+        aug.reseed(int(torch.initial_seed() % 2**31))
+    np.random.seed(int(torch.initial_seed() % 2**32))

@@ -1,0 +1,132 @@
+"""Deterministic preprocessing steps, applied once per case before training or inference.
+
+Each step is a small callable ``Case -> Case`` built from config with ``_target_``, so a pipeline
+reads like the experiment it describes, e.g. the chained U-Net seed (Francia et al. 2020)::
+
+    preprocess:
+      - _target_: medseg.data.preprocess.GreenWeightedGray
+      - _target_: medseg.data.preprocess.ZScore
+      - _target_: medseg.data.preprocess.MinMax
+      - _target_: medseg.data.preprocess.CLAHE
+      - _target_: medseg.data.preprocess.Gamma
+        gamma: 1.2
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+
+import numpy as np
+from scipy import ndimage
+
+from medseg.data.case import Case
+
+
+def fov_from_image(image: np.ndarray, threshold: float = 0.06) -> np.ndarray:
+    """Field of view of a fundus image: the largest bright connected region, holes filled.
+
+    Used where a dataset ships no FOV masks (CHASE_DB1). ``image`` is (C,H,W) in [0,1].
+    """
+    bright = image.max(axis=0) > threshold
+    bright = ndimage.binary_opening(bright, iterations=2)
+    labels, n = ndimage.label(bright)
+    if n == 0:
+        return np.ones(image.shape[1:], bool)
+    largest = 1 + int(np.argmax(ndimage.sum(bright, labels, range(1, n + 1))))
+    return ndimage.binary_fill_holes(labels == largest)
+
+
+def _roi_values(case: Case, within_roi: bool) -> np.ndarray:
+    return case.roi if (within_roi and case.roi is not None and case.roi.any()) else None
+
+
+class GreenWeightedGray:
+    """RGB -> one channel, weighted towards green (vessels contrast best there).
+
+    Default weights are the ITU-R 601 luma (0.299, 0.587, 0.114), the "weighted gray" of the
+    chained U-Net seed; pass ``weights=[0, 1, 0]`` for the pure green channel.
+    """
+
+    def __init__(self, weights: Sequence[float] = (0.299, 0.587, 0.114)) -> None:
+        self.weights = np.asarray(weights, np.float32)
+
+    def __call__(self, case: Case) -> Case:
+        if case.image.shape[0] != 3:
+            return case
+        gray = np.tensordot(self.weights, case.image, axes=1)[None].astype(np.float32)
+        return replace(case, image=gray)
+
+
+class ZScore:
+    """Per-channel zero mean, unit variance (statistics inside the ROI by default)."""
+
+    def __init__(self, within_roi: bool = True, eps: float = 1e-6) -> None:
+        self.within_roi, self.eps = within_roi, eps
+
+    def __call__(self, case: Case) -> Case:
+        roi = _roi_values(case, self.within_roi)
+        out = np.empty_like(case.image, dtype=np.float32)
+        for c, chan in enumerate(case.image):
+            vals = chan[roi] if roi is not None else chan
+            out[c] = (chan - vals.mean()) / (vals.std() + self.eps)
+            if roi is not None:
+                out[c][~roi] = 0.0
+        return replace(case, image=out)
+
+
+class MinMax:
+    """Per-channel rescale to [0, 1] (range taken inside the ROI by default, then clipped)."""
+
+    def __init__(self, within_roi: bool = True, eps: float = 1e-6) -> None:
+        self.within_roi, self.eps = within_roi, eps
+
+    def __call__(self, case: Case) -> Case:
+        roi = _roi_values(case, self.within_roi)
+        out = np.empty_like(case.image, dtype=np.float32)
+        for c, chan in enumerate(case.image):
+            vals = chan[roi] if roi is not None else chan
+            lo, hi = float(vals.min()), float(vals.max())
+            out[c] = np.clip((chan - lo) / (hi - lo + self.eps), 0.0, 1.0)
+        return replace(case, image=out)
+
+
+class CLAHE:
+    """Contrast-limited adaptive histogram equalisation (scikit-image), per channel, on [0,1] input."""
+
+    def __init__(self, clip_limit: float = 0.01, kernel_size: int | None = None) -> None:
+        self.clip_limit, self.kernel_size = clip_limit, kernel_size
+
+    def __call__(self, case: Case) -> Case:
+        from skimage import exposure
+
+        img = np.clip(case.image, 0.0, 1.0)
+        out = np.stack([
+            exposure.equalize_adapthist(c, kernel_size=self.kernel_size, clip_limit=self.clip_limit)
+            for c in img
+        ]).astype(np.float32)
+        return replace(case, image=out)
+
+
+class Gamma:
+    """Gamma correction ``x ** gamma`` on [0,1] input (gamma > 1 darkens)."""
+
+    def __init__(self, gamma: float = 1.2) -> None:
+        if gamma <= 0:
+            raise ValueError(f"gamma must be > 0, got {gamma}")
+        self.gamma = gamma
+
+    def __call__(self, case: Case) -> Case:
+        return replace(case, image=np.power(np.clip(case.image, 0.0, 1.0), self.gamma).astype(np.float32))
+
+
+class Compose:
+    """Apply steps in order."""
+
+    def __init__(self, steps: Sequence) -> None:
+        self.steps = list(steps or [])
+
+    def __call__(self, case: Case) -> Case:
+        for step in self.steps:
+            case = step(case)
+        return case

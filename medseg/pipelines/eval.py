@@ -1,0 +1,51 @@
+"""Evaluate the checkpoint of an earlier run on one of its splits."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from medseg.data.case import DataError
+from medseg.pipelines.build import build_datamodule, build_module, load_weights
+from medseg.pipelines.evaluate import evaluate_split, summary_dict
+from medseg.utils.io import write_json_atomic
+
+log = logging.getLogger(__name__)
+
+
+def resolve_checkpoint(run_dir: Path, ckpt: str) -> Path:
+    """``best`` (the run's monitored best), ``last``, or a path."""
+    folder = run_dir / "checkpoints"
+    if ckpt == "last":
+        path = folder / "last.ckpt"
+    elif ckpt == "best":
+        cands = sorted(p for p in folder.glob("*.ckpt") if p.name != "last.ckpt") if folder.is_dir() else []
+        if not cands:
+            raise DataError(f"{folder}: no best checkpoint found")
+        path = cands[-1] if len(cands) == 1 else max(cands, key=lambda p: p.stat().st_mtime)
+    else:
+        path = Path(ckpt)
+    if not path.is_file():
+        raise DataError(f"{path}: checkpoint not found")
+    return path
+
+
+def evaluate_run(cfg: DictConfig, out_dir: str | Path) -> Path:
+    run_dir = Path(cfg.run_dir).expanduser()
+    saved = run_dir / ".hydra" / "config.yaml"
+    if not saved.is_file():
+        raise DataError(f"{run_dir}: not a medseg run folder (no .hydra/config.yaml)")
+    run_cfg = OmegaConf.load(saved)
+    if cfg.get("overrides"):
+        run_cfg = OmegaConf.merge(run_cfg, cfg.overrides)
+    dm = build_datamodule(run_cfg)
+    module = build_module(run_cfg, dm)
+    ckpt = resolve_checkpoint(run_dir, str(cfg.ckpt))
+    load_weights(module, ckpt)
+    out = Path(out_dir)
+    per_image = evaluate_split(module, dm, out, split=cfg.split, baseline=run_cfg.get("baseline"),
+                               title=f"{run_cfg.task_name}: {cfg.split} report ({ckpt.name})")
+    write_json_atomic(out / "results.json", {**summary_dict(per_image), "checkpoint": str(ckpt)})
+    return out

@@ -1,0 +1,63 @@
+"""Train, then evaluate the best checkpoint on the held-out split and write the run folder."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import lightning as L
+from omegaconf import DictConfig
+
+from medseg.pipelines.build import build_datamodule, build_module, build_trainer, load_weights
+from medseg.pipelines.evaluate import evaluate_split, summary_dict
+from medseg.utils.io import write_json_atomic
+
+log = logging.getLogger(__name__)
+
+
+def find_resume_checkpoint(cfg: DictConfig, run_dir: Path) -> str | None:
+    """``resume: true`` continues from ``<run_dir>/checkpoints/last.ckpt`` when it exists;
+    ``resume: <path>`` from that checkpoint."""
+    resume = cfg.get("resume")
+    if not resume:
+        return None
+    if resume is True or str(resume).lower() == "true":
+        last = run_dir / "checkpoints" / "last.ckpt"
+        return str(last) if last.exists() else None
+    path = Path(str(resume))
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: resume checkpoint not found")
+    return str(path)
+
+
+def train(cfg: DictConfig, run_dir: str | Path) -> dict[str, float]:
+    """Run one experiment end to end. Returns the test metrics (means over images)."""
+    run_dir = Path(run_dir)
+    t0 = time.perf_counter()
+    L.seed_everything(cfg.seed, workers=True)
+    dm = build_datamodule(cfg)
+    write_json_atomic(run_dir / "splits.json", dm.splits)
+    module = build_module(cfg, dm)
+    trainer = build_trainer(cfg, run_dir)
+    ckpt = find_resume_checkpoint(cfg, run_dir)
+    if ckpt:
+        log.info("resuming from %s", ckpt)
+    trainer.fit(module, datamodule=dm, ckpt_path=ckpt, weights_only=True)
+
+    results: dict[str, float] = {}
+    if trainer.is_global_zero and cfg.get("evaluate", True):
+        best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+        if best:
+            load_weights(module, best)
+            log.info("evaluating best checkpoint %s", best)
+        per_image = evaluate_split(module, dm, run_dir, split="test", baseline=cfg.get("baseline"),
+                                   title=f"{cfg.task_name}: test report")
+        results = summary_dict(per_image)
+        results["val/best_dice"] = float(trainer.checkpoint_callback.best_model_score or float("nan")) \
+            if trainer.checkpoint_callback else float("nan")
+        write_json_atomic(run_dir / "results.json", results)
+        for lg in trainer.loggers:
+            lg.log_metrics(results, step=trainer.global_step)
+    log.info("finished in %.1f s; results in %s", time.perf_counter() - t0, run_dir)
+    return results

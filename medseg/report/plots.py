@@ -1,0 +1,81 @@
+"""Figures: loss curves and prediction overlays (matplotlib, Agg backend, atomic writes)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from medseg.utils.io import save_with  # noqa: E402
+
+
+def _save(fig, path: Path) -> Path:
+    save_with(path, lambda p: fig.savefig(p, format=Path(path).suffix.lstrip(".") or "png", dpi=110,
+                                          bbox_inches="tight"))
+    plt.close(fig)
+    return Path(path)
+
+
+def plot_loss_curve(rows: Sequence[dict], path: str | Path) -> Path:
+    """Train and validation loss per epoch (plus validation Dice on a second axis when logged)."""
+    fig, ax = plt.subplots(figsize=(6, 3.8))
+    epochs = [r["epoch"] + 1 for r in rows]
+    for key, style in (("train/loss", "-o"), ("val/loss", "-s")):
+        xs = [e for e, r in zip(epochs, rows) if key in r]
+        ys = [r[key] for r in rows if key in r]
+        if ys:
+            ax.plot(xs, ys, style, label=key, markersize=3)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("loss")
+    ax.grid(alpha=0.3)
+    dice = [(e, r["val/dice"]) for e, r in zip(epochs, rows) if "val/dice" in r]
+    if dice:
+        ax2 = ax.twinx()
+        ax2.plot(*zip(*dice), "-^", color="tab:green", label="val/dice", markersize=3)
+        ax2.set_ylabel("Dice")
+        ax2.set_ylim(0, 1)
+        h1, l1 = ax.get_legend_handles_labels()
+        h2, l2 = ax2.get_legend_handles_labels()
+        ax.legend(h1 + h2, l1 + l2, loc="center right", fontsize=8)
+    else:
+        ax.legend(fontsize=8)
+    ax.set_title("Training curves")
+    return _save(fig, Path(path))
+
+
+def _display_image(image: np.ndarray) -> np.ndarray:
+    """(C,H,W) any range -> (H,W,3) or (H,W) in [0,1] for display."""
+    img = image[:3] if image.shape[0] >= 3 else image[:1]
+    lo, hi = np.percentile(img, [1, 99])
+    img = np.clip((img - lo) / (hi - lo + 1e-8), 0, 1)
+    return img.transpose(1, 2, 0) if img.shape[0] == 3 else img[0]
+
+
+def error_map(pred: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """(H,W,3): true positives white, false positives red, false negatives blue."""
+    rgb = np.zeros(pred.shape + (3,), np.float32)
+    rgb[pred & target] = (1, 1, 1)
+    rgb[pred & ~target] = (1, 0.15, 0.15)
+    rgb[~pred & target] = (0.2, 0.45, 1)
+    return rgb
+
+
+def plot_overlay(image: np.ndarray, target: np.ndarray, pred: np.ndarray, path: str | Path, title: str = "") -> Path:
+    """image | ground truth | prediction | errors, for one 2D case (binary maps ``(H, W)``)."""
+    fig, axes = plt.subplots(1, 4, figsize=(14, 3.9))
+    shown = _display_image(image)
+    axes[0].imshow(shown, cmap=None if shown.ndim == 3 else "gray")
+    axes[1].imshow(target, cmap="gray", vmin=0, vmax=1)
+    axes[2].imshow(pred, cmap="gray", vmin=0, vmax=1)
+    axes[3].imshow(error_map(pred.astype(bool), target.astype(bool)))
+    for ax, t in zip(axes, ("image", "ground truth", "prediction", "errors (FP red, FN blue)")):
+        ax.set_title(t, fontsize=9)
+        ax.axis("off")
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return _save(fig, Path(path))
