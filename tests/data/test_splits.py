@@ -1,0 +1,48 @@
+import pytest
+
+from medseg.data.splits import grouped_holdout, grouped_kfold, make_splits
+
+IDS = [f"ID{p:03d}_{side}" for p in range(10) for side in "LR"]
+
+
+def group(cid: str) -> str:
+    return cid.split("_")[0]
+
+
+def test_kfold_partitions_and_never_splits_groups():
+    folds = grouped_kfold(IDS, 5, seed=0, group_of=group)
+    assert sorted(c for f in folds for c in f) == sorted(IDS)
+    assert all(len(f) == 4 for f in folds)
+    owner = {}
+    for k, f in enumerate(folds):
+        for c in f:
+            assert owner.setdefault(group(c), k) == k
+
+
+def test_kfold_deterministic_and_seed_dependent():
+    assert grouped_kfold(IDS, 5, 1, group) == grouped_kfold(IDS, 5, 1, group)
+    assert grouped_kfold(IDS, 5, 1, group) != grouped_kfold(IDS, 5, 2, group)
+
+
+def test_holdout_grouped():
+    rest, held = grouped_holdout(IDS, 0.3, seed=0, group_of=group)
+    assert len(held) == 6 and not {group(c) for c in held} & {group(c) for c in rest}
+
+
+def test_make_splits_uses_dataset_test_split_and_folds():
+    s = make_splits(IDS, ["T1", "T2"], val_fraction=0.2, test_fraction=0.25, seed=0, fold=2, n_folds=5,
+                    group_of=group)
+    assert s["test"] == ["T1", "T2"]
+    assert len(s["val"]) == 4 and not set(s["val"]) & set(s["train"])
+    assert sorted(s["train"] + s["val"]) == sorted(IDS)
+
+
+def test_make_splits_carves_test_when_missing():
+    s = make_splits(IDS, None, val_fraction=0.2, test_fraction=0.25, seed=0, group_of=group)
+    assert sorted(s["train"] + s["val"] + s["test"]) == sorted(IDS)
+    assert len(s["test"]) >= 4
+
+
+def test_bad_fold():
+    with pytest.raises(ValueError, match="data.fold=5 is outside 0..4"):
+        make_splits(IDS, None, val_fraction=0.2, test_fraction=0.25, seed=0, fold=5, n_folds=5)
