@@ -33,7 +33,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from sqlalchemy import Float, ForeignKey, Integer, String, Text, create_engine, delete, func, select
+from sqlalchemy import Float, ForeignKey, Integer, String, Text, create_engine, delete, event, func, select
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError, IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
@@ -148,6 +148,8 @@ def connect(url: str, create: bool = True) -> Engine:
         Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
     try:
         engine = create_engine(parsed, hide_parameters=True)
+        if engine.dialect.name == "sqlite":
+            event.listen(engine, "connect", _sqlite_foreign_keys)
         if create:
             Base.metadata.create_all(engine)
         else:
@@ -160,6 +162,13 @@ def connect(url: str, create: bool = True) -> Engine:
         raise ClinicalError(f"cannot open database {safe_url(url)}: {type(exc).__name__}: "
                             f"{str(exc.orig if hasattr(exc, 'orig') else exc).strip().splitlines()[0]}") from None
     return engine
+
+
+def _sqlite_foreign_keys(dbapi_connection, _record) -> None:
+    """SQLite enforces foreign keys only when asked, per connection."""
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
 
 
 @contextmanager

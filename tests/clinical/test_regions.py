@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import AFFINES, SHAPE
+from clinical_synth import AFFINES, SHAPE
 
 from medseg.clinical import ClinicalError
 from medseg.clinical.regions import (

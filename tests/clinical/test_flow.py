@@ -1,0 +1,199 @@
+"""The whole flow: synthetic case + demo database -> localisation, cross-check, hospitals, report."""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from medseg.clinical import ClinicalError, db
+from medseg.clinical.flow import diagnose
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def demo_db(db_url):
+    engine = db.connect(db_url)
+    db.load_csv_dir(engine, db.DEMO_DIR)
+    engine.dispose()
+    return db_url
+
+
+def test_left_frontal_case_confirms_region_and_recommends_its_hospital(demo_db, brats_case, tmp_path, caplog):
+    case = brats_case(centre_mm=(-35.0, 40.0, 30.0), orientation="LPS")
+    with caplog.at_level(logging.DEBUG), caplog.at_level(logging.INFO, logger="sqlalchemy.engine"):
+        result = diagnose(case_dir=case, patient_id="DEMO-001", db_url=demo_db, out_dir=tmp_path / "out")
+    loc, check = result.localisation, result.crosscheck
+    assert (loc.found[0].side, loc.found[0].structure, loc.hemisphere) == ("left", "frontal lobe", "left")
+    confirmed = {r.name: r.reason for r in check.regions}
+    assert confirmed["left frontal lobe"] == "both"          # aphasia + right hemiparesis point there
+    assert confirmed["left temporal lobe"] == "symptoms only"
+    assert check.symptom_support == 1.0 and check.agreement > 0.9
+    hospitals = [r for r in check.recommendations if r.kind == "hospital"]
+    assert hospitals[0].key == "H-NBR" and "left frontal lobe" in hospitals[0].structures
+    # the report: both formats, slices embedded in the HTML, the disclaimer, no patient id by default
+    md = result.report_md.read_text()
+    page = result.report_html.read_text()
+    assert "Research software, not a diagnosis" in md and "Research software, not a diagnosis" in page
+    assert "data:image/png;base64," in page and (tmp_path / "out" / "slices.png").stat().st_size > 1000
+    assert "| left frontal lobe | both |" in md and "Northbridge" in page
+    assert "DEMO-001" not in md + page + (tmp_path / "out" / "diagnosis.json").read_text()
+    # identifiers never reach the logs: medseg's, and SQLAlchemy's statement log with its bound values
+    assert any(r.name.startswith("sqlalchemy.engine") and "patients" in r.getMessage() for r in caplog.records)
+    assert any(r.name.startswith("medseg.clinical") for r in caplog.records)
+    assert not any("DEMO-001" in r.getMessage() for r in caplog.records)
+
+
+def test_symptoms_elsewhere_give_zero_agreement_and_image_led_recommendation(demo_db, brats_case):
+    case = brats_case(centre_mm=(25.0, -64.0, 12.0), orientation="RAS")  # right occipital
+    result = diagnose(case_dir=case, patient_id="DEMO-001", db_url=demo_db)
+    check = result.crosscheck
+    reasons = {r.name: r.reason for r in check.regions}
+    assert reasons["right occipital lobe"] == "image only"
+    assert reasons["left frontal lobe"] == "symptoms only"
+    assert check.agreement == 0.0
+    assert [r.key for r in check.recommendations if r.kind == "hospital"][0] == "H-LKS"
+    assert result.report_md is None  # no out_dir: nothing written
+
+
+def test_unknown_symptom_is_reported_not_fatal(demo_db, brats_case, tmp_path):
+    # DEMO-003: left visual field loss (-> right occipital) and headache (not in the knowledge table)
+    case = brats_case(case_id="BraTS20_Training_003", centre_mm=(25.0, -64.0, 12.0))
+    result = diagnose(case_dir=case, db_url=demo_db, out_dir=tmp_path, symptoms=["tingling:left"])
+    check = result.crosscheck
+    assert check.unknown_symptoms == ["headache", "tingling"]
+    assert any("unknown symptom 'headache'" in m for m in check.messages)
+    assert {r.name: r.reason for r in check.regions}["right occipital lobe"] == "both"
+    assert check.symptom_support == 1.0  # only known symptoms count
+    assert "unknown symptom 'tingling'" in result.report_md.read_text()
+
+
+def test_clear_errors_for_missing_patient_empty_tumour_and_missing_segmentation(demo_db, brats_case):
+    case = brats_case()
+    with pytest.raises(ClinicalError, match="'NOBODY' not found"):
+        diagnose(case_dir=case, patient_id="NOBODY", db_url=demo_db)
+    with pytest.raises(ClinicalError, match="none linked to case"):
+        diagnose(case_dir=brats_case(case_id="Unlinked_007"), db_url=demo_db)
+    empty = brats_case(case_id="BraTS20_Training_002", empty=True)
+    with pytest.raises(ClinicalError, match="contains no tumour"):
+        diagnose(case_dir=empty, db_url=demo_db)
+    unlabelled = brats_case(case_id="BraTS20_Training_004", with_seg=False)
+    with pytest.raises(ClinicalError, match="no segmentation file.*run_dir"):
+        diagnose(case_dir=unlabelled, db_url=demo_db)
+    with pytest.raises(ClinicalError, match="unknown symptom|side after ':'"):
+        diagnose(case_dir=case, patient_id="DEMO-001", db_url=demo_db, symptoms=["ataxia:up"])
+
+
+# ------------------------------------------------------------------------ segmenting with a run
+READER = '''
+class FakeBratsReader:
+    task = "multilabel"
+    class_names = ("WT", "TC", "ET")
+    in_channels = 4
+'''
+
+
+def _fake_run(tmp_path: Path, monkeypatch) -> Path:
+    """A medseg run folder whose 'trained' network is a 1x1x1 convolution thresholding FLAIR and T1ce
+    (the synthetic tumour is bright there), so the model's answer is known."""
+    import torch
+    from omegaconf import OmegaConf
+
+    from medseg.pipelines.build import build_module
+
+    (tmp_path / "mods").mkdir()
+    (tmp_path / "mods" / "fake_brats_reader.py").write_text(READER)
+    monkeypatch.syspath_prepend(str(tmp_path / "mods"))
+    run = tmp_path / "run"
+    cfg = OmegaConf.create({
+        "model": {"_target_": "torch.nn.Conv3d", "kernel_size": 1},
+        "loss": {"_target_": "torch.nn.BCEWithLogitsLoss"},
+        "optimizer": {"_target_": "torch.optim.Adam", "_partial_": True},
+        "scheduler": None, "monitor": "val/dice",
+        "inference": {"_target_": "medseg.inference.predictor.Predictor", "mode": "whole"},
+        "data": {"reader": {"_target_": "fake_brats_reader.FakeBratsReader", "_partial_": True}, "preprocess": []},
+    })
+    (run / ".hydra").mkdir(parents=True)
+    OmegaConf.save(cfg, run / ".hydra" / "config.yaml")
+    from types import SimpleNamespace
+
+    module = build_module(cfg, SimpleNamespace(task="multilabel", class_names=["WT", "TC", "ET"], in_channels=4))
+    with torch.no_grad():
+        w = torch.zeros(3, 4, 1, 1, 1)
+        w[0, 0] = 0.01    # WT: flair (channel 0) above 750
+        w[1, 2] = 0.01    # TC ~ ET: t1ce (channel 2) above 1100
+        w[2, 2] = 0.01
+        module.net.weight.copy_(w)
+        module.net.bias.copy_(torch.tensor([-7.5, -11.0, -11.0]))
+    (run / "checkpoints").mkdir()
+    torch.save({"state_dict": module.state_dict()}, run / "checkpoints" / "epoch=0-step=1.ckpt")
+    return run
+
+
+def test_segmenting_with_a_run_localises_the_tumour(demo_db, brats_case, tmp_path, monkeypatch):
+    import nibabel as nib
+
+    run = _fake_run(tmp_path, monkeypatch)
+    case = brats_case(centre_mm=(46.0, 0.0, -20.0), orientation="RAS", with_seg=False)
+    result = diagnose(case_dir=case, run_dir=run, patient_id="DEMO-002", db_url=demo_db)
+    assert "model of run run" in result.source
+    top = result.localisation.found[0]
+    assert (top.side, top.structure) == ("right", "temporal lobe")
+    assert {r.name: r.reason for r in result.crosscheck.regions}["right temporal lobe"] == "both"  # seizures, memory
+    # the model's whole tumour is the written tumour (oedema included)
+    seg_case = brats_case(case_id="ref", centre_mm=(46.0, 0.0, -20.0), orientation="RAS")
+    ref = np.asarray(nib.load(seg_case / "ref_seg.nii.gz").dataobj) > 0
+    assert result.localisation.volumes_cm3["WT"] == pytest.approx(ref.sum() * 64 / 1000)
+    # a case without one of the modalities the model needs
+    (case / f"{case.name}_t1ce.nii.gz").unlink()
+    with pytest.raises(ClinicalError, match="missing modality t1ce.*BraTS20_Training_001_t1ce.nii.gz"):
+        diagnose(case_dir=case, run_dir=run, patient_id="DEMO-002", db_url=demo_db)
+
+
+# ------------------------------------------------------------------------------------ CLI
+def _cli(module: str, args: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    env = dict(os.environ, NO_ALBUMENTATIONS_UPDATE="1", MEDSEG_ROOT=str(cwd),
+               PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
+    env.pop("MEDSEG_DB_URL", None)
+    return subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, env=env, capture_output=True, text=True,
+                          timeout=300)
+
+
+def test_cli_loads_demo_and_diagnoses_with_clear_errors(tmp_path):
+    from clinical_synth import write_case
+
+    case = write_case(tmp_path / "BraTS", centre_mm=(-35.0, 40.0, 30.0))
+    out = _cli("medseg.cli.db", ["load", "--demo"], tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert (tmp_path / "data" / "clinical.db").is_file()
+    ok = _cli("medseg.cli.diagnose", [f"case={case}", "patient=DEMO-001"], tmp_path)
+    assert ok.returncode == 0, ok.stderr
+    assert "left frontal lobe" in ok.stdout and "Northbridge" in ok.stdout
+    run_dirs = list((tmp_path / "outputs" / "diagnose").iterdir())
+    assert (run_dirs[0] / "report.html").is_file() and not (run_dirs[0] / ".hydra").exists()
+    assert "DEMO-001" not in (run_dirs[0] / "diagnose.log").read_text()
+    bad = _cli("medseg.cli.diagnose", [f"case={case}", "patient=NOBODY"], tmp_path)
+    assert bad.returncode == 2 and "error: patient 'NOBODY' not found" in bad.stderr
+    assert "Traceback" not in bad.stderr
+    again = _cli("medseg.cli.db", ["load", "--demo"], tmp_path)
+    assert again.returncode == 2 and "--replace" in again.stderr and "Traceback" not in again.stderr
+
+
+def test_user_label_map_atlas_replaces_the_coarse_map(demo_db, brats_case, tmp_path):
+    from medseg.clinical.flow import make_atlas
+    from medseg.clinical.regions import write_coarse_atlas
+
+    nii, names = write_coarse_atlas(tmp_path / "atlas", shape=(80, 80, 52), affine=np.diag([3.0, 3.0, 3.0, 1.0]))
+    with pytest.raises(ClinicalError, match="needs a names table"):
+        make_atlas(nii)
+    atlas = make_atlas(nii, names)
+    result = diagnose(case_dir=brats_case(centre_mm=(-35.0, 40.0, 30.0)), patient_id="DEMO-001", db_url=demo_db,
+                      atlas=atlas)
+    assert result.localisation.atlas == "coarse_atlas.nii.gz"
+    assert result.localisation.found[0].name == "left frontal lobe"
