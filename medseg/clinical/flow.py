@@ -79,15 +79,13 @@ def get_tumour(case_dir: str | Path | None = None, seg: str | Path | None = None
     else:
         raise ClinicalError("nothing to localise: give a case folder, a segmentation file, or both a case and a run")
     background = None
-    if case_dir is not None:
-        flair = case_file(Path(case_dir), modalities[0]) if Path(case_dir).is_dir() else None
-        if flair is not None:
-            try:
-                image, _ = read_case_images(case_dir, modalities[:1])
-                if image.shape[1:] == tumour["WT"].shape:
-                    background = image[0]
-            except ClinicalError as exc:
-                log.warning("no background image for the slices: %s", exc)
+    if case_dir is not None and Path(case_dir).is_dir():
+        try:
+            image, _ = read_case_images(case_dir, modalities[:1])
+            if image.shape[1:] == tumour["WT"].shape:
+                background = image[0]
+        except ClinicalError as exc:
+            log.warning("slices drawn without a background image: %s", exc)
     return tumour, affine, background, source
 
 

@@ -4,9 +4,11 @@ A case is a folder ``<case_id>/`` holding ``<case_id>_{flair,t1,t1ce,t2}.nii.gz`
 cases, ``<case_id>_seg.nii.gz`` (the BraTS 2020 layout; ``.nii`` works too). The tumour comes from an
 existing segmentation file or from a trained medseg run (its saved config and checkpoint).
 
-The network sees the modalities stacked in ``modalities`` order as ``(C, X, Y, Z)`` in the NIfTI
-array order, after the run's own ``data.preprocess`` steps, with ``roi`` = voxels where any modality
-is non-zero (the skull-stripped brain).
+The network sees what it saw in training (the conventions of ``medseg.data.formats.brats``): the
+modalities of the run's ``data.reader.modalities`` stacked as ``(C, X, Y, Z)`` in the NIfTI array
+order, then the run's own ``data.preprocess`` steps, with ``roi`` = voxels where any modality is
+non-zero (the skull-stripped brain). A crop recorded in ``meta["crop_bbox"]`` is pasted back and any
+other change of grid is undone by nearest-neighbour resizing, so the tumour maps lie on the case grid.
 """
 
 from __future__ import annotations
@@ -79,19 +81,43 @@ def read_segmentation(path: str | Path) -> tuple[dict[str, np.ndarray], np.ndarr
         raise ClinicalError(f"{path}: {exc}") from None
 
 
-def _run_spec(run_cfg, in_channels: int, task: str | None, class_names: Sequence[str] | None):
-    """What :func:`medseg.pipelines.build.build_module` needs from a datamodule, without loading data."""
-    if task is None or class_names is None:
-        from hydra.utils import get_class
+#: task and classes of the BraTS reader (medseg.data.formats.brats) per ``label_mode``
+BRATS_LABEL_MODES = {"regions": ("multilabel", ("whole_tumour", "tumour_core", "enhancing_tumour")),
+                     "labels": ("multiclass", ("necrotic_core", "oedema", "enhancing_tumour"))}
 
-        reader = run_cfg.data.get("reader") if run_cfg.get("data") else None
-        target = reader.get("_target_") if reader is not None else None
-        if target is None:
-            raise ClinicalError("the run's config has no data.reader; pass diagnose.task and diagnose.class_names")
-        cls = get_class(target)
-        task = task or cls.task
-        class_names = class_names or list(cls.class_names)
+
+def _run_spec(run_cfg, in_channels: int, task: str | None, class_names: Sequence[str] | None):
+    """What :func:`medseg.pipelines.build.build_module` needs from a datamodule, without loading data:
+    the task and classes come from the run's reader config (``label_mode``) or the reader class."""
+    if task is None or class_names is None:
+        reader = (run_cfg.get("data") or {}).get("reader") or {}
+        if reader.get("label_mode") in BRATS_LABEL_MODES:
+            found_task, found_names = BRATS_LABEL_MODES[reader.get("label_mode")]
+        elif reader.get("_target_"):
+            from hydra.utils import get_class
+
+            cls = get_class(reader.get("_target_"))
+            found_task, found_names = cls.task, cls.class_names
+        else:
+            raise ClinicalError("the run's config has no data.reader to tell the model's classes")
+        task, class_names = task or found_task, class_names or list(found_names)
     return SimpleNamespace(task=task, class_names=list(class_names), in_channels=in_channels)
+
+
+def _back_to_case_grid(fg: np.ndarray, meta: dict, shape: tuple[int, ...]) -> np.ndarray:
+    """Undo preprocessing that changed the grid: paste a crop back (``meta["crop_bbox"]``, as written by
+    ``CropToForeground``), then nearest-neighbour resize to ``shape`` if it still differs."""
+    if "crop_bbox" in meta:
+        full = np.zeros(fg.shape[:1] + tuple(meta.get("original_shape", shape)), fg.dtype)
+        full[(slice(None),) + tuple(slice(a, b) for a, b in meta["crop_bbox"])] = fg
+        fg = full
+    if fg.shape[1:] != tuple(shape):
+        import torch
+        import torch.nn.functional as F
+
+        t = torch.from_numpy(fg.astype(np.float32))[None]
+        fg = F.interpolate(t, size=tuple(shape), mode="nearest")[0].numpy() > 0.5
+    return fg
 
 
 def maps_from_prediction(fg: np.ndarray, task: str, class_names: Sequence[str]) -> dict[str, np.ndarray | None]:
@@ -141,6 +167,8 @@ def segment_with_run(run_dir: str | Path, case_dir: str | Path, ckpt: str = "bes
     if not saved.is_file():
         raise ClinicalError(f"{run_dir}: not a medseg run folder (no .hydra/config.yaml)")
     run_cfg = OmegaConf.load(saved)
+    reader_cfg = (run_cfg.get("data") or {}).get("reader") or {}
+    modalities = list(reader_cfg.get("modalities") or modalities)  # the run's channel order wins
     image, affine = read_case_images(case_dir, modalities)
     spec = _run_spec(run_cfg, image.shape[0], task, class_names)
     module = build_module(run_cfg, spec)
@@ -153,10 +181,12 @@ def segment_with_run(run_dir: str | Path, case_dir: str | Path, ckpt: str = "bes
     module.eval()
     steps = instantiate(run_cfg.data.get("preprocess") or [], _convert_="all") if run_cfg.get("data") else []
     case = Compose(list(steps))(Case(Path(case_dir).name, image, roi=(image != 0).any(axis=0),
-                                     spacing=tuple(float(z) for z in np.sqrt((affine[:3, :3] ** 2).sum(0)))))
+                                     spacing=tuple(float(z) for z in np.sqrt((affine[:3, :3] ** 2).sum(0))),
+                                     meta={"affine": affine, "modalities": modalities}))
     x = torch.from_numpy(np.ascontiguousarray(case.image, np.float32))[None]
     with torch.no_grad():
         logits = module.predict_logits(x)
         fg = module.task.discretize(module.task.activation(logits))[0].cpu().numpy()
+    fg = _back_to_case_grid(fg, case.meta, image.shape[1:])
     log.info("segmented case with %s (%s, classes %s)", path.name, spec.task, spec.class_names)
     return maps_from_prediction(fg, spec.task, spec.class_names), affine

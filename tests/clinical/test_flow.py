@@ -90,45 +90,67 @@ def test_clear_errors_for_missing_patient_empty_tumour_and_missing_segmentation(
         diagnose(case_dir=case, patient_id="DEMO-001", db_url=demo_db, symptoms=["ataxia:up"])
 
 
+def test_missing_modality_with_a_segmentation_still_reports(demo_db, brats_case, tmp_path, caplog):
+    case = brats_case(modalities=("t1", "t1ce", "t2"))
+    with caplog.at_level(logging.WARNING):
+        result = diagnose(case_dir=case, patient_id="DEMO-001", db_url=demo_db, out_dir=tmp_path)
+    assert "missing modality flair" in caplog.text
+    assert result.report_html.is_file() and result.localisation.found[0].name == "left frontal lobe"
+
+
 # ------------------------------------------------------------------------ segmenting with a run
-READER = '''
+FAKE_MODULE = '''
+from dataclasses import replace
+
+import numpy as np
+
+
 class FakeBratsReader:
     task = "multilabel"
     class_names = ("WT", "TC", "ET")
-    in_channels = 4
+
+
+class FakeCrop:
+    """Crops like medseg.data.preprocess.CropToForeground and records the box the same way."""
+
+    def __call__(self, case):
+        box = [(2, n - 3) for n in case.image.shape[1:]]
+        sl = tuple(slice(a, b) for a, b in box)
+        meta = dict(case.meta, crop_bbox=[list(b) for b in box], original_shape=list(case.image.shape[1:]))
+        return replace(case, image=case.image[(slice(None),) + sl], roi=case.roi[sl], meta=meta)
 '''
 
 
-def _fake_run(tmp_path: Path, monkeypatch) -> Path:
-    """A medseg run folder whose 'trained' network is a 1x1x1 convolution thresholding FLAIR and T1ce
-    (the synthetic tumour is bright there), so the model's answer is known."""
+def _fake_run(tmp_path: Path, monkeypatch, reader: dict, preprocess: list, flair: int, t1ce: int, n_in: int) -> Path:
+    """A medseg run folder whose 'trained' network is a 1x1x1 convolution thresholding FLAIR (whole
+    tumour) and T1ce (core, enhancing): the synthetic tumour is bright there, so the answer is known."""
     import torch
     from omegaconf import OmegaConf
 
     from medseg.pipelines.build import build_module
 
-    (tmp_path / "mods").mkdir()
-    (tmp_path / "mods" / "fake_brats_reader.py").write_text(READER)
+    (tmp_path / "mods").mkdir(exist_ok=True)
+    (tmp_path / "mods" / "fake_brats_module.py").write_text(FAKE_MODULE)
     monkeypatch.syspath_prepend(str(tmp_path / "mods"))
-    run = tmp_path / "run"
+    run = tmp_path / f"run_{n_in}"
     cfg = OmegaConf.create({
         "model": {"_target_": "torch.nn.Conv3d", "kernel_size": 1},
         "loss": {"_target_": "torch.nn.BCEWithLogitsLoss"},
         "optimizer": {"_target_": "torch.optim.Adam", "_partial_": True},
         "scheduler": None, "monitor": "val/dice",
         "inference": {"_target_": "medseg.inference.predictor.Predictor", "mode": "whole"},
-        "data": {"reader": {"_target_": "fake_brats_reader.FakeBratsReader", "_partial_": True}, "preprocess": []},
+        "data": {"reader": reader, "preprocess": preprocess},
     })
     (run / ".hydra").mkdir(parents=True)
     OmegaConf.save(cfg, run / ".hydra" / "config.yaml")
     from types import SimpleNamespace
 
-    module = build_module(cfg, SimpleNamespace(task="multilabel", class_names=["WT", "TC", "ET"], in_channels=4))
+    module = build_module(cfg, SimpleNamespace(task="multilabel", class_names=["a", "b", "c"], in_channels=n_in))
     with torch.no_grad():
-        w = torch.zeros(3, 4, 1, 1, 1)
-        w[0, 0] = 0.01    # WT: flair (channel 0) above 750
-        w[1, 2] = 0.01    # TC ~ ET: t1ce (channel 2) above 1100
-        w[2, 2] = 0.01
+        w = torch.zeros(3, n_in, 1, 1, 1)
+        w[0, flair] = 0.01    # WT: flair above 750
+        w[1, t1ce] = 0.01     # TC ~ ET: t1ce above 1100
+        w[2, t1ce] = 0.01
         module.net.weight.copy_(w)
         module.net.bias.copy_(torch.tensor([-7.5, -11.0, -11.0]))
     (run / "checkpoints").mkdir()
@@ -136,20 +158,33 @@ def _fake_run(tmp_path: Path, monkeypatch) -> Path:
     return run
 
 
-def test_segmenting_with_a_run_localises_the_tumour(demo_db, brats_case, tmp_path, monkeypatch):
+RUNS = {
+    # a reader class telling task and classes, all four modalities, no preprocessing
+    "reader_class": (dict(reader={"_target_": "fake_brats_module.FakeBratsReader", "_partial_": True},
+                          preprocess=[], flair=0, t1ce=2, n_in=4)),
+    # the BraTS reader's config (label_mode, two modalities in the run's order) and a crop to undo
+    "brats_config": (dict(reader={"_target_": "medseg.data.formats.brats.BratsReader", "_partial_": True,
+                                  "modalities": ["t1ce", "flair"], "label_mode": "regions"},
+                          preprocess=[{"_target_": "fake_brats_module.FakeCrop"}], flair=1, t1ce=0, n_in=2)),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(RUNS))
+def test_segmenting_with_a_run_localises_the_tumour(demo_db, brats_case, tmp_path, monkeypatch, kind):
     import nibabel as nib
 
-    run = _fake_run(tmp_path, monkeypatch)
+    run = _fake_run(tmp_path, monkeypatch, **RUNS[kind])
     case = brats_case(centre_mm=(46.0, 0.0, -20.0), orientation="RAS", with_seg=False)
     result = diagnose(case_dir=case, run_dir=run, patient_id="DEMO-002", db_url=demo_db)
-    assert "model of run run" in result.source
+    assert "model of run" in result.source
     top = result.localisation.found[0]
     assert (top.side, top.structure) == ("right", "temporal lobe")
     assert {r.name: r.reason for r in result.crosscheck.regions}["right temporal lobe"] == "both"  # seizures, memory
-    # the model's whole tumour is the written tumour (oedema included)
+    # the model's whole tumour is the written tumour (oedema included), on the case grid
     seg_case = brats_case(case_id="ref", centre_mm=(46.0, 0.0, -20.0), orientation="RAS")
-    ref = np.asarray(nib.load(seg_case / "ref_seg.nii.gz").dataobj) > 0
-    assert result.localisation.volumes_cm3["WT"] == pytest.approx(ref.sum() * 64 / 1000)
+    seg = np.asarray(nib.load(seg_case / "ref_seg.nii.gz").dataobj)
+    assert result.localisation.volumes_cm3["WT"] == pytest.approx((seg > 0).sum() * 64 / 1000)
+    assert result.localisation.volumes_cm3["ET"] == pytest.approx((seg == 4).sum() * 64 / 1000)
     # a case without one of the modalities the model needs
     (case / f"{case.name}_t1ce.nii.gz").unlink()
     with pytest.raises(ClinicalError, match="missing modality t1ce.*BraTS20_Training_001_t1ce.nii.gz"):
