@@ -7,7 +7,7 @@
 # Installs Debian's `postgresql` when its binaries are missing (needs root and apt), creates a cluster
 # in a temporary folder, starts it on 127.0.0.1 on a free port (trust auth, loopback only), exports
 # MEDSEG_TEST_POSTGRES_URL for the tests, runs the command, then stops the server and deletes the
-# folder. initdb refuses to run as root, so as root the cluster belongs to the `postgres` user.
+# folder (PG_BIN_DIR=<folder with initdb, pg_ctl> picks other binaries). initdb refuses to run as root, so as root the cluster belongs to the `postgres` user.
 # Where no server can be started the command still runs and the PostgreSQL tests skip, saying why.
 set -uo pipefail
 
@@ -16,10 +16,18 @@ PY=${PY:-.venv/bin/python}
 if [ $# -eq 0 ]; then set -- "$PY" -m pytest tests/clinical -m "not slow" -q; fi
 
 note() { echo "with_postgres: $*" >&2; }
-run_without_server() { note "$1; the PostgreSQL tests will skip"; shift; unset MEDSEG_TEST_POSTGRES_URL; exec "$@"; }
+# run the command anyway; the tests' skip message repeats why there is no server
+run_without_server() {
+    note "$1; the PostgreSQL tests will skip"
+    export MEDSEG_TEST_POSTGRES_UNAVAILABLE="$1"
+    unset MEDSEG_TEST_POSTGRES_URL
+    shift
+    "$@"
+    exit $?
+}
 
 pg_bin() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1; }
-BIN=$(pg_bin)
+BIN=${PG_BIN_DIR:-$(pg_bin)}   # PG_BIN_DIR: use these PostgreSQL binaries instead of Debian's
 if [ -z "$BIN" ]; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
         note "installing Debian postgresql (apt-get)"
@@ -57,16 +65,12 @@ trap cleanup EXIT INT TERM
 t0=$(date +%s)
 if ! "${AS[@]}" "$BIN/initdb" -D "$DIR/data" -U "$DBUSER" --auth=trust -E UTF8 --no-sync >"$DIR/initdb.log" 2>&1; then
     cat "$DIR/initdb.log" >&2
-    note "initdb failed; running without a server (the PostgreSQL tests will skip)"
-    unset MEDSEG_TEST_POSTGRES_URL
-    "$@"; exit $?
+    run_without_server "initdb failed (log above)" "$@"
 fi
 if ! "${AS[@]}" "$BIN/pg_ctl" -D "$DIR/data" -l "$DIR/server.log" -w -t 60 \
         -o "-p $PORT -k $DIR -c listen_addresses=127.0.0.1 -c fsync=off" start >/dev/null; then
     cat "$DIR/server.log" >&2
-    note "the server did not start; running without a server (the PostgreSQL tests will skip)"
-    unset MEDSEG_TEST_POSTGRES_URL
-    "$@"; exit $?
+    run_without_server "the PostgreSQL server did not start (log above)" "$@"
 fi
 note "PostgreSQL $("$BIN/postgres" --version | awk '{print $3}') on 127.0.0.1:$PORT (started in $(( $(date +%s) - t0 )) s)"
 export MEDSEG_TEST_POSTGRES_URL="postgresql+psycopg://$DBUSER@127.0.0.1:$PORT/postgres"

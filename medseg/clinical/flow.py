@@ -89,20 +89,17 @@ def get_tumour(case_dir: str | Path | None = None, seg: str | Path | None = None
     return tumour, affine, background, source
 
 
-def load_patient(url: str, patient_id: str | None, case_id: str | None,
-                 extra_symptoms: Sequence[str] = ()) -> PatientInfo:
+def load_patient(session, patient_id: str | None, case_id: str | None, extra_symptoms: Sequence[str] = ()
+                 ) -> PatientInfo:
     """Step 3: the patient (by id, else by the image's case id) and the reported symptoms."""
-    engine = db.connect(url)
-    with db.session_scope(engine) as session:
-        if patient_id is not None:
-            p = db.get_patient(session, str(patient_id))
-        else:
-            p = db.patient_for_case(session, case_id) if case_id else None
-            if p is None:
-                raise ClinicalError(f"no patient given and none linked to case {case_id!r} in the patients table: "
-                                    "pass patient=<patient id>")
-        info = PatientInfo(p.patient_id, p.age, p.sex, p.case_id, [(s.symptom, s.side) for s in p.symptoms])
-    engine.dispose()
+    if patient_id is not None:
+        p = db.get_patient(session, str(patient_id))
+    else:
+        p = db.patient_for_case(session, case_id) if case_id else None
+        if p is None:
+            raise ClinicalError(f"no patient given and none linked to case {case_id!r} in the patients table: "
+                                "pass patient=<patient id>")
+    info = PatientInfo(p.patient_id, p.age, p.sex, p.case_id, [(s.symptom, s.side) for s in p.symptoms])
     info.symptoms += [_parse_symptom(s) for s in extra_symptoms]
     return info
 
@@ -145,11 +142,13 @@ def diagnose(case_dir: str | Path | None = None, patient_id: str | None = None, 
     loc = localise(tumour, affine, atlas, min_fraction=min_fraction, source=str(case_dir or seg))
     log.info("tumour localised: hemisphere %s, %d atlas region(s) above %.0f%%", loc.hemisphere, len(loc.found),
              100 * min_fraction)
-    patient = load_patient(db_url, patient_id, case_id, symptoms)
     engine = db.connect(db_url)
-    with db.session_scope(engine) as session:
-        check = cross_check(session, loc, patient.symptoms)
-    engine.dispose()
+    try:
+        with db.session_scope(engine) as session:
+            patient = load_patient(session, patient_id, case_id, symptoms)
+            check = cross_check(session, loc, patient.symptoms)
+    finally:
+        engine.dispose()
     for m in check.messages:
         log.warning("%s", m)
     result = Diagnosis(loc, check, patient, source)
@@ -172,7 +171,7 @@ def report_blocks(result: Diagnosis, case_id: str, slices: Path, include_patient
     who = f"patient {p.patient_id}, " if include_patient_id else ""
     blocks: list[tuple] = [
         ("h1", f"Clinical cross-check: case {case_id}"),
-        ("p", DISCLAIMER),
+        ("warn", DISCLAIMER),
         ("p", f"{who}age {p.age if p.age is not None else 'unknown'}, sex {p.sex or 'unknown'}; tumour from the "
               f"{result.source}; region map: {loc.atlas}."),
         ("h2", "Tumour"),
@@ -202,7 +201,7 @@ def report_blocks(result: Diagnosis, case_id: str, slices: Path, include_patient
     ]
     if check.messages:
         blocks += [("h2", "Notes")] + [("p", m) for m in check.messages]
-    blocks.append(("p", DISCLAIMER))
+    blocks.append(("warn", DISCLAIMER))
     return blocks
 
 

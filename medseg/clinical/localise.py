@@ -9,7 +9,7 @@ write enhancing tumour as 3; both 3 and 4 count as enhancing here). The evaluate
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 import numpy as np
 
@@ -56,7 +56,6 @@ class Localisation:
     atlas: str
     min_fraction: float
     spacing: tuple[float, float, float] = (1.0, 1.0, 1.0)
-    extra: dict = field(default_factory=dict)
 
     @property
     def found(self) -> list[RegionOverlap]:

@@ -109,6 +109,8 @@ def render_markdown(blocks: list[tuple]) -> str:
             out.append(("# " if kind == "h1" else "## ") + args[0])
         elif kind == "p":
             out.append(args[0])
+        elif kind == "warn":
+            out.append("> " + args[0])
         elif kind == "img":
             out.append(f"![{args[1]}]({args[0].name})")
         elif kind == "table":
@@ -130,8 +132,8 @@ def render_html(blocks: list[tuple], title: str) -> str:
     for kind, *args in blocks:
         if kind in ("h1", "h2"):
             body.append(f"<{kind}>{html.escape(args[0])}</{kind}>")
-        elif kind == "p":
-            body.append(f"<p>{_md_inline(args[0])}</p>")
+        elif kind in ("p", "warn"):
+            body.append(f"<p class='{kind}'>{_md_inline(args[0])}</p>")
         elif kind == "img":
             data = base64.b64encode(Path(args[0]).read_bytes()).decode("ascii")
             body.append(f'<img alt="{html.escape(args[1])}" src="data:image/png;base64,{data}" style="max-width:100%">')

@@ -18,6 +18,8 @@ def brats_case(tmp_path):
 
 def _postgres_url() -> str:
     url = os.environ.get("MEDSEG_TEST_POSTGRES_URL")
+    if not url and os.environ.get("MEDSEG_TEST_POSTGRES_UNAVAILABLE"):  # set by scripts/with_postgres.sh
+        pytest.skip(f"no PostgreSQL server: {os.environ['MEDSEG_TEST_POSTGRES_UNAVAILABLE']}")
     if not url:
         pytest.skip("PostgreSQL tests need MEDSEG_TEST_POSTGRES_URL (run `make test-postgres` to start a "
                     "throwaway server)")

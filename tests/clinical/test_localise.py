@@ -58,3 +58,25 @@ def test_empty_segmentation_and_bad_labels_are_clear_errors(brats_case):
         localise(tumour, affine, CoarseAtlas(), source="case X")
     with pytest.raises(ClinicalError, match=r"labels \[7\]"):
         regions_from_labels(np.array([[[0, 7]]]))
+
+
+def test_full_size_brats_grid_with_the_distributed_header(tmp_path):
+    """240 x 240 x 155 at 1 mm with the BraTS header affine diag(-1, -1, 1): i grows to the patient's
+    left, j to the back. A tumour at high i, low j, high k is left, anterior, superior: left frontal."""
+    from medseg.clinical.regions import SRI24_AFFINE, SRI24_SHAPE
+
+    seg = np.zeros(SRI24_SHAPE, np.uint8)
+    seg[150:166, 62:78, 100:116] = 2
+    seg[154:162, 66:74, 104:112] = 4
+    path = tmp_path / "BraTS20_Training_001_seg.nii.gz"
+    nib.save(nib.Nifti1Image(seg, SRI24_AFFINE), str(path))
+    tumour, affine = read_segmentation(path)
+    loc = localise(tumour, affine, CoarseAtlas())
+    assert loc.axcodes == ("L", "P", "S")
+    assert (loc.found[0].name, loc.hemisphere) == ("left frontal lobe", "left")
+    assert loc.volumes_cm3["WT"] == pytest.approx(16 ** 3 / 1000)
+    # the same array with the x axis flipped in the header: now the tumour is on the right
+    flipped = SRI24_AFFINE @ np.diag([-1.0, 1, 1, 1])
+    flipped[0, 3] = -239.0
+    loc_r = localise(tumour, flipped, CoarseAtlas())
+    assert (loc_r.found[0].name, loc_r.hemisphere) == ("right frontal lobe", "right")
