@@ -133,6 +133,9 @@ def cross_check(session: Session, loc: Localisation, reported: Sequence[tuple[st
             messages.append(f"unknown symptom {f.symptom!r}: not in the symptom -> region knowledge table; "
                             "it is listed but not used in the cross-check")
     image = {_key(r.side, r.structure or r.name): r.fraction for r in loc.found}
+    if not image:
+        messages.append(f"no region of the map holds {100 * loc.min_fraction:.0f}% or more of the tumour "
+                        f"({100 * loc.outside_fraction:.0f}% lies outside the map): regions come from the symptoms only")
     all_overlaps = {_key(r.side, r.structure or r.name): r.fraction for r in loc.regions}
 
     known = [f for f in findings if f.known]

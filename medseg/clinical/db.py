@@ -35,7 +35,7 @@ from pathlib import Path
 
 from sqlalchemy import Float, ForeignKey, Integer, String, Text, create_engine, delete, event, func, select
 from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import ArgumentError, IntegrityError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
 
 from medseg.clinical import ClinicalError
@@ -158,9 +158,8 @@ def connect(url: str, create: bool = True) -> Engine:
     except ModuleNotFoundError as exc:
         raise ClinicalError(f"database driver missing for {safe_url(url)} ({exc.name}); for PostgreSQL "
                             "install the 'postgres' extra: pip install 'medseg[postgres]'") from None
-    except (OperationalError, SQLAlchemyError) as exc:
-        raise ClinicalError(f"cannot open database {safe_url(url)}: {type(exc).__name__}: "
-                            f"{str(exc.orig if hasattr(exc, 'orig') else exc).strip().splitlines()[0]}") from None
+    except SQLAlchemyError as exc:
+        raise ClinicalError(f"cannot open database {safe_url(url)}: {type(exc).__name__}: {_first_line(exc)}") from None
     return engine
 
 
@@ -267,7 +266,7 @@ def _coerce(table: str, column: str, value: str, where: str):
 
 def read_table_csv(path: Path, table: str) -> list[dict]:
     """Rows of one CSV file as column -> value dicts, checked against the table's columns."""
-    _, required, optional = TABLES[table]
+    model, required, optional = TABLES[table]
     with open(path, newline="", encoding="utf-8") as fh:
         reader = csv.DictReader(fh)
         header = reader.fieldnames or []
@@ -287,6 +286,9 @@ def read_table_csv(path: Path, table: str) -> list[dict]:
                 value = raw[col] if raw[col] is not None else ""
                 if col in required and value == "":
                     raise ClinicalError(f"{where}: required column {col!r} is empty")
+                limit = getattr(model.__table__.c[col].type, "length", None)
+                if limit and len(value) > limit:
+                    raise ClinicalError(f"{where}: {col} is {len(value)} characters long, the limit is {limit}")
                 row[col] = _coerce(table, col, value, where)
             rows.append(row)
     return rows
@@ -318,12 +320,20 @@ def load_csv_dir(engine: Engine, csv_dir: str | Path, replace: bool = False) -> 
                 session.flush()
                 counts[table] = len(rows)
     except IntegrityError as exc:
-        first = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
-        raise ClinicalError(f"{csv_dir}: loading failed, nothing was written: {first} (duplicate id, or a row "
-                            "referring to a patient/hospital/doctor that does not exist; use --replace to "
-                            "reload tables)") from None
+        raise ClinicalError(f"{csv_dir}: loading failed, nothing was written: {_first_line(exc)} (duplicate id, "
+                            "or a row referring to a patient/hospital/doctor that does not exist; use --replace "
+                            "to reload tables)") from None
+    except SQLAlchemyError as exc:
+        raise ClinicalError(f"{csv_dir}: loading failed, nothing was written: {_first_line(exc)}") from None
     log.info("loaded %s into %s", ", ".join(f"{t}: {n} rows" for t, n in counts.items()), safe_url(str(engine.url)))
     return counts
+
+
+def _first_line(exc: SQLAlchemyError) -> str:
+    """The driver's first message line: no statement, no bound values (hence no patient identifiers)."""
+    orig = getattr(exc, "orig", None)
+    text = str(orig if orig is not None else type(exc).__name__).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _depends_on_loaded(table: str, data: dict) -> bool:

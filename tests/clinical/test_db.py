@@ -90,6 +90,9 @@ def test_loader_rejects_bad_files_and_writes_nothing(db_url, tmp_path, caplog):
     _write(bad, "symptom_regions", ["symptom", "region"], [["aphasia", "frontal lobe"]])
     with pytest.raises(ClinicalError, match="symptom_regions.csv: missing column.*structure"):
         db.load_csv_dir(engine, bad)
+    _write(bad, "patients", ["patient_id", "sex"], [["P1", "x" * 40]])
+    with pytest.raises(ClinicalError, match="patients.csv:2: sex is 40 characters long, the limit is 16"):
+        db.load_csv_dir(engine, bad)
     dup = tmp_path / "dup"
     _write(dup, "patients", ["patient_id", "age"], [["SECRET-42", "30"], ["SECRET-42", "31"]])
     with caplog.at_level(logging.DEBUG), pytest.raises(ClinicalError, match="nothing was written") as err:

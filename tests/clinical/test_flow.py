@@ -90,6 +90,16 @@ def test_clear_errors_for_missing_patient_empty_tumour_and_missing_segmentation(
         diagnose(case_dir=case, patient_id="DEMO-001", db_url=demo_db, symptoms=["ataxia:up"])
 
 
+def test_tumour_outside_the_map_falls_back_to_symptoms(demo_db, brats_case):
+    case = brats_case(centre_mm=(0.0, 105.0, 0.0), radius_vox=2.0)  # in front of the brain ellipsoid
+    result = diagnose(case_dir=case, patient_id="DEMO-001", db_url=demo_db)
+    assert result.localisation.found == [] and result.localisation.outside_fraction == 1.0
+    check = result.crosscheck
+    assert any("no region of the map" in m for m in check.messages)
+    assert {r.reason for r in check.regions} == {"symptoms only"} and check.agreement == 0.0
+    assert check.recommendations  # still someone to see, from the symptoms
+
+
 def test_missing_modality_with_a_segmentation_still_reports(demo_db, brats_case, tmp_path, caplog):
     case = brats_case(modalities=("t1", "t1ce", "t2"))
     with caplog.at_level(logging.WARNING):
