@@ -34,7 +34,8 @@ def run(cfg: DictConfig, out_dir: str):
     return diagnose(case_dir=cfg.case, patient_id=None if cfg.patient is None else str(cfg.patient),
                     db_url=cfg.db.url, out_dir=out_dir, seg=cfg.seg, run_dir=cfg.run_dir, ckpt=str(cfg.ckpt),
                     atlas=atlas, min_fraction=float(cfg.min_fraction), modalities=list(cfg.modalities),
-                    symptoms=list(cfg.symptoms or []), include_patient_id=bool(cfg.include_patient_id))
+                    symptoms=list(cfg.symptoms or []), include_patient_id=bool(cfg.include_patient_id),
+                    device=str(cfg.get("device", "auto")))
 
 
 @hydra.main(config_path=config_dir(), config_name="diagnose", version_base="1.3")

@@ -61,7 +61,7 @@ def make_atlas(label_map: str | Path | None = None, names: str | Path | None = N
 
 
 def get_tumour(case_dir: str | Path | None = None, seg: str | Path | None = None, run_dir: str | Path | None = None,
-               ckpt: str = "best", modalities: Sequence[str] = MODALITIES):
+               ckpt: str = "best", modalities: Sequence[str] = MODALITIES, device: str = "auto"):
     """Step 1: ``(tumour maps, affine, background image or None, description of the source)``."""
     if seg is None and run_dir is None and case_dir is not None:
         seg = case_file(Path(case_dir), "seg")
@@ -74,7 +74,7 @@ def get_tumour(case_dir: str | Path | None = None, seg: str | Path | None = None
     elif run_dir is not None:
         if case_dir is None:
             raise ClinicalError("segmenting with a model needs the case folder (case=<BraTS case folder>)")
-        tumour, affine = segment_with_run(run_dir, case_dir, ckpt=ckpt, modalities=modalities)
+        tumour, affine = segment_with_run(run_dir, case_dir, ckpt=ckpt, modalities=modalities, device=device)
         source = f"model of run {Path(run_dir).name} ({ckpt} checkpoint)"
     else:
         raise ClinicalError("nothing to localise: give a case folder, a segmentation file, or both a case and a run")
@@ -117,7 +117,7 @@ def diagnose(case_dir: str | Path | None = None, patient_id: str | None = None, 
              out_dir: str | Path | None = None, seg: str | Path | None = None, run_dir: str | Path | None = None,
              ckpt: str = "best", atlas: Atlas | None = None, min_fraction: float = 0.05,
              modalities: Sequence[str] = MODALITIES, symptoms: Sequence[str] = (),
-             include_patient_id: bool = False) -> Diagnosis:
+             include_patient_id: bool = False, device: str = "auto") -> Diagnosis:
     """Run the clinical cross-check for one case (see the module docstring).
 
     Args:
@@ -132,11 +132,12 @@ def diagnose(case_dir: str | Path | None = None, patient_id: str | None = None, 
         min_fraction: share of the tumour a region needs to count as found in the image.
         symptoms: extra reported symptoms (``"name"`` or ``"name:side"``) added to the database's.
         include_patient_id: print the identifier in the report (never in logs).
+        device: where the model runs (``auto``: CUDA when available).
 
     Raises:
         ClinicalError: every expected problem, with a message saying what to fix.
     """
-    tumour, affine, background, source = get_tumour(case_dir, seg, run_dir, ckpt, modalities)
+    tumour, affine, background, source = get_tumour(case_dir, seg, run_dir, ckpt, modalities, device)
     case_id = Path(case_dir).name if case_dir is not None else Path(str(seg)).name.split("_seg")[0].split(".nii")[0]
     atlas = atlas or CoarseAtlas()
     loc = localise(tumour, affine, atlas, min_fraction=min_fraction, source=str(case_dir or seg))

@@ -151,8 +151,12 @@ def maps_from_prediction(fg: np.ndarray, task: str, class_names: Sequence[str]) 
 
 def segment_with_run(run_dir: str | Path, case_dir: str | Path, ckpt: str = "best",
                      modalities: Sequence[str] = MODALITIES, task: str | None = None,
-                     class_names: Sequence[str] | None = None) -> tuple[dict[str, np.ndarray | None], np.ndarray]:
-    """Segment a case with the checkpoint of a finished medseg run -> ``(tumour maps, affine)``."""
+                     class_names: Sequence[str] | None = None, device: str = "auto"
+                     ) -> tuple[dict[str, np.ndarray | None], np.ndarray]:
+    """Segment a case with the checkpoint of a finished medseg run -> ``(tumour maps, affine)``.
+
+    ``device``: ``auto`` (CUDA when available, else CPU), ``cpu``, ``cuda``, ``cuda:1``...
+    """
     import torch
     from hydra.utils import instantiate
     from omegaconf import OmegaConf
@@ -178,15 +182,17 @@ def segment_with_run(run_dir: str | Path, case_dir: str | Path, ckpt: str = "bes
     except RuntimeError as exc:
         raise ClinicalError(f"{path}: checkpoint does not fit the run's model with {image.shape[0]} input "
                             f"channels ({str(exc).splitlines()[0]})") from None
-    module.eval()
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    module.eval().to(device)
     steps = instantiate(run_cfg.data.get("preprocess") or [], _convert_="all") if run_cfg.get("data") else []
     case = Compose(list(steps))(Case(Path(case_dir).name, image, roi=(image != 0).any(axis=0),
                                      spacing=tuple(float(z) for z in np.sqrt((affine[:3, :3] ** 2).sum(0))),
                                      meta={"affine": affine, "modalities": modalities}))
-    x = torch.from_numpy(np.ascontiguousarray(case.image, np.float32))[None]
+    x = torch.from_numpy(np.ascontiguousarray(case.image, np.float32))[None].to(device)
     with torch.no_grad():
         logits = module.predict_logits(x)
         fg = module.task.discretize(module.task.activation(logits))[0].cpu().numpy()
     fg = _back_to_case_grid(fg, case.meta, image.shape[1:])
-    log.info("segmented case with %s (%s, classes %s)", path.name, spec.task, spec.class_names)
+    log.info("segmented case with %s on %s (%s, classes %s)", path.name, device, spec.task, spec.class_names)
     return maps_from_prediction(fg, spec.task, spec.class_names), affine

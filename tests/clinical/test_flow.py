@@ -185,7 +185,7 @@ def test_segmenting_with_a_run_localises_the_tumour(demo_db, brats_case, tmp_pat
 
     run = _fake_run(tmp_path, monkeypatch, **RUNS[kind])
     case = brats_case(centre_mm=(46.0, 0.0, -20.0), orientation="RAS", with_seg=False)
-    result = diagnose(case_dir=case, run_dir=run, patient_id="DEMO-002", db_url=demo_db)
+    result = diagnose(case_dir=case, run_dir=run, patient_id="DEMO-002", db_url=demo_db, device="cpu")
     assert "model of run" in result.source
     top = result.localisation.found[0]
     assert (top.side, top.structure) == ("right", "temporal lobe")
@@ -226,6 +226,9 @@ def test_cli_loads_demo_and_diagnoses_with_clear_errors(tmp_path):
     bad = _cli("medseg.cli.diagnose", [f"case={case}", "patient=NOBODY"], tmp_path)
     assert bad.returncode == 2 and "error: patient 'NOBODY' not found" in bad.stderr
     assert "Traceback" not in bad.stderr
+    empty = write_case(tmp_path / "BraTS", case_id="BraTS20_Training_002", empty=True)
+    bad = _cli("medseg.cli.diagnose", [f"case={empty}"], tmp_path)
+    assert bad.returncode == 2 and "contains no tumour" in bad.stderr and "Traceback" not in bad.stderr
     again = _cli("medseg.cli.db", ["load", "--demo"], tmp_path)
     assert again.returncode == 2 and "--replace" in again.stderr and "Traceback" not in again.stderr
 
