@@ -184,7 +184,8 @@ def report_blocks(result: Diagnosis, case_id: str, slices: Path, include_patient
         ("h2", "Brain regions in the image"),
         ("table", ["region", "volume (cm3)", "% of tumour", f"found (>= {100 * loc.min_fraction:.0f}%)"],
          [[r.name, r.volume_cm3, round(100 * r.fraction, 1), "yes" if r.fraction >= loc.min_fraction else "no"]
-          for r in loc.regions] + ([["outside the map", None, round(100 * loc.outside_fraction, 1), "-"]]
+          for r in loc.regions] + ([["outside the map", round(loc.volumes_cm3["WT"] * loc.outside_fraction, 3),
+                                     round(100 * loc.outside_fraction, 1), "-"]]
                                    if loc.outside_fraction else [])),
         ("h2", "Reported symptoms"),
         ("table", ["symptom", "side", "in knowledge table", "suggested regions", "explained by the image"],

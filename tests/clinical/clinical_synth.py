@@ -1,6 +1,6 @@
 """Synthetic BraTS-format cases for the clinical tests, with the tumour placed by array index.
 
-(A uniquely named module, not conftest, so tests can import it whatever other conftests exist.)
+(Imported as ``tests.clinical.clinical_synth``, like ``tests.conftest`` elsewhere.)
 """
 
 from __future__ import annotations

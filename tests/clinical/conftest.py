@@ -7,7 +7,7 @@ import os
 import uuid
 
 import pytest
-from clinical_synth import write_case
+from tests.clinical.clinical_synth import write_case
 
 
 @pytest.fixture

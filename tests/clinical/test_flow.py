@@ -211,7 +211,7 @@ def _cli(module: str, args: list[str], cwd: Path) -> subprocess.CompletedProcess
 
 
 def test_cli_loads_demo_and_diagnoses_with_clear_errors(tmp_path):
-    from clinical_synth import write_case
+    from tests.clinical.clinical_synth import write_case
 
     case = write_case(tmp_path / "BraTS", centre_mm=(-35.0, 40.0, 30.0))
     out = _cli("medseg.cli.db", ["load", "--demo"], tmp_path)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import nibabel as nib
 import numpy as np
 import pytest
-from clinical_synth import VOXEL
+from tests.clinical.clinical_synth import VOXEL
 
 from medseg.clinical import ClinicalError
 from medseg.clinical.localise import localise, regions_from_labels

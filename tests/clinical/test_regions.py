@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from clinical_synth import AFFINES, SHAPE
+from tests.clinical.clinical_synth import AFFINES, SHAPE
 
 from medseg.clinical import ClinicalError
 from medseg.clinical.regions import (
