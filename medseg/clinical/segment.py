@@ -101,7 +101,8 @@ def _run_spec(run_cfg, in_channels: int, task: str | None, class_names: Sequence
         else:
             raise ClinicalError("the run's config has no data.reader to tell the model's classes")
         task, class_names = task or found_task, class_names or list(found_names)
-    return SimpleNamespace(task=task, class_names=list(class_names), in_channels=in_channels)
+    # spatial_dims: build_module passes it to models that take it (3D volumes here)
+    return SimpleNamespace(task=task, class_names=list(class_names), in_channels=in_channels, spatial_dims=3)
 
 
 def _back_to_case_grid(fg: np.ndarray, meta: dict, shape: tuple[int, ...]) -> np.ndarray:

@@ -201,6 +201,41 @@ def test_segmenting_with_a_run_localises_the_tumour(demo_db, brats_case, tmp_pat
         diagnose(case_dir=case, run_dir=run, patient_id="DEMO-002", db_url=demo_db)
 
 
+@pytest.mark.slow  # 8-20 s on the shared 2-core machine (MONAI import + 3D forward passes)
+def test_segment_with_a_real_3d_network_returns_maps_on_the_case_grid(brats_case, tmp_path):
+    """An (untrained) MONAI BasicUNet taking spatial_dims, as 3D runs configure it: the maps come back on
+    the case grid whatever padding the predictor added."""
+    import torch
+    from omegaconf import OmegaConf
+
+    from medseg.clinical.segment import segment_with_run
+    from medseg.pipelines.build import build_module
+
+    cfg = OmegaConf.create({
+        "model": {"_target_": "monai.networks.nets.BasicUNet", "spatial_dims": 3, "features": [4, 4, 8, 8, 8, 4]},
+        "loss": {"_target_": "torch.nn.BCEWithLogitsLoss"},
+        "optimizer": {"_target_": "torch.optim.Adam", "_partial_": True}, "scheduler": None, "monitor": "val/dice",
+        "inference": {"_target_": "medseg.inference.predictor.Predictor", "mode": "sliding_window",
+                      "roi_size": [48, 48, 32], "sw_batch_size": 4, "overlap": 0.0},
+        "data": {"reader": {"_target_": "medseg.data.formats.brats.BratsReader", "label_mode": "labels"},
+                 "preprocess": [{"_target_": "medseg.data.preprocess.ZScore"}]},
+    })
+    run = tmp_path / "run3d"
+    (run / ".hydra").mkdir(parents=True)
+    OmegaConf.save(cfg, run / ".hydra" / "config.yaml")
+    from medseg.clinical.segment import _run_spec
+
+    module = build_module(cfg, _run_spec(cfg, 4, None, None))
+    (run / "checkpoints").mkdir()
+    torch.save({"state_dict": module.state_dict()}, run / "checkpoints" / "last.ckpt")
+    case = brats_case()
+    maps, affine = segment_with_run(run, case, ckpt="last", device="cpu")
+    assert set(maps) == {"WT", "TC", "ET"}
+    assert all(m.shape == (60, 60, 39) and m.dtype == bool for m in maps.values())
+    assert not (maps["ET"] & ~maps["TC"]).any() and not (maps["TC"] & ~maps["WT"]).any()  # nested regions
+    assert np.allclose(affine, np.asarray(__import__("nibabel").load(case / f"{case.name}_seg.nii.gz").affine))
+
+
 # ------------------------------------------------------------------------------------ CLI
 def _cli(module: str, args: list[str], cwd: Path) -> subprocess.CompletedProcess:
     env = dict(os.environ, NO_ALBUMENTATIONS_UPDATE="1", MEDSEG_ROOT=str(cwd),
