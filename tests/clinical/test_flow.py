@@ -74,6 +74,20 @@ def test_unknown_symptom_is_reported_not_fatal(demo_db, brats_case, tmp_path):
     assert "unknown symptom 'tingling'" in result.report_md.read_text()
 
 
+def test_segmentation_file_alone_finds_the_patient_by_case_id(demo_db, brats_case, tmp_path):
+    # DEMO-004 (case BraTS20_Training_004) reports left-sided ataxia: ipsilateral, the left cerebellum
+    case = brats_case(case_id="BraTS20_Training_004", centre_mm=(-30.0, -56.0, -48.0))
+    result = diagnose(seg=case / "BraTS20_Training_004_seg.nii.gz", db_url=demo_db, out_dir=tmp_path / "out")
+    assert result.patient.patient_id == "DEMO-004"
+    reasons = {r.name: r.reason for r in result.crosscheck.regions}
+    assert reasons["left cerebellum"] == "both"
+    ataxia = next(f for f in result.crosscheck.symptoms if f.symptom == "ataxia")
+    assert ataxia.regions == ["left cerebellum"] and ataxia.explained
+    assert reasons["right cerebellum"] == "symptoms only"  # dysarthria points to both sides
+    assert result.crosscheck.recommendations[0].key == "H-HRB"
+    assert result.report_html.is_file()
+
+
 def test_clear_errors_for_missing_patient_empty_tumour_and_missing_segmentation(demo_db, brats_case):
     case = brats_case()
     with pytest.raises(ClinicalError, match="'NOBODY' not found"):
