@@ -34,6 +34,12 @@ test-slow: install
 test-all: install
 	@$(call run_pytest,-q)
 
+# Clinical database tests against a throwaway PostgreSQL server on 127.0.0.1 (scripts/with_postgres.sh
+# installs Debian's postgresql when missing; without a server the PostgreSQL tests skip, saying why).
+.PHONY: test-postgres
+test-postgres: install
+	PY=$(PY) scripts/with_postgres.sh $(PY) -m pytest tests/clinical -m "not slow" -q
+
 bench: install
 	$(PY) experiments/benchmarks/run_all.py
 
