@@ -57,8 +57,18 @@ def open_study(study_name: str, storage: RDBStorage, direction: str = "maximize"
     study = optuna.create_study(study_name=study_name, storage=storage, direction=direction, sampler=sampler,
                                 pruner=pruner, load_if_exists=True)
     if storage.get_heartbeat_interval() is not None:
-        optuna.storages.fail_stale_trials(study)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            optuna.storages.fail_stale_trials(study)
     return study
+
+
+def ask(study: optuna.Study, space: dict) -> optuna.Trial:
+    """``study.ask(space)``; the sweeper records heartbeats itself (:class:`Heartbeat`), so Optuna's
+    warning that heartbeats are meant for ``Study.optimize`` is silenced."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Heartbeat of storage")
+        return study.ask(fixed_distributions=space)
 
 
 def count_states(study: optuna.Study) -> Counter:

@@ -30,7 +30,7 @@ from omegaconf import DictConfig, OmegaConf
 from optuna.trial import TrialState
 
 from medseg.sweep.search_space import parse_search_space, trial_overrides
-from medseg.sweep.study import heartbeat, open_storage, open_study, sqlite_url, trials_left
+from medseg.sweep.study import ask, heartbeat, open_storage, open_study, sqlite_url, trials_left
 
 log = logging.getLogger(__name__)
 
@@ -139,7 +139,7 @@ class MedsegOptunaSweeper(Sweeper):
         returns: list[Sequence[JobReturn]] = []
         failures = 0
         while (left := trials_left(study, self.n_trials)) > 0:
-            trials = [study.ask(fixed_distributions=space) for _ in range(min(self.n_jobs, left))]
+            trials = [ask(study, space) for _ in range(min(self.n_jobs, left))]
             try:
                 with heartbeat(storage, trials):  # first beat right away: a kill from here on is detectable
                     batch = []
