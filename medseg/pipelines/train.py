@@ -12,6 +12,7 @@ from omegaconf import DictConfig
 
 from medseg.pipelines.build import build_datamodule, build_module, build_trainer, load_weights
 from medseg.pipelines.evaluate import evaluate_split, summary_dict
+from medseg.sweep.ddp import ddp_run_scope
 from medseg.utils.io import write_json_atomic
 
 log = logging.getLogger(__name__)
@@ -46,7 +47,8 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict[str, float]:
     ckpt = find_resume_checkpoint(cfg, run_dir)
     if ckpt:
         log.info("resuming from %s", ckpt)
-    trainer.fit(module, datamodule=dm, ckpt_path=ckpt, weights_only=True)
+    with ddp_run_scope():  # DDP ranks of a sweep trial run that trial; the next trial starts clean
+        trainer.fit(module, datamodule=dm, ckpt_path=ckpt, weights_only=True)
 
     results: dict[str, float] = {}
     if not trainer.is_global_zero:  # DDP: only rank 0 evaluates and writes
