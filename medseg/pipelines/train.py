@@ -68,5 +68,9 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict[str, float]:
     write_json_atomic(run_dir / "results.json", results)
     for lg in trainer.loggers:
         lg.log_metrics(results, step=trainer.global_step)
+    for cb in trainer.callbacks:  # e.g. WandbMedia logs the tables; WebhookNotifier posts the result
+        hook = getattr(cb, "on_evaluation_end", None)
+        if callable(hook):
+            hook(trainer, run_dir, results)
     log.info("finished in %.1f s; results in %s", time.perf_counter() - t0, run_dir)
     return results
