@@ -37,6 +37,8 @@ class MedsegOptunaSweeperConf:
     max_consecutive_failures: int = 3
     # best-trial YAML, trials table, history and importance plots in <sweep dir>/summary
     summary: bool = True
+    # a webhook (Slack-compatible JSON) told when the sweep finishes or fails
+    notify_url: Optional[str] = None
 
 
 ConfigStore.instance().store(group="hydra/sweeper", name="medseg_optuna", node=MedsegOptunaSweeperConf,

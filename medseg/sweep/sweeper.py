@@ -61,6 +61,7 @@ class MedsegOptunaSweeper(Sweeper):
         max_retry: int = 1,
         max_consecutive_failures: int = 3,
         summary: bool = True,
+        notify_url: str | None = None,
     ) -> None:
         super().__init__()
         if n_trials < 1 or n_jobs < 1:
@@ -72,6 +73,7 @@ class MedsegOptunaSweeper(Sweeper):
         self.enqueue_trials = list(enqueue_trials or [])
         self.heartbeat_interval, self.grace_period, self.max_retry = heartbeat_interval, grace_period, max_retry
         self.max_consecutive_failures, self.summary = max_consecutive_failures, summary
+        self.notify_url = notify_url or None
         self.config: DictConfig | None = None
         self.hydra_context: HydraContext | None = None
         self.launcher = None
@@ -121,7 +123,25 @@ class MedsegOptunaSweeper(Sweeper):
         return TrialState.FAIL, None, err
 
     # -------------------------------------------------------------------- sweep
+    def _notify(self, text: str) -> None:
+        if self.notify_url:
+            from medseg.callbacks.notify import post_message
+
+            post_message(self.notify_url, text)
+
     def sweep(self, arguments: list[str]) -> list[Sequence[JobReturn]]:
+        """Run trials until the study holds ``n_trials`` finished ones; post to ``notify_url`` at the end."""
+        try:
+            returns, study = self._sweep(arguments)
+        except BaseException as exc:
+            self._notify(f":x: sweep '{self.study_name}' failed: {type(exc).__name__}: {exc}")
+            raise
+        done = [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.COMPLETE]
+        best = f"best trial {study.best_trial.number}: {study.best_value:.4f}" if done else "no complete trial"
+        self._notify(f":white_check_mark: sweep '{self.study_name}' finished: {len(done)} complete trials, {best}")
+        return returns
+
+    def _sweep(self, arguments: list[str]) -> tuple[list[Sequence[JobReturn]], optuna.Study]:
         assert self.config is not None and self.launcher is not None and self.hydra_context is not None
         HydraConfig.instance().set_config(self.config)  # lets ${hydra:...} resolve in the sweep config
         sweep_dir = Path(self.config.hydra.sweep.dir).expanduser().resolve()
@@ -174,4 +194,4 @@ class MedsegOptunaSweeper(Sweeper):
             from medseg.sweep.summary import write_summary
 
             write_summary(study, sweep_dir / "summary", self.config)
-        return returns
+        return returns, study

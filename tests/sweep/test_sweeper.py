@@ -87,3 +87,16 @@ def test_repeated_failures_stop_the_sweep(tmp_path, make_sweeper):
     with pytest.raises(RuntimeError, match="2 trials failed in a row"):
         sw.sweep([])
     assert [t.state for t in load(tmp_path).trials] == [TrialState.FAIL] * 2
+
+
+def test_sweep_end_and_failure_are_posted_to_the_webhook(tmp_path, make_sweeper, monkeypatch):
+    import medseg.callbacks.notify as notify
+
+    posted = []
+    monkeypatch.setattr(notify, "post_message", lambda url, text, *a, **k: posted.append((url, text)))
+    make_sweeper([0.25, 0.5], n_trials=2, notify_url="http://127.0.0.1:9/hook").sweep([])
+    assert posted == [("http://127.0.0.1:9/hook",
+                       ":white_check_mark: sweep 'fake' finished: 2 complete trials, best trial 1: 0.5000")]
+    with pytest.raises(RuntimeError):
+        make_sweeper([ValueError("bad")] * 3, n_trials=5, notify_url="http://127.0.0.1:9/hook").sweep([])
+    assert posted[-1][1].startswith(":x: sweep 'fake' failed: RuntimeError: 3 trials failed in a row")
