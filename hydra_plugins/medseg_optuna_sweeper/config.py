@@ -5,6 +5,9 @@ No ``from __future__ import annotations`` here: Hydra executes plugin modules ou
 where dataclasses cannot resolve string annotations.
 """
 
+# typing.Optional/Dict/List on purpose: OmegaConf structured configs do not read `X | None` here
+# ruff: noqa: UP006, UP035, UP045
+
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 

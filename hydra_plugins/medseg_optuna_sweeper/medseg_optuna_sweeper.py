@@ -4,6 +4,9 @@ It delegates to :class:`medseg.sweep.sweeper.MedsegOptunaSweeper`, imported lazi
 plugin scan at every start stays cheap.
 """
 
+# typing.List on purpose (the Sweeper interface style of Hydra plugins)
+# ruff: noqa: UP006, UP035
+
 from typing import Any, List
 
 from hydra.plugins.sweeper import Sweeper

@@ -28,7 +28,7 @@ def _post(url: str, payload: Mapping, timeout: float) -> None:
                                      headers={"Content-Type": "application/json"})
         with urllib.request.urlopen(req, timeout=timeout) as resp:
             resp.read()
-    except Exception as exc:  # the webhook is a courtesy: never let it hurt the run
+    except Exception as exc:  # noqa: BLE001  the webhook is a courtesy: never let it hurt the run
         log.warning("webhook %s not reached: %s", url.split("?")[0], exc)
 
 

@@ -20,8 +20,9 @@ from hydra.types import RunMode
 
 def job_subprocess_cmd(local_rank: int) -> tuple[Sequence[str], str]:
     """The command (and cwd) that starts DDP rank ``local_rank`` of the current Hydra job."""
-    import __main__
     from hydra.utils import get_original_cwd, to_absolute_path
+
+    import __main__
 
     hc = HydraConfig.get()
     if __main__.__spec__ is None:

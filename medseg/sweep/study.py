@@ -44,9 +44,9 @@ def open_storage(url: str, heartbeat_interval: int | None = 10, grace_period: in
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # heartbeats: there since 2.x
         kwargs = {}
         if heartbeat_interval:
-            kwargs = dict(heartbeat_interval=int(heartbeat_interval),
-                          grace_period=int(grace_period or 2 * heartbeat_interval),
-                          heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=max_retry))
+            kwargs = {"heartbeat_interval": int(heartbeat_interval),
+                      "grace_period": int(grace_period or 2 * heartbeat_interval),
+                      "heartbeat_stale_trial_callback": RetryHeartbeatStaleTrialCallback(max_retry=max_retry)}
         return RDBStorage(url, engine_kwargs=engine_kwargs, **kwargs)
 
 
@@ -102,10 +102,10 @@ class Heartbeat:
             for tid in self.trial_ids:
                 try:
                     self.storage.record_heartbeat(tid)
-                except Exception as exc:  # never let a storage hiccup kill the sweep
+                except Exception as exc:  # noqa: BLE001  never let a storage hiccup kill the sweep
                     log.warning("heartbeat for trial %s failed: %s", tid, exc)
 
-    def __enter__(self) -> Heartbeat:
+    def __enter__(self) -> Heartbeat:  # noqa: PYI034
         if self.storage.get_heartbeat_interval() is not None:
             for tid in self.trial_ids:
                 self.storage.record_heartbeat(tid)

@@ -105,7 +105,7 @@ def _plots(study: optuna.Study, out_dir: Path, n_complete: int) -> None:
                 ax = plot()
             fig = ax.figure if hasattr(ax, "figure") else ax.flat[0].figure
             fig.tight_layout()
-            save_with(out_dir / name, lambda p: fig.savefig(p, dpi=110, format="png"))
+            save_with(out_dir / name, lambda p, fig=fig: fig.savefig(p, dpi=110, format="png"))
             plt.close(fig)
-        except Exception as exc:  # a plot is a nicety: never lose the sweep over it
+        except Exception as exc:  # noqa: BLE001  a plot is a nicety: never lose the sweep over it
             log.warning("could not draw %s: %s", name, exc)

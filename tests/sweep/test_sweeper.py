@@ -90,7 +90,7 @@ def test_repeated_failures_stop_the_sweep(tmp_path, make_sweeper):
 
 
 def test_sweep_end_and_failure_are_posted_to_the_webhook(tmp_path, make_sweeper, monkeypatch):
-    import medseg.callbacks.notify as notify
+    from medseg.callbacks import notify
 
     posted = []
     monkeypatch.setattr(notify, "post_message", lambda url, text, *a, **k: posted.append((url, text)))
