@@ -4,7 +4,8 @@
 - each ``every_n_epochs`` validation epoch: the first ``n_images`` validation images as ``wandb.Image``
   with the prediction and the ground truth as masks (one mask layer pair per class);
 - after evaluation (:meth:`on_evaluation_end`, called by :func:`medseg.pipelines.train.train`): the
-  per-image and per-class tables and the report's overlays; then the wandb run is finished, so the next
+  per-image and per-class tables and the report's overlays, and with ``log_model`` the best checkpoint
+  as a model artifact (alias ``best``); then the wandb run is finished, so the next
   run in the same process (a sweep trial) starts a run of its own.
 
 Rank 0 only. Without a ``WandbLogger`` among the trainer's loggers it does nothing.
@@ -60,9 +61,12 @@ class WandbMedia(L.Callback):
         n_images: validation images logged each time.
         every_n_epochs: log overlays every that many validation epochs.
         max_table_rows: the per-image table is cut to this many rows.
+        log_model: log the best checkpoint as a wandb artifact after training (synced later when offline).
     """
 
-    def __init__(self, run_dir: str, n_images: int = 2, every_n_epochs: int = 1, max_table_rows: int = 1000) -> None:
+    def __init__(self, run_dir: str, n_images: int = 2, every_n_epochs: int = 1, max_table_rows: int = 1000,
+                 log_model: bool = False) -> None:
+        self.log_model = bool(log_model)
         self.run_dir, self.n_images, self.every_n_epochs = Path(run_dir), int(n_images), max(1, int(every_n_epochs))
         self.max_table_rows = max_table_rows
         self._images: list = []
@@ -126,10 +130,17 @@ class WandbMedia(L.Callback):
         overlays = sorted((run_dir / "overlays").glob("*.png"))
         if overlays:
             payload["test/overlays"] = [wandb.Image(str(p), caption=p.stem) for p in overlays]
+        cb = trainer.checkpoint_callback
+        best = cb.best_model_path if cb is not None else ""
         for lg in loggers:
             if payload:
                 lg.experiment.log(payload)
-            lg.experiment.summary.update({k: v for k, v in results.items()})
+            lg.experiment.summary.update(dict(results))
+            if self.log_model and best:
+                art = wandb.Artifact(f"model-{lg.experiment.id}", type="model",
+                                     metadata={"monitor": cb.monitor, "score": float(cb.best_model_score or 0)})
+                art.add_file(best, name=Path(best).name)
+                lg.experiment.log_artifact(art, aliases=["best"])
         wandb.finish()
 
     def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:

@@ -55,7 +55,8 @@ def wandb_logger(save_dir: str, project: str = "medseg", task_name: str = "train
         offline: ``None``: offline unless :func:`api_key_configured` (or ``WANDB_MODE`` says otherwise);
             sync an offline run later with ``wandb sync <save_dir>/wandb/offline-run-*``.
         fold, trial: the data fold and the sweep trial (``optuna_trial``), for grouping.
-        log_model: ``True`` uploads the best and last checkpoints as an artifact at the end of training.
+        log_model: Lightning's own checkpoint upload (online runs only); prefer the ``log_model`` option of
+            :class:`~medseg.callbacks.wandb_media.WandbMedia`, which also works offline.
         kwargs: passed to ``WandbLogger`` / ``wandb.init`` (``tags``, ``entity``, ``notes``, ...).
     """
     from lightning.pytorch.loggers import WandbLogger
@@ -63,6 +64,9 @@ def wandb_logger(save_dir: str, project: str = "medseg", task_name: str = "train
     if offline is None:
         mode = os.environ.get("WANDB_MODE", "").lower()
         offline = mode in ("offline", "dryrun") or (mode != "online" and not api_key_configured())
+    if offline and log_model:
+        log.warning("wandb: Lightning cannot log checkpoints offline; use callbacks.wandb_media.log_model=true")
+        log_model = False
     Path(save_dir).mkdir(parents=True, exist_ok=True)
     ident = run_identity(task_name, fold, trial, group, job_type, name)
     log.info("wandb: %s run, project %s, group %s, job_type %s", "offline" if offline else "online", project,

@@ -13,10 +13,12 @@ from medseg.tracking.wandb import api_key_configured, run_identity
 
 
 def test_offline_run_folder_holds_config_overlays_and_tables(tiny_drive, train_cfg, monkeypatch):
+    """Also: wandb alongside csv and tensorboard, and the opt-in checkpoint artifact."""
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
     monkeypatch.delenv("WANDB_MODE", raising=False)
     monkeypatch.setenv("NETRC", "/nonexistent")  # no stored key either: offline by default
-    cfg, run_dir = train_cfg(["debug=smoke", "data=drive", f"data.root={tiny_drive}", "logger=[csv,wandb]",
+    cfg, run_dir = train_cfg(["debug=smoke", "data=drive", f"data.root={tiny_drive}", "logger=[csv,tensorboard,wandb]",
+                              "callbacks.wandb_media.log_model=true",
                               "model.base_channels=4", "data.samples_per_epoch=8", "baseline=null"])
     (run_dir / ".hydra").mkdir(parents=True)
     OmegaConf.save({k: v for k, v in OmegaConf.to_container(cfg).items() if k != "hydra"},
@@ -39,6 +41,10 @@ def test_offline_run_folder_holds_config_overlays_and_tables(tiny_drive, train_c
     record = next(runs[0].glob("run-*.wandb")).read_bytes()
     assert b"base_channels" in record  # the run config
     assert b"drive_unet" in record or b"train" in record  # the group (task name)
+    assert b"model-" in record and b"best-epoch000.ckpt" in record  # the checkpoint artifact
+    # the other loggers ran alongside
+    assert (run_dir / "logs" / "csv" / "metrics.csv").is_file()
+    assert list((run_dir / "logs" / "tensorboard").glob("events.out.tfevents.*"))
 
 
 def test_api_key_detection(monkeypatch, tmp_path):
