@@ -42,7 +42,8 @@ class OptunaPruning(L.Callback):
             storage = optuna.storages.get_storage(info["storage"])
             attrs = storage.get_study_user_attrs(storage.get_study_id_from_name(info["study_name"]))
             pruner_cfg = attrs.get(PRUNER_ATTR)
-            pruner = instantiate(pruner_cfg) if pruner_cfg else None
+            # the sweep's own pruner (a study without one stored never prunes)
+            pruner = instantiate(pruner_cfg) if pruner_cfg else optuna.pruners.NopPruner()
             self._trial = load_trial(storage, info["study_name"], info["number"], pruner=pruner)
         return self._trial
 

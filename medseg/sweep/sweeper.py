@@ -174,21 +174,25 @@ class MedsegOptunaSweeper(Sweeper):
                 for trial in trials:  # Ctrl-C, a bad override or a launcher crash: no trial stays RUNNING
                     study.tell(trial, state=TrialState.FAIL)
                 raise
-            for trial, ret in zip(trials, results):
+            last_err = None
+            for trial, ret in zip(trials, results):  # tell every trial of the batch before judging
                 state, value, err = self._outcome(ret)
                 if ret.hydra_cfg is not None:
                     trial.set_user_attr("output_dir", str(ret.hydra_cfg.hydra.runtime.output_dir))
-                study.tell(trial, value, state=state) if state == TrialState.COMPLETE else study.tell(trial, state=state)
+                if state == TrialState.COMPLETE:
+                    study.tell(trial, value, state=state)
+                else:
+                    study.tell(trial, state=state)  # PRUNED keeps its last reported value
                 log.info("trial %d %s%s  %s", trial.number, state.name,
                          f" value={value:.5f}" if value is not None else "", " ".join(trial_overrides(trial.params)))
                 if state == TrialState.FAIL:
-                    failures += 1
+                    failures, last_err = failures + 1, err
                     log.error("trial %d failed: %r", trial.number, err)
-                    if failures >= self.max_consecutive_failures:
-                        raise RuntimeError(f"{failures} trials failed in a row; last error: {err!r}") from err
                 else:
                     failures = 0
             returns.append(results)
+            if failures >= self.max_consecutive_failures:
+                raise RuntimeError(f"{failures} trials failed in a row; last error: {last_err!r}") from last_err
 
         if self.summary:
             from medseg.sweep.summary import write_summary
