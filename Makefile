@@ -6,7 +6,7 @@ PYTEST := $(PY) -m pytest
 export NO_ALBUMENTATIONS_UPDATE := 1
 export PYTHONUNBUFFERED := 1
 
-.PHONY: install demo test test-slow test-all bench lint clean
+.PHONY: install demo test test-slow test-sweeps test-all bench lint clean
 
 install: $(VENV)/.installed
 
@@ -30,6 +30,11 @@ test: install
 
 test-slow: install
 	@$(call run_pytest,-m "slow" -q)
+
+# the slower multi-process checks CI also runs: 2-process DDP vs 1 process, DDP sweep trials,
+# a sweep killed mid-trial and resumed (about 2-3 minutes on 2 cores)
+test-sweeps: install
+	@$(call run_pytest,-m "slow" -q tests/ddp tests/sweep)
 
 test-all: install
 	@$(call run_pytest,-q)

@@ -27,7 +27,7 @@ def main(cfg: DictConfig) -> float | None:
 
     run_dir = HydraConfig.get().runtime.output_dir
     results = train(cfg, run_dir)
-    if results:
+    if "test/dice" in results:
         log.info("test Dice %.4f (mean over images); run folder: %s", results.get("test/dice", float("nan")), run_dir)
         print(f"\nResults: {run_dir}\n  report: {run_dir}/report.md\n  test Dice: {results['test/dice']:.4f}")
     metric = cfg.get("optimized_metric")

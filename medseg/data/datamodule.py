@@ -19,6 +19,7 @@ from medseg.data.case import Case, DataError
 from medseg.data.datasets import FullImageDataset, PatchDataset, ResizeDataset
 from medseg.data.formats.base import SegmentationReader
 from medseg.data.preprocess import Compose
+from medseg.data.samplers import eval_sampler
 from medseg.data.splits import make_splits
 
 log = logging.getLogger(__name__)
@@ -172,8 +173,9 @@ class SegmentationDataModule(L.LightningDataModule):
                           worker_init_fn=_reseed_worker)
 
     def _eval_loader(self, split: str) -> DataLoader:
-        return DataLoader(FullImageDataset(self.cases[split]), batch_size=1, shuffle=False,
-                          num_workers=0)
+        ds = FullImageDataset(self.cases[split])
+        # under DDP: each image on exactly one rank (no padding duplicates; see medseg.data.samplers)
+        return DataLoader(ds, batch_size=1, shuffle=False, sampler=eval_sampler(ds), num_workers=0)
 
     def val_dataloader(self) -> DataLoader:
         return self._eval_loader("val")

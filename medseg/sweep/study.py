@@ -1,0 +1,137 @@
+"""Open (or join) an Optuna study on shared storage, keep running trials alive, count progress.
+
+Storage is any SQLAlchemy URL (``sqlite:///path/optuna.db`` by default, ``postgresql://...`` for many
+workers on many machines). A second sweep started against the same storage and study name joins the
+study: trials are asked and told through the storage, never through the process.
+
+A trial left RUNNING by a killed sweep stops sending heartbeats; after ``grace_period`` seconds the next
+sweep marks it FAIL and re-enqueues its parameters once (Optuna's ``RetryHeartbeatStaleTrialCallback``), so the
+killed trial is re-run with the same hyperparameters.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import warnings
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import optuna
+from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
+from optuna.trial import TrialState
+
+log = logging.getLogger(__name__)
+
+#: trial states that count towards ``n_trials``
+DONE_STATES = (TrialState.COMPLETE, TrialState.PRUNED)
+
+
+def sqlite_url(path: str | Path) -> str:
+    """``sqlite:///<absolute path>`` (creating the parent folder)."""
+    path = Path(path).expanduser().resolve()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{path}"
+
+
+def open_storage(url: str, heartbeat_interval: int | None = 10, grace_period: int | None = 30,
+                 max_retry: int = 1) -> RDBStorage:
+    """An ``RDBStorage`` with heartbeats (``heartbeat_interval=None`` disables them)."""
+    engine_kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # heartbeats: there since 2.x
+        kwargs = {}
+        if heartbeat_interval:
+            kwargs = {"heartbeat_interval": int(heartbeat_interval),
+                      "grace_period": int(grace_period or 2 * heartbeat_interval),
+                      "heartbeat_stale_trial_callback": RetryHeartbeatStaleTrialCallback(max_retry=max_retry)}
+        return RDBStorage(url, engine_kwargs=engine_kwargs, **kwargs)
+
+
+def open_study(study_name: str, storage: RDBStorage, direction: str = "maximize",
+               sampler: optuna.samplers.BaseSampler | None = None,
+               pruner: optuna.pruners.BasePruner | None = None) -> optuna.Study:
+    """Create the study, or load it when it exists (``load_if_exists``); then fail stale trials."""
+    study = optuna.create_study(study_name=study_name, storage=storage, direction=direction, sampler=sampler,
+                                pruner=pruner, load_if_exists=True)
+    if storage.get_heartbeat_interval() is not None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            optuna.storages.fail_stale_trials(study)
+    return study
+
+
+def ask(study: optuna.Study, space: dict) -> optuna.Trial:
+    """``study.ask(space)``; the sweeper records heartbeats itself (:class:`Heartbeat`), so Optuna's
+    warning that heartbeats are meant for ``Study.optimize`` is silenced."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Heartbeat of storage")
+        return study.ask(fixed_distributions=space)
+
+
+def count_states(study: optuna.Study) -> Counter:
+    """``Counter`` of trial states in the study (read from storage)."""
+    return Counter(t.state for t in study.get_trials(deepcopy=False))
+
+
+def trials_left(study: optuna.Study, n_trials: int) -> int:
+    """How many more trials to start: ``n_trials`` minus finished (COMPLETE/PRUNED) and running trials.
+
+    Running trials may belong to other workers; counting them keeps many workers from overshooting.
+    Waiting (enqueued) trials are not counted: they are started by the next ``ask``.
+    """
+    c = count_states(study)
+    return n_trials - sum(c[s] for s in DONE_STATES) - c[TrialState.RUNNING]
+
+
+class Heartbeat:
+    """Record a heartbeat for some trials every ``interval`` seconds in a daemon thread.
+
+    Use as a context manager around the launch of the trials' jobs.
+    """
+
+    def __init__(self, storage: RDBStorage, trial_ids: Iterable[int], interval: float) -> None:
+        self.storage, self.trial_ids, self.interval = storage, list(trial_ids), interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="optuna-heartbeat", daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            for tid in self.trial_ids:
+                try:
+                    self.storage.record_heartbeat(tid)
+                except Exception as exc:  # noqa: BLE001  never let a storage hiccup kill the sweep
+                    log.warning("heartbeat for trial %s failed: %s", tid, exc)
+
+    def __enter__(self) -> Heartbeat:  # noqa: PYI034
+        if self.storage.get_heartbeat_interval() is not None:
+            for tid in self.trial_ids:
+                self.storage.record_heartbeat(tid)
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=5)
+
+
+@contextmanager
+def heartbeat(storage: RDBStorage, trials: Iterable[optuna.Trial]) -> Iterator[None]:
+    """``with heartbeat(storage, trials): ...`` keeps ``trials`` from being marked stale."""
+    interval = storage.get_heartbeat_interval() or 0
+    with Heartbeat(storage, [t._trial_id for t in trials], interval):
+        yield
+
+
+def load_trial(storage: str | RDBStorage, study_name: str, number: int,
+               pruner: optuna.pruners.BasePruner | None = None) -> optuna.Trial:
+    """The live ``optuna.Trial`` with this number, from another process (for reporting and pruning)."""
+    if isinstance(storage, str):
+        storage = optuna.storages.get_storage(storage)
+    study = optuna.load_study(study_name=study_name, storage=storage, pruner=pruner)
+    study_id = storage.get_study_id_from_name(study_name)
+    trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, int(number))
+    return optuna.trial.Trial(study, trial_id)

@@ -1,0 +1,1 @@
+"""Experiment tracking: logger factories (wandb) with sensible defaults for runs, folds and sweep trials."""

@@ -1,0 +1,46 @@
+"""The pruning callback reports each epoch's validation Dice to the trial held in shared storage and
+stops a trial that the study's pruner rejects."""
+
+from __future__ import annotations
+
+import optuna
+import pytest
+
+from medseg.pipelines.train import train
+from medseg.sweep.sweeper import PRUNER_ATTR
+
+
+def make_trial(tmp_path, pruner_cfg):
+    url = f"sqlite:///{tmp_path / 'optuna.db'}"
+    study = optuna.create_study(study_name="prune", storage=url, direction="maximize")
+    study.set_user_attr(PRUNER_ATTR, pruner_cfg)
+    return study, study.ask(), url
+
+
+def overrides(tiny_drive, url, number, epochs):
+    return ["hparams_search=vessels_optuna", "debug=smoke", "data=drive", f"data.root={tiny_drive}",
+            f"trainer.max_epochs={epochs}", "data.samples_per_epoch=8", "model.base_channels=4",
+            f"++optuna_trial={{study_name:prune,storage:'{url}',number:{number}}}"]
+
+
+def test_rejected_trial_is_pruned_after_its_first_epoch(tiny_drive, train_cfg, tmp_path):
+    # a Dice can never reach 2: this pruner rejects every report
+    study, trial, url = make_trial(tmp_path, {"_target_": "optuna.pruners.ThresholdPruner", "lower": 2.0})
+    cfg, run_dir = train_cfg(overrides(tiny_drive, url, trial.number, epochs=3))
+    with pytest.raises(optuna.TrialPruned, match="epoch 0"):
+        train(cfg, run_dir)
+    frozen = study.trials[0]
+    assert list(frozen.intermediate_values) == [0]
+    assert 0.0 <= frozen.intermediate_values[0] <= 1.0
+    assert not (run_dir / "results.json").exists()
+
+
+def test_kept_trial_reports_every_epoch_and_returns_val_dice(tiny_drive, train_cfg, tmp_path):
+    study, trial, url = make_trial(tmp_path, {"_target_": "optuna.pruners.NopPruner"})
+    cfg, run_dir = train_cfg(overrides(tiny_drive, url, trial.number, epochs=2))
+    results = train(cfg, run_dir)
+    reported = study.trials[0].intermediate_values
+    assert sorted(reported) == [0, 1]
+    # evaluate=false in the sweep config: no test metrics, but the best validation Dice is returned
+    assert set(results) == {"val/best_dice"}
+    assert results["val/best_dice"] == pytest.approx(max(reported.values()), abs=1e-6)

@@ -1,0 +1,29 @@
+"""The shipped search spaces compose and parse into Optuna distributions."""
+
+from __future__ import annotations
+
+import pytest
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from omegaconf import OmegaConf
+
+from medseg.cli._hydra import config_dir
+from medseg.sweep.search_space import parse_search_space
+
+
+@pytest.mark.parametrize("name, needs", [("vessels_optuna", []),
+                                         ("handbone_optuna", ["data/handbone_synth.yaml", "model/smp.yaml"])])
+def test_search_space_composes_and_parses(train_cfg, name, needs):
+    from pathlib import Path
+
+    missing = [n for n in needs if not (Path(config_dir()) / n).is_file()]
+    if missing:
+        pytest.skip(f"configs from other work not merged yet: {missing}")
+    cfg, _ = train_cfg([f"hparams_search={name}"])
+    sweeper = cfg.hydra.sweeper
+    assert sweeper._target_.startswith("hydra_plugins.medseg_optuna_sweeper")
+    assert cfg.optimized_metric == "val/best_dice" and cfg.evaluate is False
+    params = OmegaConf.to_container(sweeper.params)
+    space, fixed = parse_search_space(OverridesParser.create(), params, [])
+    assert set(space) == set(params) and not fixed
+    for key in space:  # every searched key exists in the composed config (no typo'd parameter)
+        assert OmegaConf.select(cfg, key, default="__missing__") != "__missing__", key
