@@ -19,7 +19,8 @@ ARCHS = ("Unet", "UnetPlusPlus", "MAnet", "Linknet", "FPN", "PSPNet", "PAN", "De
 
 
 def load_encoder_weights(model: nn.Module, path: str | Path) -> None:
-    """Load a local state dict into ``model.encoder`` (keys may carry an ``encoder.`` prefix)."""
+    """Load a local state dict into ``model.encoder`` (keys may carry an ``encoder.`` prefix; a
+    classifier head ``fc.*`` is ignored; any other mismatch raises)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"encoder_weights_path {path} does not exist")
@@ -28,7 +29,9 @@ def load_encoder_weights(model: nn.Module, path: str | Path) -> None:
         state = state["state_dict"]
     if any(k.startswith("encoder.") for k in state):
         state = {k[len("encoder."):]: v for k, v in state.items() if k.startswith("encoder.")}
-    missing, unexpected = model.encoder.load_state_dict(state, strict=False)
+    # nn.Module's method: some smp encoders override load_state_dict and return nothing
+    missing, unexpected = nn.Module.load_state_dict(model.encoder, state, strict=False)
+    unexpected = [k for k in unexpected if not k.startswith("fc.")]  # an ImageNet classifier head
     if missing or unexpected:
         raise ValueError(f"encoder weights {path} do not match the encoder: {len(missing)} missing keys "
                          f"(e.g. {list(missing)[:3]}), {len(unexpected)} unexpected (e.g. {list(unexpected)[:3]})")
