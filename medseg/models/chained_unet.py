@@ -61,8 +61,8 @@ class ChainedUNet(nn.Module):
         supervise_both: bool = False,
     ) -> None:
         super().__init__()
-        common = dict(spatial_dims=spatial_dims, depth=depth, base_channels=base_channels, norm=norm,
-                      dropout=dropout, padding="same")
+        common = {"spatial_dims": spatial_dims, "depth": depth, "base_channels": base_channels, "norm": norm,
+                  "dropout": dropout, "padding": "same"}
         self.first = UNet(in_channels, None, residual=False, **common)
         self.second = UNet(self.first.out_features, out_channels, residual=True, **common)
         self.first_head = conv_nd(spatial_dims)(self.first.out_features, out_channels, 1) if supervise_both else None

@@ -115,7 +115,7 @@ def test_swinunetr_small():
     """Sides must be >= 64 (instance norm on the stride-32 map); 3D checked without gradients."""
     from medseg.models.monai_nets import swinunetr
 
-    small = dict(feature_size=12, depths=(1, 1, 1, 1), num_heads=(1, 1, 1, 1))
+    small = {"feature_size": 12, "depths": (1, 1, 1, 1), "num_heads": (1, 1, 1, 1)}
     check(swinunetr(1, 2, spatial_dims=2, **small), torch.randn(2, 1, 64, 64), 2)
     with torch.no_grad():
         assert swinunetr(1, 2, **small).eval()(torch.randn(1, 1, 64, 64, 64)).shape == (1, 2, 64, 64, 64)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import pytest
@@ -55,7 +56,7 @@ def test_scheduler_configs_instantiate(name):
         return
     got = lrs(sched, opt, 11)
     if name == "cosine":
-        assert got[0] == pytest.approx(0.01) and all(a > b for a, b in zip(got[:10], got[1:10]))
+        assert got[0] == pytest.approx(0.01) and all(a > b for a, b in itertools.pairwise(got[:10]))
     elif name == "cosine_warmup":  # 1 warm-up epoch from 1 % of lr, then decay
         assert got[0] == pytest.approx(1e-4) and got[1] == pytest.approx(0.01) and got[9] < got[2] < got[1]
     elif name == "poly":  # nnU-Net: lr0 * (1 - e / E) ** 0.9
