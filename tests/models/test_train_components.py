@@ -5,6 +5,7 @@ in test_unet.py / test_factories.py; the heaviest 2D networks are marked slow.)"
 
 from __future__ import annotations
 
+import csv
 import json
 import math
 
@@ -39,6 +40,10 @@ def run(train_cfg, tiny_drive, overrides: list[str]) -> dict:
     assert math.isfinite(results["test/dice"]), results
     assert 0.0 <= results["test/dice"] <= 1.0
     assert json.loads((run_dir / "results.json").read_text())["test/dice"] == pytest.approx(results["test/dice"])
+    with open(run_dir / "metrics.csv", newline="") as f:
+        epochs = list(csv.DictReader(f))
+    assert epochs and all(math.isfinite(float(e["train/loss"])) and math.isfinite(float(e["val/loss"]))
+                          for e in epochs), epochs
     return results
 
 
@@ -72,8 +77,11 @@ def test_every_scheduler_trains_two_epochs(train_cfg, tiny_drive, scheduler):
     run(train_cfg, tiny_drive, [f"scheduler={scheduler}", "trainer.max_epochs=2", "data.samples_per_epoch=8"])
 
 
-def test_channels_last_option_trains(train_cfg, tiny_drive):
-    run(train_cfg, tiny_drive, ["module.channels_last=true"])
+def test_precision_channels_last_clipping_accumulation_train(train_cfg, tiny_drive):
+    """bf16 autocast (CPU here, 16-mixed/bf16-mixed on GPU), channels-last, clipping, accumulation."""
+    run(train_cfg, tiny_drive, ["+trainer.precision=bf16-mixed", "module.channels_last=true",
+                                "+trainer.gradient_clip_val=1.0", "+trainer.accumulate_grad_batches=2",
+                                "loss=dice_focal"])
 
 
 @pytest.mark.slow
