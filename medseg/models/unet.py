@@ -141,7 +141,8 @@ class UNet(nn.Module):
             x = block(torch.cat([center_crop(skip, x.shape[2:]), x], dim=1))
         return x
 
-    def _forward_valid(self, x: torch.Tensor) -> torch.Tensor:
+    def _forward_checked(self, x: torch.Tensor) -> torch.Tensor:
+        """Run the network on ``x`` as is (a valid net returns a smaller map); bad sizes raise."""
         self._check_size(x)
         y = self.features(x)
         return self.head(y) if self.head is not None else y
@@ -149,16 +150,13 @@ class UNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.padding == "valid" and not self.training:
             return self.forward_overlap_tile(x)
-        if self.padding == "valid":
-            return self._forward_valid(x)
-        y = self.features(x)
-        return self.head(y) if self.head is not None else y
+        return self._forward_checked(x)
 
     def forward_overlap_tile(self, x: torch.Tensor) -> torch.Tensor:
         """Mirror-pad ``x`` by the border the valid network loses, run it, and crop the output back to
         ``x``'s spatial size (Ronneberger's overlap-tile; a no-op rule for ``same`` padding)."""
         if self.padding == "same":
-            return self._forward_valid(x)
+            return self._forward_checked(x)
         spatial = [int(s) for s in x.shape[2:]]
         pads = []
         for s in spatial:
@@ -167,7 +165,7 @@ class UNet(nn.Module):
             border = (n_in - out) // 2
             lo = border + (out - s) // 2
             pads.append((lo, n_in - s - lo))
-        y = self._forward_valid(mirror_pad(x, pads))
+        y = self._forward_checked(mirror_pad(x, pads))
         index = [slice(None), slice(None)]
         for s, o, (lo, hi) in zip(spatial, y.shape[2:], pads):
             start = lo - (s + lo + hi - o) // 2  # output pixel j sits at padded input pixel j + border

@@ -64,7 +64,7 @@ def test_valid_padding_eval_overlap_tile_matches_unpadded_centre():
     x = torch.randn(1, 1, 60, 60)
     full = net(x)
     assert full.shape == (1, 2, 60, 60)
-    inner = net._forward_valid(x)  # 20x20, centred (border 20)
+    inner = net._forward_checked(x)  # 20x20, centred (border 20)
     assert torch.allclose(full[..., 20:40, 20:40], inner, atol=1e-5)
     odd = net(torch.randn(1, 1, 37, 50))
     assert odd.shape == (1, 2, 37, 50)
@@ -92,8 +92,8 @@ def test_bad_arguments_raise():
         UNet(1, 1, padding="full")
     with pytest.raises(ValueError, match="dropout needs 3 values"):
         UNet(1, 1, depth=2, dropout=[0.1, 0.2])
-    with pytest.raises(ValueError, match="divisible"):
-        UNet(1, 1, depth=2)._forward_valid(torch.randn(1, 1, 30, 30))
+    with pytest.raises(ValueError, match="divisible by 2\\*\\*depth = 4"):
+        UNet(1, 1, depth=2)(torch.randn(1, 1, 30, 30))
 
 
 def test_brain_seed_3d_unet_config():
