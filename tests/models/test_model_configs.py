@@ -1,0 +1,25 @@
+"""Every conf/model/*.yaml instantiates with its default (full-size) settings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.utils import instantiate
+
+from medseg.cli._hydra import config_dir
+
+MODELS = sorted(p.stem for p in Path(config_dir(), "model").glob("*.yaml"))
+VOLUME_MODELS = {"unet3d", "segresnet", "unetr", "swinunetr"}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", MODELS)
+def test_default_model_config_instantiates(name):
+    overrides = [f"model={name}"] + (["data.patch_size=[64,64,64]"] if name in VOLUME_MODELS else [])
+    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
+        cfg = compose("train", overrides=overrides)
+    net = instantiate(cfg.model, in_channels=3, out_channels=2)
+    assert sum(p.numel() for p in net.parameters()) > 1e6
+    assert getattr(net, "size_divisor", 1) >= 1
