@@ -56,10 +56,12 @@ def test_smp_encoder_weights_path_loads_local_state(tmp_path):
         build_smp("Unet", "resnet18", 1, 2, encoder_weights_path=str(tmp_path / "nope.pt"))
 
 
+@pytest.mark.slow
 def test_smp_unet_on_hrnet_w18_encoder():
     check(build_smp("Unet", "tu-hrnet_w18", 1, 2), torch.randn(2, 1, 64, 64), 2)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["HRNetV2", "DeepLabV3PlusHRNet"])
 def test_hrnet_networks_w18(name):
     from medseg.models import hrnet
@@ -75,7 +77,7 @@ def test_hrnet_rejects_unknown_width():
         HRNetV2(1, 1, width=40)
 
 
-@pytest.mark.parametrize("aux", [False, True])
+@pytest.mark.parametrize("aux", [False, pytest.param(True, marks=pytest.mark.slow)])
 def test_fcn_resnet_any_input_channels(aux):
     from medseg.models.fcn import FCN
 

@@ -57,7 +57,8 @@ def test_every_model_trains(train_cfg, tiny_drive, model):
 
 @pytest.mark.parametrize("overrides", [
     ["model=chained_unet", "loss=stochastic_nll"],
-    ["model=chained_unet", "loss=stochastic_nll", "model.supervise_both=true", "module.deep_supervision_weights=[1.0,0.5]"],
+    pytest.param(["model=chained_unet", "loss=stochastic_nll", "model.supervise_both=true",
+                  "module.deep_supervision_weights=[1.0,0.5]"], marks=SLOW),
     pytest.param(["model=fcn_resnet101", "model.aux_loss=true"], marks=SLOW),
 ], ids=["chained", "chained_supervise_both", "fcn_aux"])
 def test_multi_output_models_train(train_cfg, tiny_drive, overrides):
