@@ -5,6 +5,11 @@ Training steps see patches; validation and test steps see whole images through t
 :class:`~medseg.inference.predictor.Predictor` (sliding window by default). Loss is logged per
 epoch only, and Dice is accumulated in a DDP-aware torchmetrics state, so no step waits on a
 device-to-host sync for logging.
+
+Networks whose output is smaller than their input (a ``valid``-padding U-Net) are compared against
+the centre-cropped target and ROI automatically. Networks that return a tuple ``(main, aux...)`` in
+training are trained through :class:`~medseg.losses.deep_supervision.DeepSupervisionLoss`.
+``channels_last`` and ``compile`` are speed options for GPU runs.
 """
 
 from __future__ import annotations
@@ -16,7 +21,9 @@ import torch
 from torch import nn
 
 from medseg.inference.predictor import Predictor
+from medseg.losses.deep_supervision import DeepSupervisionLoss
 from medseg.metrics.running import MeanPerImageDice
+from medseg.models.blocks import center_crop
 from medseg.tasks import Task
 
 
@@ -29,6 +36,12 @@ class SegmentationModule(L.LightningModule):
             ``monitor`` say how Lightning steps it.
         task: a :class:`~medseg.tasks.Task`.
         predictor: whole-image inference rule for validation/test/predict.
+        deep_supervision_weights: weights of ``(main, aux...)`` outputs for networks that return a
+            tuple in training; ``None``: ``1, 1/2, 1/4...`` normalised.
+        channels_last: store the network and training batches in channels-last memory format
+            (faster convolutions with mixed precision on recent GPUs).
+        compile: run training forward passes through ``torch.compile(net)``; the checkpoint keeps the
+            plain network's parameter names.
     """
 
     def __init__(
@@ -41,9 +54,17 @@ class SegmentationModule(L.LightningModule):
         scheduler: Callable | None = None,
         scheduler_interval: str = "epoch",
         monitor: str = "val/dice",
+        deep_supervision_weights: list[float] | None = None,
+        channels_last: bool = False,
+        compile: bool = False,
     ) -> None:
         super().__init__()
-        self.net, self.loss = net, loss
+        self.net = net
+        self.loss = DeepSupervisionLoss(loss, deep_supervision_weights)
+        self.channels_last = bool(channels_last)
+        self._compiled: list[Callable] = []  # a list: keeps the compiled wrapper out of the state dict
+        if compile:
+            self._compiled.append(torch.compile(net))
         self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
         self.scheduler_interval, self.monitor = scheduler_interval, monitor
         self.task, self.predictor = task, predictor
@@ -53,6 +74,16 @@ class SegmentationModule(L.LightningModule):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
 
+    def _memory_format(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.channels_last:
+            return x
+        return x.contiguous(memory_format=torch.channels_last if x.ndim == 4 else torch.channels_last_3d)
+
+    def setup(self, stage: str) -> None:
+        if self.channels_last:
+            dims = next((m.weight.ndim for m in self.net.modules() if isinstance(m, (nn.Conv2d, nn.Conv3d))), 4)
+            self.net.to(memory_format=torch.channels_last if dims == 4 else torch.channels_last_3d)
+
     # ------------------------------------------------------------- training
     def on_train_epoch_start(self) -> None:
         loader = self.trainer.train_dataloader
@@ -60,11 +91,15 @@ class SegmentationModule(L.LightningModule):
         if hasattr(ds, "set_epoch"):
             ds.set_epoch(self.current_epoch)
 
-    def compute_loss(self, logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        return self.loss(logits, self.task.loss_target(mask))
+    def compute_loss(self, logits: torch.Tensor | tuple[torch.Tensor, ...], mask: torch.Tensor) -> torch.Tensor:
+        """Loss of ``logits`` (or ``(main, aux...)``) against ``mask``, cropped to the main output's size."""
+        main = logits if isinstance(logits, torch.Tensor) else logits[0]
+        target = self.task.loss_target(mask)
+        return self.loss(logits, center_crop(target, main.shape[2:]))
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
-        logits = self.net(batch["image"])
+        net = self._compiled[0] if self._compiled else self.net
+        logits = net(self._memory_format(batch["image"]))
         loss = self.compute_loss(logits, batch["mask"])
         self.log("train/loss", loss, on_step=False, on_epoch=True, prog_bar=True,
                  batch_size=batch["image"].shape[0], sync_dist=True)
@@ -78,7 +113,9 @@ class SegmentationModule(L.LightningModule):
         logits = self.predict_logits(batch["image"])
         loss = self.compute_loss(logits, batch["mask"])
         pred = self.task.discretize(self.task.activation(logits))
-        metric.update(pred, self.task.target_to_binary(batch["mask"]), batch["roi"])
+        spatial = logits.shape[2:]  # smaller than the image only for a valid net run without padding
+        metric.update(pred, center_crop(self.task.target_to_binary(batch["mask"]), spatial),
+                      center_crop(batch["roi"], spatial))
         self.log(f"{stage}/loss", loss, on_step=False, on_epoch=True, batch_size=1, sync_dist=True)
 
     def _log_dice(self, stage: str, metric: MeanPerImageDice) -> None:

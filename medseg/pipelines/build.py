@@ -40,6 +40,7 @@ def build_module(cfg: DictConfig, dm: SegmentationDataModule) -> SegmentationMod
         monitor=cfg.monitor,
         task=task,
         predictor=predictor,
+        **(cfg.get("module") or {}),  # deep_supervision_weights, channels_last, compile
     )
 
 
