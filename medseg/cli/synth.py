@@ -1,4 +1,8 @@
-"""``medseg-synth <dataset> --out DIR``: write a synthetic dataset in its real on-disk layout."""
+"""``medseg-synth <dataset> --out DIR``: write a synthetic dataset in its real on-disk layout.
+
+``--n`` is the number of training cases, ``--n-test`` of test (or validation) cases, ``--size`` the
+image size (H W for 2D, I J K for BraTS volumes). Defaults are the real datasets' sizes.
+"""
 
 from __future__ import annotations
 
@@ -8,23 +12,34 @@ import sys
 import medseg  # noqa: F401
 
 
+def _n_test(args, default: int | None = None) -> int:
+    return args.n_test if args.n_test is not None else (args.n if default is None else default)
+
+
 def _drive(args) -> None:
     from medseg.data.synth.drive import write_drive
 
     h, w = args.size or (584, 565)
-    write_drive(args.out, n_train=args.n, n_test=args.n_test if args.n_test is not None else args.n,
-                height=h, width=w, seed=args.seed)
+    write_drive(args.out, n_train=args.n, n_test=_n_test(args), height=h, width=w, seed=args.seed)
 
 
-GENERATORS = {"drive": _drive}
+def _brats(args) -> None:
+    from medseg.data.synth.brats import write_brats
+
+    write_brats(args.out, n_cases=args.n, shape=tuple(args.size or (240, 240, 155)), seed=args.seed,
+                validation_cases=_n_test(args, 0))
+
+
+GENERATORS = {"drive": _drive, "brats": _brats}
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="medseg-synth", description=__doc__)
+    p = argparse.ArgumentParser(prog="medseg-synth", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("dataset", choices=sorted(GENERATORS))
     p.add_argument("--out", required=True, help="output folder (created)")
     p.add_argument("--n", type=int, default=20, help="number of training cases")
-    p.add_argument("--n-test", type=int, default=None, help="number of test cases (default: --n)")
+    p.add_argument("--n-test", type=int, default=None, help="number of test/validation cases")
     p.add_argument("--size", type=int, nargs="+", default=None, help="image size, e.g. --size 584 565")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
