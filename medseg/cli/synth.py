@@ -30,7 +30,14 @@ def _brats(args) -> None:
                 validation_cases=_n_test(args, 0))
 
 
-GENERATORS = {"drive": _drive, "brats": _brats}
+def _handbone(args) -> None:
+    from medseg.data.synth.handbone import write_handbone
+
+    size = (args.size or [2048])[0]
+    write_handbone(args.out, n_train=args.n, n_test=_n_test(args, max(1, args.n // 5)), size=size, seed=args.seed)
+
+
+GENERATORS = {"drive": _drive, "brats": _brats, "handbone": _handbone}
 
 
 def main(argv: list[str] | None = None) -> int:
