@@ -1,7 +1,13 @@
 """``medseg-synth <dataset> --out DIR``: write a synthetic dataset in its real on-disk layout.
 
-``--n`` is the number of training cases, ``--n-test`` of test (or validation) cases, ``--size`` the
-image size (H W for 2D, I J K for BraTS volumes). Defaults are the real datasets' sizes.
+``--n`` is the number of training cases (CHASE_DB1: subjects; hand bones: IDs), ``--n-test`` of
+test (or validation) cases, ``--size`` the image size (H W for 2D, one side for square JSRT/hand
+images, I J K for BraTS volumes). Defaults are the real datasets' sizes. Examples::
+
+    medseg-synth brats --out data/BraTS2020 --n 8 --size 96 96 64
+    medseg-synth handbone --out data/handbone --n 10 --size 256
+    medseg-synth jsrt --out data/JSRT --n 40 --size 512 --layout scr
+    medseg-synth folder --out data/shapes --task multilabel --ext nii.gz --size 32 32 32
 """
 
 from __future__ import annotations
@@ -37,7 +43,28 @@ def _handbone(args) -> None:
     write_handbone(args.out, n_train=args.n, n_test=_n_test(args, max(1, args.n // 5)), size=size, seed=args.seed)
 
 
-GENERATORS = {"drive": _drive, "brats": _brats, "handbone": _handbone}
+def _chase(args) -> None:
+    from medseg.data.synth.chase import write_chase
+
+    h, w = args.size or (960, 999)
+    write_chase(args.out, n_subjects=args.n, height=h, width=w, seed=args.seed)
+
+
+def _jsrt(args) -> None:
+    from medseg.data.synth.jsrt import write_jsrt
+
+    write_jsrt(args.out, n=args.n, size=(args.size or [2048])[0], layout=args.layout or "scr", seed=args.seed)
+
+
+def _folder(args) -> None:
+    from medseg.data.synth.folder import write_folder
+
+    write_folder(args.out, n=args.n, size=tuple(args.size or (128, 128)), task=args.task, ext=args.ext,
+                 seed=args.seed)
+
+
+GENERATORS = {"drive": _drive, "chase": _chase, "jsrt": _jsrt, "brats": _brats, "handbone": _handbone,
+              "folder": _folder}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -49,6 +76,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--n-test", type=int, default=None, help="number of test/validation cases")
     p.add_argument("--size", type=int, nargs="+", default=None, help="image size, e.g. --size 584 565")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--layout", choices=["scr", "png", "folder"], default=None, help="jsrt: on-disk variant")
+    p.add_argument("--task", choices=["binary", "multiclass", "multilabel"], default="binary", help="folder")
+    p.add_argument("--ext", choices=["png", "tif", "bmp", "nii.gz"], default="png", help="folder: file type")
     args = p.parse_args(argv)
     GENERATORS[args.dataset](args)
     print(f"wrote synthetic {args.dataset} to {args.out}")

@@ -32,6 +32,7 @@ import numpy as np
 
 from medseg.data.case import Case, DataError
 from medseg.data.formats.base import SegmentationReader
+from medseg.data.formats.nifti import load_nifti
 
 MODALITIES = ("flair", "t1", "t1ce", "t2")
 SPLIT_FOLDERS = {"training": "MICCAI_BraTS2020_TrainingData", "validation": "MICCAI_BraTS2020_ValidationData"}
@@ -39,18 +40,6 @@ REGIONS = ("whole_tumour", "tumour_core", "enhancing_tumour")
 LABELS = ("necrotic_core", "oedema", "enhancing_tumour")
 _SEG = re.compile(r"_seg(m)?\.nii(\.gz)?$", re.IGNORECASE)
 _NII = re.compile(r"\.nii(\.gz)?$", re.IGNORECASE)
-
-
-def load_nifti(path: Path) -> tuple[np.ndarray, np.ndarray, tuple[float, ...]]:
-    """Read a NIfTI file -> ``(array, affine, spacing)``; :class:`DataError` naming the file if it fails."""
-    import nibabel as nib
-
-    try:
-        img = nib.load(str(path))
-        data = np.asarray(img.dataobj)
-    except Exception as exc:  # nibabel raises many types for truncated/corrupt files
-        raise DataError(f"{path}: cannot read NIfTI ({type(exc).__name__}: {exc})") from exc
-    return data, np.asarray(img.affine, dtype=np.float64), tuple(float(z) for z in img.header.get_zooms()[:3])
 
 
 def regions_from_labels(seg: np.ndarray) -> np.ndarray:

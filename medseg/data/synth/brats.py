@@ -11,14 +11,14 @@ threshold recovers the three regions.
 
 from __future__ import annotations
 
-import gzip
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 from scipy import ndimage
 
-from medseg.utils.io import save_with, write_json_atomic
+from medseg.data.formats.nifti import write_nifti
+from medseg.utils.io import write_json_atomic
 
 MARKER = ".medseg_synthetic.json"
 TRAIN_DIR, VAL_DIR = "MICCAI_BraTS2020_TrainingData", "MICCAI_BraTS2020_ValidationData"
@@ -159,19 +159,13 @@ def write_brats(
 
     Returns ``out``.
     """
-    import nibabel as nib
-
     out = Path(out)
     shape = tuple(int(s) for s in shape)
     affine = brats_affine(shape)
     centers = list(tumour_centers or [])
 
     def save(path: Path, arr: np.ndarray) -> None:
-        img = nib.Nifti1Image(arr, affine)
-        img.header.set_zooms((1.0, 1.0, 1.0))
-        img.header.set_xyzt_units("mm")
-        data = gzip.compress(img.to_bytes(), compresslevel=1)
-        save_with(path, lambda p: p.write_bytes(data))
+        write_nifti(path, arr, affine, spacing=(1.0, 1.0, 1.0))
 
     plan = [(TRAIN_DIR, "Training", i, True) for i in range(n_cases)]
     plan += [(VAL_DIR, "Validation", i, False) for i in range(validation_cases)]

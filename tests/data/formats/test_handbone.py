@@ -119,14 +119,10 @@ def test_corrupt_files(tiny_hand, tmp_path):
         HandBoneReader(tmp_path / "empty")
 
 
-def test_train_one_epoch_handbone_synth(train_cfg, tmp_path):
-    from medseg.pipelines.train import train
-
-    cfg, run_dir = train_cfg(["data=handbone_synth", "debug=smoke", f"paths.data_dir={tmp_path / 'data'}",
-                              "data.synthesize.size=64", "data.synthesize.n_train=4", "data.synthesize.n_test=1",
-                              "data.patch_size=[32,32]", "data.samples_per_epoch=8", "data.fold=0",
-                              "data.n_folds=2"])
-    train(cfg, run_dir)
+def test_train_one_epoch_handbone_synth(train_synth):
+    _, run_dir = train_synth("handbone", "data.synthesize.size=64", "data.synthesize.n_train=4",
+                             "data.synthesize.n_test=1", "data.patch_size=[32,32]", "data.samples_per_epoch=8",
+                             "data.fold=0", "data.n_folds=2")
     splits = json.loads((run_dir / "splits.json").read_text())
     groups = {s: {c.split("_")[0] for c in ids} for s, ids in splits.items()}
     assert not (groups["train"] & groups["val"]) and not (groups["train"] & groups["test"])
