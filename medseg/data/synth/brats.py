@@ -35,15 +35,25 @@ def brats_affine(shape: Sequence[int] = (240, 240, 155)) -> np.ndarray:
 def _smooth_noise(rng: np.random.Generator, shape: Sequence[int], cells: int = 4) -> np.ndarray:
     """Low-frequency random field in about [-1, 1]."""
     small = rng.standard_normal([cells] * len(shape))
-    field = ndimage.zoom(small, [s / cells for s in shape], order=3)
+    field = ndimage.zoom(small, [s / cells for s in shape], order=1)
     field = field[tuple(slice(0, s) for s in shape)]
     return field / (np.abs(field).max() + 1e-8)
 
 
-def _blob(grid, center, radii, rng, roughness=0.25) -> np.ndarray:
-    """Irregular ellipsoid: normalised distance perturbed by a smooth random field."""
+def _blob(shape, center, radii, rng, roughness=0.25) -> np.ndarray:
+    """Irregular ellipsoid: normalised distance perturbed by a smooth random field, computed in
+    the ellipsoid's bounding box only (volumes are large)."""
+    center, radii = np.asarray(center, float), np.asarray(radii, float)
+    reach = radii * (1 + roughness) + 1
+    lo = [max(int(np.floor(c - r)), 0) for c, r in zip(center, reach)]
+    hi = [min(int(np.ceil(c + r)) + 1, s) for c, r, s in zip(center, reach, shape)]
+    out = np.zeros(shape, bool)
+    if any(h <= l for l, h in zip(lo, hi)):
+        return out
+    grid = np.ogrid[tuple(slice(l, h) for l, h in zip(lo, hi))]
     d = np.sqrt(sum(((g - c) / r) ** 2 for g, c, r in zip(grid, center, radii)))
-    return d + roughness * _smooth_noise(rng, d.shape, cells=3) < 1.0
+    out[tuple(slice(l, h) for l, h in zip(lo, hi))] = d + roughness * _smooth_noise(rng, d.shape, cells=3) < 1.0
+    return out
 
 
 def make_head(
@@ -57,23 +67,23 @@ def make_head(
     a random point well inside the brain.
     """
     shape = tuple(int(s) for s in shape)
-    grid = np.meshgrid(*[np.arange(s, dtype=np.float32) for s in shape], indexing="ij")
     c = np.array(shape, float) / 2 + rng.uniform(-0.03, 0.03, 3) * np.array(shape)
     radii = np.array(shape, float) * np.array([0.30, 0.37, 0.40]) * rng.uniform(0.92, 1.05, 3)
-    brain = _blob(grid, c, radii, rng, roughness=0.06)
+    brain = _blob(shape, c, radii, rng, roughness=0.06)
+    depth = ndimage.distance_transform_edt(brain)  # distance to the brain's surface, in voxels
     # cortex = the outer shell of the brain, ventricles = two small ellipsoids near the centre
-    inner = ndimage.binary_erosion(brain, iterations=max(1, int(round(min(shape) * 0.04))))
+    inner = depth > max(1, int(round(min(shape) * 0.04)))
     cortex = brain & ~inner
     vent = np.zeros(shape, bool)
     for side in (-1, 1):
         vc = c + np.array([side * 0.07, 0.02, 0.05]) * np.array(shape)
-        vent |= _blob(grid, vc, np.array(shape) * np.array([0.035, 0.12, 0.06]), rng, roughness=0.1)
+        vent |= _blob(shape, vc, np.array(shape) * np.array([0.035, 0.12, 0.06]), rng, roughness=0.1)
     vent &= inner
 
     # tumour: oedema ⊃ core; the core's rim enhances, its centre is necrotic
     scale = min(shape) / 155.0
     if tumour_center is None:
-        candidates = np.argwhere(ndimage.binary_erosion(brain, iterations=max(1, int(round(22 * scale)))))
+        candidates = np.argwhere(depth > max(1, int(round(30 * scale))))
         if not len(candidates):
             candidates = np.argwhere(brain)
         tc = candidates[rng.integers(len(candidates))].astype(float)
@@ -84,9 +94,9 @@ def make_head(
         idx = tuple(int(round(v)) for v in tc)
         if not all(0 <= v < s for v, s in zip(idx, shape)) or not brain[idx]:
             raise ValueError(f"tumour_center {idx} is outside the synthetic brain")
-    r_core = rng.uniform(6, 11, 3) * scale
-    core = _blob(grid, tc, r_core, rng, roughness=0.2)
-    oedema = _blob(grid, tc + rng.normal(0, 2 * scale, 3), r_core * rng.uniform(1.6, 2.2), rng, roughness=0.3)
+    r_core = rng.uniform(9, 16, 3) * scale
+    core = _blob(shape, tc, r_core, rng, roughness=0.2)
+    oedema = _blob(shape, tc + rng.normal(0, 2 * scale, 3), r_core * rng.uniform(1.5, 2.1), rng, roughness=0.3)
     oedema |= ndimage.binary_dilation(core, iterations=1)
     necrosis = ndimage.binary_erosion(core, iterations=max(1, int(round(2.5 * scale))))
     oedema &= brain
@@ -105,7 +115,7 @@ def make_head(
         if not len(pts):
             break
         p = pts[rng.integers(len(pts))]
-        wmh |= _blob(grid, p, rng.uniform(1.5, 3.5, 3) * scale, rng, roughness=0.1)
+        wmh |= _blob(shape, p, rng.uniform(1.5, 3.5, 3) * scale, rng, roughness=0.1)
     wmh &= wm
 
     # tissue intensities per modality: (wm, gm, csf, oedema, necrosis, enhancing, wmh)
