@@ -31,12 +31,11 @@ class RandomFlip:
 
     def __call__(self, image: np.ndarray, mask: np.ndarray | None, roi: np.ndarray | None):
         nd = image.ndim - 1
-        for ax in (range(nd) if self.axes is None else self.axes):
-            if self.rng.random() < self.p:
-                image = np.flip(image, axis=ax - nd)
-                mask = None if mask is None else np.flip(mask, axis=ax - nd)
-                roi = None if roi is None else np.flip(roi, axis=ax - nd)
-        return tuple(None if a is None else np.ascontiguousarray(a) for a in (image, mask, roi))
+        axes = tuple(ax - nd for ax in (range(nd) if self.axes is None else self.axes) if self.rng.random() < self.p)
+        if not axes:
+            return image, mask, roi
+        # one flip of all chosen axes, one copy per array (volumes are large)
+        return tuple(None if a is None else np.ascontiguousarray(np.flip(a, axes)) for a in (image, mask, roi))
 
 
 class Augment2D:
