@@ -34,3 +34,20 @@ def test_synth_cli_writes_readable_layout(tmp_path, capsys, name, args, reader_p
 
 def test_every_dataset_has_a_generator():
     assert set(GENERATORS) == {"drive", "chase", "jsrt", "brats", "handbone", "folder"}
+
+
+@pytest.mark.parametrize("name, folder, synth_args, overrides", [
+    ("jsrt", "JSRT", ["--n", "10", "--size", "64", "--layout", "png"], ["data.patch_size=[32,32]", "data.preprocess.0.size=[32,32]"]),
+    ("handbone", "handbone", ["--n", "3", "--n-test", "1", "--size", "64"], ["data.preprocess.0.size=[64,64]", "data.patch_size=[32,32]",
+                                                                        "data.cache_dir=null", "data.lazy=false"]),
+])
+def test_real_config_trains_after_synth(train_cfg, tmp_path, name, folder, synth_args, overrides):
+    """The documented flow: ``medseg-synth <name> --out data/<Folder>`` then ``medseg-train data=<name>``."""
+    from medseg.pipelines.train import train
+
+    data_dir = tmp_path / "data"
+    assert main([name, "--out", str(data_dir / folder), *synth_args]) == 0
+    cfg, run_dir = train_cfg([f"data={name}", "debug=smoke", f"paths.data_dir={data_dir}",
+                              "data.samples_per_epoch=8", "data.num_workers=0", *overrides])
+    assert cfg.data.synthesize is None
+    assert 0.0 <= train(cfg, run_dir)["test/dice"] <= 1.0
