@@ -143,13 +143,13 @@ def main() -> None:
         print(r, flush=True)
     header = [
         "# Data loading benchmark", "",
-        f"`python experiments/benchmarks/bench_dataloading.py` on {platform.node() or 'this machine'}: "
-        f"{os.cpu_count()} CPUs, torch {torch.__version__}, device `{args.device}`, "
-        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.", "",
-        "Synthetic data at the `<name>_synth` configs' sizes (reduced case counts, see `SIZES` in the script). "
-        "Loader: samples/s over "
-        f"{args.batches} batches of `train_dataloader()`; model: samples/s of an optimiser step of the default "
-        f"model on one batch ({args.steps} steps). Loading is not the bottleneck where loader / model > 1.", "",
+        (f"`python experiments/benchmarks/bench_dataloading.py` on {platform.node() or 'this machine'}: "
+         f"{os.cpu_count()} CPUs, torch {torch.__version__}, device `{args.device}`, "
+         f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}."), "",
+        ("Synthetic data at the `<name>_synth` configs' sizes (reduced case counts, see `SIZES` in the script). "
+         f"Loader: samples/s over {args.batches} batches of `train_dataloader()`; model: samples/s of an "
+         f"optimiser step of the default model on one batch ({args.steps} steps). Loading is not the "
+         "bottleneck where loader / model > 1."), "",
     ]
     text = "\n".join(header + lines)
     if cache_rows:

@@ -60,7 +60,7 @@ def test_multilabel_masks_and_exact_flips():
     aug = Augment2D([__import__("albumentations").HorizontalFlip(p=1.0)], seed=0)
     image, mask, roi = _blob_case((32, 40))
     multi = np.stack([mask, 1 - mask, np.zeros_like(mask)]).astype(np.uint8)
-    new_image, new_mask, new_roi = aug(image, multi, roi)
+    new_image, new_mask, _ = aug(image, multi, roi)
     np.testing.assert_array_equal(new_mask, multi[:, :, ::-1])
     np.testing.assert_array_equal(new_image, image[:, :, ::-1])
     with pytest.raises(ValueError, match="2D images"):

@@ -6,7 +6,16 @@ import numpy as np
 import pytest
 
 from medseg.data.case import Case
-from medseg.data.preprocess import CLAHE, CropToForeground, Gamma, GreenWeightedGray, MinMax, Resize, ZScore, uncrop
+from medseg.data.preprocess import (
+    CLAHE,
+    CropToForeground,
+    Gamma,
+    GreenWeightedGray,
+    MinMax,
+    Resize,
+    ZScore,
+    uncrop,
+)
 
 
 def test_seed003_pipeline_composes_and_runs(train_cfg, tiny_drive):

@@ -125,7 +125,7 @@ class BratsReader(SegmentationReader):
             if not hits:
                 raise DataError(f"{folder}: case {case_id} has no {mod} volume "
                                 f"(expected {case_id}_{mod}.nii.gz; found {sorted(f.name for f in files)})")
-            out[mod] = sorted(hits)[0]
+            out[mod] = min(hits)
         segs = sorted(f for f in files if _SEG.search(f.name))
         out["seg"] = segs[0] if segs else None
         return out

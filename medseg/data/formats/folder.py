@@ -180,9 +180,8 @@ class FolderReader(SegmentationReader):
         arr, _ = read_array(path)
         if arr.ndim == len(shape) + 1 and self.spatial_dims == 2:
             arr = arr[..., 0]  # colour-saved masks: the first channel
-        if np.issubdtype(arr.dtype, np.floating):
-            if not np.isfinite(arr).all() or not np.all(arr == np.round(arr)):
-                raise DataError(f"{path}: mask has non-integer or NaN values")
+        if np.issubdtype(arr.dtype, np.floating) and (not np.isfinite(arr).all() or not np.all(arr == np.round(arr))):
+            raise DataError(f"{path}: mask has non-integer or NaN values")
         arr = arr.astype(np.int64)
         if arr.shape != tuple(shape):
             if not self.allow_resize:

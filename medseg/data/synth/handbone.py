@@ -56,7 +56,7 @@ def _ellipse(c, rx, ry, angle=0.0, n=16) -> np.ndarray:
 
 def _hand_geometry(rng: np.random.Generator) -> dict[str, np.ndarray]:
     """Bone polygons of a left hand, fingers up, in normalised [0, 1] coordinates."""
-    j = lambda s=0.01: rng.normal(0, s)  # noqa: E731
+    j = lambda s=0.01: rng.normal(0, s)
     bones: dict[str, np.ndarray] = {}
     bones["Radius"] = _capsule((0.43 + j(), 1.05), (0.46 + j(), 0.745), 0.10 + j(0.005))
     bones["Ulna"] = _capsule((0.60 + j(), 1.05), (0.575 + j(), 0.765), 0.06 + j(0.004))

@@ -12,8 +12,8 @@ from PIL import Image
 from medseg.data.case import DataError
 from medseg.data.formats.chase import ChaseReader
 from medseg.data.splits import make_splits
-from medseg.data.synth.fundus import make_fundus
 from medseg.data.synth.chase import write_chase
+from medseg.data.synth.fundus import make_fundus
 
 H, W = 64, 66
 

@@ -72,7 +72,7 @@ def test_kfold_keeps_both_hands_together(tiny_hand):
 
 
 def _edit_json(root: Path, fn) -> Path:
-    path = sorted((root / "train" / "outputs_json").glob("*/*.json"))[0]
+    path = min((root / "train" / "outputs_json").glob("*/*.json"))
     doc = json.loads(path.read_text())
     fn(doc)
     path.write_text(json.dumps(doc))
