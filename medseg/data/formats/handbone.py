@@ -21,6 +21,7 @@ from PIL import Image, ImageDraw
 
 from medseg.data.case import Case, DataError
 from medseg.data.formats.base import SegmentationReader
+from medseg.data.formats.folder import to_float
 from medseg.utils.io import read_image
 
 CLASSES = tuple(f"finger-{i}" for i in range(1, 20)) + (
@@ -98,8 +99,11 @@ class HandBoneReader(SegmentationReader):
 
     def load_case(self, case_id: str) -> Case:
         split, pid, img_path = self._entry(case_id)
-        gray = read_image(img_path, mode="L")
-        image = (gray.astype(np.float32) / 255.0)[None]
+        arr = read_image(img_path)
+        if arr.ndim == 3:  # radiographs saved as RGB(A): the gray value
+            arr = arr[..., :3].mean(axis=2).astype(arr.dtype)
+        gray = arr
+        image = to_float(arr)[None]  # 8- or 16-bit PNGs to [0, 1] by their dtype
         mask = None
         jpath = self.json_path(case_id)
         if jpath.exists():

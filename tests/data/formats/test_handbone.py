@@ -127,3 +127,19 @@ def test_train_one_epoch_handbone_synth(train_synth):
     groups = {s: {c.split("_")[0] for c in ids} for s, ids in splits.items()}
     assert not (groups["train"] & groups["val"]) and not (groups["train"] & groups["test"])
     assert (run_dir / "per_class.csv").exists()
+
+
+def test_16bit_and_rgb_radiographs_read_to_same_scale(tiny_hand, tmp_path):
+    root = Path(shutil.copytree(tiny_hand, tmp_path / "hb"))
+    reader = HandBoneReader(root)
+    ids = reader.list_cases("train")
+    ref = [reader.load_case(c).image for c in ids[:2]]
+    pngs = sorted((root / "train" / "DCM").glob("*/*.png"))[:2]
+    from PIL import Image
+
+    a8 = np.asarray(Image.open(pngs[0]))
+    Image.fromarray(a8.astype(np.uint16) * 257).save(pngs[0])  # 16-bit, same gray levels
+    a8b = np.asarray(Image.open(pngs[1]))
+    Image.fromarray(np.stack([a8b] * 3, -1)).save(pngs[1])  # RGB
+    np.testing.assert_allclose(reader.load_case(ids[0]).image, ref[0], atol=1e-6)
+    np.testing.assert_allclose(reader.load_case(ids[1]).image, ref[1], atol=1e-6)
