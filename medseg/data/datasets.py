@@ -27,6 +27,13 @@ def _tensor(a, dtype=None) -> torch.Tensor:
     return torch.from_numpy(a if a.flags.writeable else a.copy())  # memory-mapped cases are read-only
 
 
+def _keep(cases: Sequence[Case]) -> Sequence[Case]:
+    """Lists are copied; other sequences (the lazy :class:`~medseg.data.cache.CachedCases`) are kept
+    as they are, so a case is opened on access and a DataLoader worker started by ``spawn`` pickles
+    folder names, not arrays."""
+    return list(cases) if isinstance(cases, (list, tuple)) else cases
+
+
 def _item(case_id: str, image, mask, roi) -> dict:
     spatial = image.shape[1:]
     return {
@@ -66,7 +73,7 @@ class PatchDataset(Dataset):
     ) -> None:
         if not cases:
             raise ValueError("PatchDataset needs at least one case")
-        self.cases = list(cases)
+        self.cases = _keep(cases)
         self.patch = tuple(int(p) for p in patch_size)
         if len(self.patch) != len(self.cases[0].spatial_shape):
             raise ValueError(f"patch_size {self.patch} does not match {len(self.cases[0].spatial_shape)}D cases")
@@ -167,7 +174,7 @@ class FullImageDataset(Dataset):
     """Whole cases, unchanged (validation, test, prediction). Use with ``batch_size=1``."""
 
     def __init__(self, cases: Sequence[Case]) -> None:
-        self.cases = list(cases)
+        self.cases = _keep(cases)
 
     def __len__(self) -> int:
         return len(self.cases)

@@ -81,3 +81,16 @@ def test_train_one_epoch_brats_synth(train_synth, tmp_path):
     assert (tmp_path / "data" / "synthetic" / "BraTS2020" / "MICCAI_BraTS2020_TrainingData").is_dir()
     assert 0.0 <= results["test/dice"] <= 1.0
     assert (run_dir / "per_image.csv").exists() and (run_dir / "splits.json").exists()
+
+
+def test_lazy_dataset_pickles_without_arrays(brats_root, tmp_path):
+    """A DataLoader worker started by ``spawn`` receives folder names, not volumes."""
+    import pickle
+
+    dm = _dm(brats_root, tmp_path / "c")
+    dm.setup()
+    ds = dm.train_dataset()
+    volume_bytes = sum(np.asarray(c.image).nbytes for c in dm.cases["train"])
+    clone = pickle.loads(pickle.dumps(ds))
+    assert len(pickle.dumps(ds)) < volume_bytes / 10
+    np.testing.assert_array_equal(clone[3]["image"].numpy(), ds[3]["image"].numpy())
