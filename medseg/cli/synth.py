@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--layout", choices=["scr", "png", "folder"], default=None, help="jsrt: on-disk variant")
     p.add_argument("--task", choices=["binary", "multiclass", "multilabel"], default="binary", help="folder")
-    p.add_argument("--ext", choices=["png", "tif", "bmp", "nii.gz"], default="png", help="folder: file type")
+    p.add_argument("--ext", choices=["png", "jpg", "tif", "bmp", "nii.gz"], default="png", help="folder: file type")
     args = p.parse_args(argv)
     GENERATORS[args.dataset](args)
     print(f"wrote synthetic {args.dataset} to {args.out}")

@@ -47,6 +47,10 @@ def read_array(path: Path) -> tuple[np.ndarray, dict]:
     return read_image(path), {}
 
 
+def _lossy(path: Path) -> bool:
+    return split_ext(path)[1] in (".jpg", ".jpeg")
+
+
 def to_float(arr: np.ndarray) -> np.ndarray:
     """Integer images to [0, 1] by their dtype's range; float images unchanged."""
     if np.issubdtype(arr.dtype, np.integer):
@@ -92,7 +96,7 @@ class FolderReader(SegmentationReader):
         self.image_dir, self.mask_dir, self.mask_suffix = image_dir, mask_dir, mask_suffix
         self.mask_values = None if mask_values is None else [int(v) for v in mask_values]
         self.allow_resize = allow_resize
-        self._resize_warned = False
+        self._resize_warned = self._jpeg_warned = False
         self._index: dict[str, dict[str, Path]] = {}
         layouts = [("all", self.root)] + [(p.name, p) for p in sorted(self.root.iterdir()) if p.is_dir()]
         for split, base in layouts:
@@ -166,14 +170,14 @@ class FolderReader(SegmentationReader):
                 p = self._mask_file(folder / name, stem)
                 if p is None:
                     raise DataError(f"{folder / name}: no mask for {stem} (class {name})")
-                layers.append(self._binary(self._read_mask(p, shape), p))
+                layers.append(self._binary(self._read_mask(p, shape), p, lossy=_lossy(p)))
             return np.stack(layers).astype(np.uint8)
         p = self._mask_file(folder, stem)
         if p is None:
             raise DataError(f"{folder}: no mask for {stem} (expected {stem}{self.mask_suffix}.<ext>)")
         raw = self._read_mask(p, shape)
         if self.task == "binary":
-            return self._binary(raw, p)
+            return self._binary(raw, p, lossy=_lossy(p))
         return self._indices(raw, p)
 
     def _read_mask(self, path: Path, shape: tuple[int, ...]) -> np.ndarray:
@@ -194,8 +198,14 @@ class FolderReader(SegmentationReader):
             arr = resize_nearest(arr, shape)
         return arr
 
-    def _binary(self, raw: np.ndarray, path: Path) -> np.ndarray:
+    def _binary(self, raw: np.ndarray, path: Path, lossy: bool = False) -> np.ndarray:
         values = set(np.unique(raw).tolist())
+        if lossy and raw.max() > 1:
+            if not self._jpeg_warned and not values <= {0, 255}:
+                warnings.warn(f"{path}: JPEG mask with compression artefacts ({len(values)} gray levels): "
+                              f"thresholded at 128 (further masks: silently)", stacklevel=3)
+                self._jpeg_warned = True
+            return (raw >= 128).astype(np.uint8)
         if not (values <= {0, 1} or values <= {0, 255}):
             self.bad(f"{path}: expected a binary mask (0/1 or 0/255), found values {sorted(values)[:8]}")
         return (raw > (127 if raw.max() > 1 else 0)).astype(np.uint8)

@@ -69,7 +69,8 @@ def write_folder(
 ) -> Path:
     """Write ``n`` cases ``case_000..`` as ``out/images/<stem>.<ext>`` + ``out/masks/...``.
 
-    ``ext`` is ``png``, ``tif``, ``bmp`` (2D, 8-bit) or ``nii.gz`` (2D or 3D ``size``, float32).
+    ``ext`` is ``png``, ``jpg`` (images only; masks then PNG), ``tif``, ``bmp`` (2D, 8-bit) or
+    ``nii.gz`` (2D or 3D ``size``, float32).
     Binary masks are 0/255, multi-class masks the indices 0..3 (``round, square, diamond``),
     multi-label masks 0/255 under ``masks/<class>/``. ``mask_size`` writes masks at another
     resolution (nearest neighbour), as some lung sets do. Case ``i`` is
@@ -84,16 +85,17 @@ def write_folder(
         stem = f"case_{i:03d}"
         labels = s.labels if mask_size is None else resize_nearest(s.labels, mask_size)
         _save(out / image_dir / f"{stem}.{ext}", (s.image * 255 + 0.5).astype(np.uint8) if ext != "nii.gz" else s.image)
+        ext_m = "png" if ext == "jpg" else ext  # JPEG is lossy: masks as PNG, as such sets ship them
         if task == "binary":
-            _save(out / mask_dir / f"{stem}.{ext}", labels[0] * np.uint8(255))
+            _save(out / mask_dir / f"{stem}.{ext_m}", labels[0] * np.uint8(255))
         elif task == "multiclass":
             idx = np.zeros(labels.shape[1:], np.uint8)
             for k in range(len(SHAPES)):
                 idx[labels[k] > 0] = k + 1
-            _save(out / mask_dir / f"{stem}.{ext}", idx)
+            _save(out / mask_dir / f"{stem}.{ext_m}", idx)
         else:
             for k, name in enumerate(SHAPES):
-                _save(out / mask_dir / name / f"{stem}.{ext}", labels[k] * np.uint8(255))
+                _save(out / mask_dir / name / f"{stem}.{ext_m}", labels[k] * np.uint8(255))
     write_json_atomic(out / MARKER, {"generator": "medseg.data.synth.folder", "seed": seed, "n": n, "task": task,
                                      "classes": classes, "size": list(size), "ext": ext})
     return out
@@ -103,5 +105,5 @@ def _save(path: Path, arr: np.ndarray) -> None:
     if path.name.endswith(".nii.gz"):
         write_nifti(path, arr, np.eye(4), spacing=(1.0,) * arr.ndim)
         return
-    fmt = {".png": "PNG", ".tif": "TIFF", ".bmp": "BMP"}[path.suffix]
+    fmt = {".png": "PNG", ".tif": "TIFF", ".bmp": "BMP", ".jpg": "JPEG"}[path.suffix]
     save_with(path, lambda p: Image.fromarray(arr).save(p, format=fmt))

@@ -104,3 +104,19 @@ def test_train_one_epoch_folder_synth(train_synth):
     results, _ = train_synth("folder", "data.synthesize.n=8", "data.synthesize.size=[48,48]",
                              "data.samples_per_epoch=8")
     assert 0.0 <= results["test/dice"] <= 1.0
+
+
+def test_jpeg_images_and_lossy_jpeg_masks(tmp_path):
+    root = write_folder(tmp_path / "j", n=2, size=(40, 40), task="binary", ext="jpg", seed=4)
+    assert (root / "images" / "case_000.jpg").is_file() and (root / "masks" / "case_000.png").is_file()
+    reader = FolderReader(root, classes=["round"])
+    s = _sample(0, (40, 40))
+    case = reader.load_case("case_000")
+    np.testing.assert_array_equal(case.mask, s.labels[0])
+    assert np.abs(case.image[0] - s.image).mean() < 0.03  # lossy image, close
+    # a JPEG-saved mask has artefacts: thresholded with a warning, not rejected
+    (root / "masks" / "case_001.png").unlink()
+    Image.fromarray(_sample(1, (40, 40)).labels[0] * np.uint8(255)).save(root / "masks" / "case_001.jpg", quality=70)
+    with pytest.warns(UserWarning, match="JPEG mask with compression artefacts"):
+        mask = FolderReader(root, classes=["round"]).load_case("case_001").mask
+    assert (mask == _sample(1, (40, 40)).labels[0]).mean() > 0.97
