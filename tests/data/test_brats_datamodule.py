@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import functools
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 import medseg.data.formats.brats as brats_format
+from medseg.data.case import DataError
 from medseg.data.datamodule import SegmentationDataModule
 from medseg.data.formats.brats import BratsReader
 from medseg.data.preprocess import CropToForeground, ZScore, uncrop
@@ -94,3 +96,22 @@ def test_lazy_dataset_pickles_without_arrays(brats_root, tmp_path):
     clone = pickle.loads(pickle.dumps(ds))
     assert len(pickle.dumps(ds)) < volume_bytes / 10
     np.testing.assert_array_equal(clone[3]["image"].numpy(), ds[3]["image"].numpy())
+
+
+def test_cached_setup_skips_bad_case_when_lenient(brats_root, tmp_path):
+    import shutil
+
+    root = Path(shutil.copytree(brats_root, tmp_path / "BraTS2020"))
+    probe = _dm(root, tmp_path / "c0")
+    probe.setup()
+    victim = probe.splits["train"][0]  # a training case, so no split ends up empty
+    (root / "MICCAI_BraTS2020_TrainingData" / victim / f"{victim}_t2.nii.gz").unlink()
+    strict = _dm(root, tmp_path / "c1")
+    with pytest.raises(DataError, match=f"{victim} has no t2"):
+        strict.setup()
+    lenient = _dm(root, tmp_path / "c2")
+    lenient.reader_factory = functools.partial(BratsReader, strict=False)
+    with pytest.warns(UserWarning, match=f"skipping case {victim}"):
+        lenient.setup()
+    cached = [c.case_id for split in lenient.cases.values() for c in split]
+    assert victim in lenient.splits["train"] and victim not in cached and len(cached) == 4
