@@ -1,4 +1,14 @@
-"""``medseg-synth <dataset> --out DIR``: write a synthetic dataset in its real on-disk layout."""
+"""``medseg-synth <dataset> --out DIR``: write a synthetic dataset in its real on-disk layout.
+
+``--n`` is the number of training cases (CHASE_DB1: subjects; hand bones: IDs), ``--n-test`` of
+test (or validation) cases, ``--size`` the image size (H W for 2D, one side for square JSRT/hand
+images, I J K for BraTS volumes). Defaults are the real datasets' sizes. Examples::
+
+    medseg-synth brats --out data/BraTS2020 --n 8 --size 96 96 64
+    medseg-synth handbone --out data/handbone --n 10 --size 256
+    medseg-synth jsrt --out data/JSRT --n 40 --size 512 --layout scr
+    medseg-synth folder --out data/shapes --task multilabel --ext nii.gz --size 32 32 32
+"""
 
 from __future__ import annotations
 
@@ -8,25 +18,67 @@ import sys
 import medseg  # noqa: F401
 
 
+def _n_test(args, default: int | None = None) -> int:
+    return args.n_test if args.n_test is not None else (args.n if default is None else default)
+
+
 def _drive(args) -> None:
     from medseg.data.synth.drive import write_drive
 
     h, w = args.size or (584, 565)
-    write_drive(args.out, n_train=args.n, n_test=args.n_test if args.n_test is not None else args.n,
-                height=h, width=w, seed=args.seed)
+    write_drive(args.out, n_train=args.n, n_test=_n_test(args), height=h, width=w, seed=args.seed)
 
 
-GENERATORS = {"drive": _drive}
+def _brats(args) -> None:
+    from medseg.data.synth.brats import write_brats
+
+    write_brats(args.out, n_cases=args.n, shape=tuple(args.size or (240, 240, 155)), seed=args.seed,
+                validation_cases=_n_test(args, 0))
+
+
+def _handbone(args) -> None:
+    from medseg.data.synth.handbone import write_handbone
+
+    size = (args.size or [2048])[0]
+    write_handbone(args.out, n_train=args.n, n_test=_n_test(args, max(1, args.n // 5)), size=size, seed=args.seed)
+
+
+def _chase(args) -> None:
+    from medseg.data.synth.chase import write_chase
+
+    h, w = args.size or (960, 999)
+    write_chase(args.out, n_subjects=args.n, height=h, width=w, seed=args.seed)
+
+
+def _jsrt(args) -> None:
+    from medseg.data.synth.jsrt import write_jsrt
+
+    write_jsrt(args.out, n=args.n, size=(args.size or [2048])[0], layout=args.layout or "scr", seed=args.seed)
+
+
+def _folder(args) -> None:
+    from medseg.data.synth.folder import write_folder
+
+    write_folder(args.out, n=args.n, size=tuple(args.size or (128, 128)), task=args.task, ext=args.ext,
+                 seed=args.seed)
+
+
+GENERATORS = {"drive": _drive, "chase": _chase, "jsrt": _jsrt, "brats": _brats, "handbone": _handbone,
+              "folder": _folder}
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="medseg-synth", description=__doc__)
+    p = argparse.ArgumentParser(prog="medseg-synth", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("dataset", choices=sorted(GENERATORS))
     p.add_argument("--out", required=True, help="output folder (created)")
     p.add_argument("--n", type=int, default=20, help="number of training cases")
-    p.add_argument("--n-test", type=int, default=None, help="number of test cases (default: --n)")
+    p.add_argument("--n-test", type=int, default=None, help="number of test/validation cases")
     p.add_argument("--size", type=int, nargs="+", default=None, help="image size, e.g. --size 584 565")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--layout", choices=["scr", "png", "folder"], default=None, help="jsrt: on-disk variant")
+    p.add_argument("--task", choices=["binary", "multiclass", "multilabel"], default="binary", help="folder")
+    p.add_argument("--ext", choices=["png", "jpg", "tif", "bmp", "nii.gz"], default="png", help="folder: file type")
     args = p.parse_args(argv)
     GENERATORS[args.dataset](args)
     print(f"wrote synthetic {args.dataset} to {args.out}")

@@ -7,6 +7,7 @@ synthetic generator (``medseg.data.synth.*``); both come from config with ``_tar
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -15,6 +16,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
+from medseg.data.cache import CachedCases, CaseCache, fingerprint
 from medseg.data.case import Case, DataError
 from medseg.data.datasets import FullImageDataset, PatchDataset, ResizeDataset
 from medseg.data.formats.base import SegmentationReader
@@ -42,6 +44,12 @@ class SegmentationDataModule(L.LightningDataModule):
         val_fraction, test_fraction, fold, n_folds: see :func:`medseg.data.splits.make_splits`.
         train_split, test_split: names of the dataset's on-disk splits.
         use_roi: compute metrics inside the reader's ROI (e.g. FOV) when it has one.
+        cache_dir: if set, preprocessed cases are stored there as ``.npy`` (see
+            :mod:`medseg.data.cache`) and later runs read no source file.
+        lazy: keep cases on disk (memory-mapped from ``cache_dir``) instead of in memory: memory
+            stays bounded for large 3D datasets. Needs ``cache_dir``.
+        max_centres: cap on the candidate patch centres kept per case (bounds memory for large
+            volumes); ``None`` keeps all.
     """
 
     def __init__(
@@ -67,8 +75,13 @@ class SegmentationDataModule(L.LightningDataModule):
         test_split: str | None = "test",
         use_roi: bool = True,
         seed: int = 0,
+        cache_dir: str | None = None,
+        lazy: bool = False,
+        max_centres: int | None = None,
     ) -> None:
         super().__init__()
+        if lazy and not cache_dir:
+            raise ValueError("data.lazy=true needs data.cache_dir (cases are memory-mapped from the cache)")
         if train_mode not in ("patch", "resize"):
             raise ValueError(f"data.train_mode must be patch or resize, got {train_mode!r}")
         if train_mode == "resize" and not resize:
@@ -82,9 +95,10 @@ class SegmentationDataModule(L.LightningDataModule):
         self.batch_size, self.num_workers = batch_size, num_workers
         self.val_fraction, self.test_fraction, self.fold, self.n_folds = val_fraction, test_fraction, fold, n_folds
         self.train_split, self.test_split, self.use_roi, self.seed = train_split, test_split, use_roi, seed
+        self.cache_dir, self.lazy, self.max_centres = cache_dir, lazy, max_centres
         self.reader: SegmentationReader | None = None
         self.splits: dict[str, list[str]] = {}
-        self.cases: dict[str, list[Case]] = {}
+        self.cases: dict[str, Sequence[Case]] = {}
 
     # ------------------------------------------------------------------ setup
     def prepare_data(self) -> None:
@@ -121,10 +135,30 @@ class SegmentationDataModule(L.LightningDataModule):
                                   test_fraction=self.test_fraction, seed=self.seed, fold=self.fold,
                                   n_folds=self.n_folds, group_of=self.reader.group_of)
         for name, ids in self.splits.items():
-            self.cases[name] = [self._prepare(c) for c in self.reader.load_cases(ids)]
+            self.cases[name] = self._load_split(ids)
             if not self.cases[name]:
                 raise DataError(f"{self.root}: the {name} split has no readable cases")
         log.info("splits: %s", {k: len(v) for k, v in self.splits.items()})
+
+    def _load_split(self, ids: list[str]) -> Sequence[Case]:
+        if not self.cache_dir:
+            return [self._prepare(c) for c in self.reader.load_cases(ids)]
+        cache = CaseCache(self.cache_dir, fingerprint(self.reader, self.preprocess, self.use_roi), mmap=self.lazy)
+        done = []
+        for cid in ids:
+            if not cache.has(cid):
+                try:
+                    case = self._prepare(self.reader.load_case(cid))
+                except DataError as exc:
+                    if self.reader.strict:
+                        raise
+                    warnings.warn(f"skipping case {cid}: {exc}", stacklevel=2)
+                    continue
+                cache.save(case)
+                del case  # bounded memory: one source case at a time
+            done.append(cid)
+        log.info("%d cases cached in %s", len(done), cache.dir)
+        return CachedCases(cache, done) if self.lazy else [cache.load(c) for c in done]
 
     def _prepare(self, case: Case) -> Case:
         case = self.preprocess(case)
@@ -159,7 +193,8 @@ class SegmentationDataModule(L.LightningDataModule):
         if self.train_mode == "resize":
             return ResizeDataset(self.cases["train"], self.resize, augment=self.augment)
         return PatchDataset(self.cases["train"], self.patch_size, self.samples_per_epoch,
-                            self.foreground_fraction, augment=self.augment, seed=self.seed)
+                            self.foreground_fraction, augment=self.augment, seed=self.seed,
+                            max_centres=self.max_centres)
 
     def train_dataloader(self) -> DataLoader:
         if getattr(self, "_train_ds", None) is None:

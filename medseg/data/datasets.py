@@ -22,13 +22,25 @@ from torch.utils.data import Dataset
 from medseg.data.case import Case
 
 
+def _tensor(a, dtype=None) -> torch.Tensor:
+    a = np.ascontiguousarray(a, dtype=dtype)
+    return torch.from_numpy(a if a.flags.writeable else a.copy())  # memory-mapped cases are read-only
+
+
+def _keep(cases: Sequence[Case]) -> Sequence[Case]:
+    """Lists are copied; other sequences (the lazy :class:`~medseg.data.cache.CachedCases`) are kept
+    as they are, so a case is opened on access and a DataLoader worker started by ``spawn`` pickles
+    folder names, not arrays."""
+    return list(cases) if isinstance(cases, (list, tuple)) else cases
+
+
 def _item(case_id: str, image, mask, roi) -> dict:
     spatial = image.shape[1:]
     return {
-        "image": torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32)),
-        "mask": torch.from_numpy(np.ascontiguousarray(mask)).long() if mask is not None
+        "image": _tensor(image, np.float32),
+        "mask": _tensor(mask).long() if mask is not None
         else torch.zeros(spatial, dtype=torch.long),
-        "roi": torch.from_numpy(np.ascontiguousarray(roi, dtype=bool)) if roi is not None
+        "roi": _tensor(roi, bool) if roi is not None
         else torch.ones(spatial, dtype=torch.bool),
         "case_id": case_id,
     }
@@ -44,6 +56,8 @@ class PatchDataset(Dataset):
         augment: callable ``(image, mask, roi) -> (image, mask, roi)`` or ``None``.
         seed: base seed; the patch for index ``i`` in epoch ``e`` depends on ``(seed, e, i)`` only,
             so runs reproduce whatever the number of workers.
+        max_centres: keep at most this many candidate centres per case (evenly strided), so the
+            index lists of large volumes stay small; ``None`` keeps all.
     """
 
     def __init__(
@@ -55,10 +69,11 @@ class PatchDataset(Dataset):
         center_in_roi: bool = True,
         augment=None,
         seed: int = 0,
+        max_centres: int | None = None,
     ) -> None:
         if not cases:
             raise ValueError("PatchDataset needs at least one case")
-        self.cases = list(cases)
+        self.cases = _keep(cases)
         self.patch = tuple(int(p) for p in patch_size)
         if len(self.patch) != len(self.cases[0].spatial_shape):
             raise ValueError(f"patch_size {self.patch} does not match {len(self.cases[0].spatial_shape)}D cases")
@@ -69,8 +84,10 @@ class PatchDataset(Dataset):
         self.seed = int(seed)
         self.epoch = 0
         # candidate centres, computed once
-        self._fg_idx = [np.flatnonzero(self._fg_map(c)) for c in self.cases]
-        self._roi_idx = [np.flatnonzero(c.roi) if (center_in_roi and c.roi is not None) else None
+        cap = (lambda idx: idx) if not max_centres else \
+            (lambda idx: idx[:: -(-idx.size // int(max_centres))] if idx.size > max_centres else idx)
+        self._fg_idx = [cap(np.flatnonzero(self._fg_map(c))) for c in self.cases]
+        self._roi_idx = [cap(np.flatnonzero(c.roi)) if (center_in_roi and c.roi is not None) else None
                          for c in self.cases]
 
     @staticmethod
@@ -99,9 +116,9 @@ class PatchDataset(Dataset):
         center = np.unravel_index(flat, shape)
         starts = [int(np.clip(c - p // 2, 0, max(s - p, 0))) for c, p, s in zip(center, self.patch, shape)]
         sl = tuple(slice(st, st + p) for st, p in zip(starts, self.patch))
-        image = case.image[(slice(None),) + sl]
-        mask = None if case.mask is None else case.mask[(Ellipsis,) + sl]
-        roi = None if case.roi is None else case.roi[sl]
+        image = np.asarray(case.image[(slice(None),) + sl])
+        mask = None if case.mask is None else np.asarray(case.mask[(Ellipsis,) + sl])
+        roi = None if case.roi is None else np.asarray(case.roi[sl])
         image, mask, roi = _pad_to(image, mask, roi, self.patch)
         if self.augment is not None:
             image, mask, roi = self.augment(image, mask, roi)
@@ -157,7 +174,7 @@ class FullImageDataset(Dataset):
     """Whole cases, unchanged (validation, test, prediction). Use with ``batch_size=1``."""
 
     def __init__(self, cases: Sequence[Case]) -> None:
-        self.cases = list(cases)
+        self.cases = _keep(cases)
 
     def __len__(self) -> int:
         return len(self.cases)

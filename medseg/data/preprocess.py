@@ -59,13 +59,21 @@ class GreenWeightedGray:
 
 
 class ZScore:
-    """Per-channel zero mean, unit variance (statistics inside the ROI by default)."""
+    """Per-channel zero mean, unit variance (statistics inside the ROI by default).
 
-    def __init__(self, within_roi: bool = True, eps: float = 1e-6) -> None:
-        self.within_roi, self.eps = within_roi, eps
+    ``nonzero=True`` takes the statistics over voxels where any channel is non-zero (the brain of
+    a skull-stripped MRI) and leaves the background at 0 (nnU-Net's BraTS normalisation).
+    """
+
+    def __init__(self, within_roi: bool = True, eps: float = 1e-6, nonzero: bool = False) -> None:
+        self.within_roi, self.eps, self.nonzero = within_roi, eps, nonzero
 
     def __call__(self, case: Case) -> Case:
         roi = _roi_values(case, self.within_roi)
+        if self.nonzero:
+            nz = np.any(case.image != 0, axis=0)
+            roi = nz if roi is None else roi & nz
+            roi = roi if roi.any() else None
         out = np.empty_like(case.image, dtype=np.float32)
         for c, chan in enumerate(case.image):
             vals = chan[roi] if roi is not None else chan
@@ -118,6 +126,84 @@ class Gamma:
 
     def __call__(self, case: Case) -> Case:
         return replace(case, image=np.power(np.clip(case.image, 0.0, 1.0), self.gamma).astype(np.float32))
+
+
+class CropToForeground:
+    """Crop to the bounding box of non-zero voxels (any channel), plus ``margin``: the brain of a
+    skull-stripped MRI. The box and the original shape go to ``meta["crop_bbox"]`` /
+    ``meta["original_shape"]`` so predictions can be pasted back (see :func:`uncrop`).
+
+    Args:
+        margin: voxels kept around the box on each side.
+        set_roi: also set ``roi`` to the non-zero region (then ``ZScore(within_roi=True)`` is
+            "z-score inside the brain" and patch centres stay inside it).
+    """
+
+    def __init__(self, margin: int = 0, set_roi: bool = True) -> None:
+        self.margin, self.set_roi = int(margin), set_roi
+
+    def __call__(self, case: Case) -> Case:
+        nonzero = np.any(case.image != 0, axis=0)
+        if not nonzero.any():
+            return case
+        box = []
+        for ax in range(nonzero.ndim):
+            other = tuple(a for a in range(nonzero.ndim) if a != ax)
+            idx = np.flatnonzero(nonzero.any(axis=other))
+            box.append((max(int(idx[0]) - self.margin, 0), min(int(idx[-1]) + 1 + self.margin, nonzero.shape[ax])))
+        sl = tuple(slice(a, b) for a, b in box)
+        roi = case.roi[sl] if case.roi is not None else None
+        if self.set_roi:
+            roi = nonzero[sl] if roi is None else (roi & nonzero[sl])
+        meta = dict(case.meta, crop_bbox=[list(b) for b in box], original_shape=list(nonzero.shape))
+        return replace(case, image=np.ascontiguousarray(case.image[(slice(None),) + sl]),
+                       mask=None if case.mask is None else np.ascontiguousarray(case.mask[(Ellipsis,) + sl]),
+                       roi=None if roi is None else np.ascontiguousarray(roi), meta=meta)
+
+
+def uncrop(array: np.ndarray, meta: dict, fill: float = 0) -> np.ndarray:
+    """Paste a ``(..., *cropped)`` array back into ``meta["original_shape"]`` (inverse of
+    :class:`CropToForeground`); arrays of uncropped cases are returned unchanged."""
+    if "crop_bbox" not in meta:
+        return array
+    spatial = tuple(meta["original_shape"])
+    out = np.full(array.shape[: array.ndim - len(spatial)] + spatial, fill, dtype=array.dtype)
+    out[(Ellipsis,) + tuple(slice(a, b) for a, b in meta["crop_bbox"])] = array
+    return out
+
+
+class Resize:
+    """Resize to ``size`` (2 or 3 values): image bilinear/trilinear (anti-aliased when shrinking 2D),
+    mask and ROI nearest neighbour."""
+
+    def __init__(self, size: Sequence[int]) -> None:
+        self.size = tuple(int(s) for s in size)
+
+    def __call__(self, case: Case) -> Case:
+        if case.spatial_shape == self.size:
+            return case
+        import torch
+        import torch.nn.functional as F
+
+        nd = len(self.size)
+        if nd != len(case.spatial_shape):
+            raise ValueError(f"Resize size {self.size} does not match a {len(case.spatial_shape)}D case")
+        mode = "bilinear" if nd == 2 else "trilinear"
+        img = torch.from_numpy(np.ascontiguousarray(case.image, dtype=np.float32))[None]
+        img = F.interpolate(img, size=self.size, mode=mode, align_corners=False,
+                            antialias=nd == 2)[0].numpy()
+        return replace(case, image=img, mask=None if case.mask is None else resize_nearest(case.mask, self.size),
+                       roi=None if case.roi is None else resize_nearest(case.roi, self.size))
+
+
+def resize_nearest(arr: np.ndarray, size: Sequence[int]) -> np.ndarray:
+    """Nearest-neighbour resize of a label array ``(*spatial)`` or ``(K, *spatial)`` to ``size``."""
+    size = tuple(int(s) for s in size)
+    spatial = arr.shape[-len(size):]
+    if spatial == size:
+        return arr
+    idx = [np.minimum((np.arange(n) + 0.5) * s / n, s - 1).astype(int) for n, s in zip(size, spatial)]
+    return np.ascontiguousarray(arr[(Ellipsis,) + np.ix_(*idx)])
 
 
 class Compose:

@@ -27,7 +27,8 @@ def build_datamodule(cfg: DictConfig) -> SegmentationDataModule:
 
 def build_module(cfg: DictConfig, dm: SegmentationDataModule) -> SegmentationModule:
     task = Task(dm.task, dm.class_names, threshold=cfg.get("threshold", 0.5))
-    net = instantiate(cfg.model, in_channels=dm.in_channels, out_channels=task.out_channels)
+    extra = {"spatial_dims": dm.spatial_dims} if "spatial_dims" in cfg.model else {}
+    net = instantiate(cfg.model, in_channels=dm.in_channels, out_channels=task.out_channels, **extra)
     n_params = sum(p.numel() for p in net.parameters())
     log.info("model %s: %s parameters (%.2f M)", type(net).__name__, f"{n_params:,}", n_params / 1e6)
     predictor = instantiate(cfg.inference, size_divisor=getattr(net, "size_divisor", 32))

@@ -43,7 +43,7 @@ def write_drive(
                       lambda p, s=sample: Image.fromarray(s.fov * 255).save(p, format="GIF"))
             if split == "test" and second_annotator:
                 # a second observer: the same tree, thinnest vessels missed at random
-                rough = _second_observer(rng, sample.vessels)
+                rough = second_observer(rng, sample.vessels)
                 save_with(d / "2nd_manual" / f"{num}_manual2.gif",
                           lambda p, m=rough: Image.fromarray(m * 255).save(p, format="GIF"))
     write_json_atomic(out / MARKER, {"generator": "medseg.data.synth.drive", "seed": seed,
@@ -51,9 +51,13 @@ def write_drive(
     return out
 
 
-def _second_observer(rng: np.random.Generator, vessels: np.ndarray) -> np.ndarray:
+def second_observer(rng: np.random.Generator, vessels: np.ndarray) -> np.ndarray:
+    """A second observer's label: the same tree with some of the thinnest vessels missed."""
     from scipy import ndimage
 
     thin = vessels & ~ndimage.binary_opening(vessels, iterations=1)
     drop = rng.random(vessels.shape) < 0.3
     return (vessels & ~(thin & drop)).astype(np.uint8)
+
+
+_second_observer = second_observer  # the name before it became public

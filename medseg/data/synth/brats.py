@@ -1,0 +1,194 @@
+"""Write a synthetic dataset in the exact BraTS 2020 layout (see :mod:`medseg.data.formats.brats`).
+
+Each case is a skull-stripped, head-like MRI: an irregular ellipsoidal brain (zero background)
+with cortex, white matter and ventricles, four modalities whose tissue contrasts differ as on real
+scans (CSF dark on T1/FLAIR and bright on T2, oedema bright on FLAIR/T2, enhancing rim bright on
+T1ce only), a smooth bias field, noise, and small FLAIR hyperintensities that are *not* tumour.
+The tumour is nested like a glioma: oedema (2) around a core whose rim enhances (4) around a
+necrotic centre (1), so whole tumour ⊃ tumour core ⊃ enhancing tumour. No single modality
+threshold recovers the three regions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from scipy import ndimage
+
+from medseg.data.formats.nifti import write_nifti
+from medseg.utils.io import write_json_atomic
+
+MARKER = ".medseg_synthetic.json"
+TRAIN_DIR, VAL_DIR = "MICCAI_BraTS2020_TrainingData", "MICCAI_BraTS2020_ValidationData"
+
+
+def brats_affine(shape: Sequence[int] = (240, 240, 155)) -> np.ndarray:
+    """The voxel-to-world affine of BraTS volumes (SRI24, 1 mm, i and j axes flipped):
+    ``diag(-1, -1, 1)`` with the j origin at ``shape[1] - 1`` (239 for the real 240 voxels)."""
+    aff = np.diag([-1.0, -1.0, 1.0, 1.0])
+    aff[1, 3] = float(shape[1] - 1)
+    return aff
+
+
+def _smooth_noise(rng: np.random.Generator, shape: Sequence[int], cells: int = 4) -> np.ndarray:
+    """Low-frequency random field in about [-1, 1]."""
+    small = rng.standard_normal([cells] * len(shape))
+    field = ndimage.zoom(small, [s / cells for s in shape], order=1)
+    field = field[tuple(slice(0, s) for s in shape)]
+    return field / (np.abs(field).max() + 1e-8)
+
+
+def _blob(shape, center, radii, rng, roughness=0.25) -> np.ndarray:
+    """Irregular ellipsoid: normalised distance perturbed by a smooth random field, computed in
+    the ellipsoid's bounding box only (volumes are large)."""
+    center, radii = np.asarray(center, float), np.asarray(radii, float)
+    reach = radii * (1 + roughness) + 1
+    lo = [max(int(np.floor(c - r)), 0) for c, r in zip(center, reach)]
+    hi = [min(int(np.ceil(c + r)) + 1, s) for c, r, s in zip(center, reach, shape)]
+    out = np.zeros(shape, bool)
+    if any(h <= l for l, h in zip(lo, hi)):
+        return out
+    grid = np.ogrid[tuple(slice(l, h) for l, h in zip(lo, hi))]
+    d = np.sqrt(sum(((g - c) / r) ** 2 for g, c, r in zip(grid, center, radii)))
+    out[tuple(slice(l, h) for l, h in zip(lo, hi))] = d + roughness * _smooth_noise(rng, d.shape, cells=3) < 1.0
+    return out
+
+
+def make_head(
+    rng: np.random.Generator,
+    shape: Sequence[int] = (240, 240, 155),
+    tumour_center: Sequence[int] | None = None,
+) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
+    """One case -> ``({modality: float32 volume}, seg uint8 {0,1,2,4}, brain bool)``.
+
+    ``tumour_center`` is (i, j, k) in array indices; it must lie inside the brain. ``None`` picks
+    a random point well inside the brain.
+    """
+    shape = tuple(int(s) for s in shape)
+    c = np.array(shape, float) / 2 + rng.uniform(-0.03, 0.03, 3) * np.array(shape)
+    radii = np.array(shape, float) * np.array([0.30, 0.37, 0.40]) * rng.uniform(0.92, 1.05, 3)
+    brain = _blob(shape, c, radii, rng, roughness=0.06)
+    depth = ndimage.distance_transform_edt(brain)  # distance to the brain's surface, in voxels
+    # cortex = the outer shell of the brain, ventricles = two small ellipsoids near the centre
+    inner = depth > max(1, int(round(min(shape) * 0.04)))
+    cortex = brain & ~inner
+    vent = np.zeros(shape, bool)
+    for side in (-1, 1):
+        vc = c + np.array([side * 0.07, 0.02, 0.05]) * np.array(shape)
+        vent |= _blob(shape, vc, np.array(shape) * np.array([0.035, 0.12, 0.06]), rng, roughness=0.1)
+    vent &= inner
+
+    # tumour: oedema ⊃ core; the core's rim enhances, its centre is necrotic
+    scale = min(shape) / 155.0
+    if tumour_center is None:
+        candidates = np.argwhere(depth > max(1, int(round(30 * scale))))
+        if not len(candidates):
+            candidates = np.argwhere(brain)
+        tc = candidates[rng.integers(len(candidates))].astype(float)
+    else:
+        tc = np.asarray(tumour_center, float)
+        if tc.shape != (3,):
+            raise ValueError(f"tumour_center must be 3 voxel indices (i, j, k), got {tumour_center}")
+        idx = tuple(int(round(v)) for v in tc)
+        if not all(0 <= v < s for v, s in zip(idx, shape)) or not brain[idx]:
+            raise ValueError(f"tumour_center {idx} is outside the synthetic brain")
+    r_core = rng.uniform(9, 16, 3) * scale
+    core = _blob(shape, tc, r_core, rng, roughness=0.2)
+    oedema = _blob(shape, tc + rng.normal(0, 2 * scale, 3), r_core * rng.uniform(1.5, 2.1), rng, roughness=0.3)
+    oedema |= ndimage.binary_dilation(core, iterations=1)
+    necrosis = ndimage.binary_erosion(core, iterations=max(1, int(round(2.5 * scale))))
+    oedema &= brain
+    core &= brain
+    necrosis &= core
+    seg = np.zeros(shape, np.uint8)
+    seg[oedema] = 2
+    seg[core] = 4
+    seg[necrosis] = 1
+
+    # non-tumour FLAIR hyperintensities (small vessel disease look-alikes)
+    wmh = np.zeros(shape, bool)
+    wm = inner & ~vent & ~oedema
+    pts = np.argwhere(wm)
+    for _ in range(int(rng.integers(2, 5))):
+        if not len(pts):
+            break
+        p = pts[rng.integers(len(pts))]
+        wmh |= _blob(shape, p, rng.uniform(1.5, 3.5, 3) * scale, rng, roughness=0.1)
+    wmh &= wm
+
+    # tissue intensities per modality: (wm, gm, csf, oedema, necrosis, enhancing, wmh)
+    table = {
+        "t1": (0.80, 0.60, 0.20, 0.52, 0.30, 0.58, 0.78),
+        "t1ce": (0.80, 0.62, 0.20, 0.52, 0.28, 1.25, 0.78),
+        "t2": (0.35, 0.50, 1.00, 0.80, 0.95, 0.65, 0.55),
+        "flair": (0.40, 0.52, 0.10, 0.95, 0.60, 0.80, 0.85),
+    }
+    volumes = {}
+    for mod, (wm_v, gm_v, csf_v, ed_v, nec_v, en_v, wmh_v) in table.items():
+        v = np.full(shape, wm_v, np.float32)
+        v[cortex] = gm_v
+        v[vent] = csf_v
+        v[wmh] = wmh_v
+        v[seg == 2] = ed_v
+        v[seg == 4] = en_v
+        v[seg == 1] = nec_v
+        v = ndimage.gaussian_filter(v, 0.8)
+        bias = 1.0 + 0.2 * _smooth_noise(rng, shape, cells=3)
+        v = v * bias + rng.normal(0, 0.04, shape).astype(np.float32)
+        scale_mod = rng.uniform(300, 900)  # arbitrary scanner units, as in real BraTS
+        v = np.clip(v, 0, None) * scale_mod * brain
+        volumes[mod] = v.astype(np.float32)
+    return volumes, seg, brain
+
+
+def write_brats(
+    out: str | Path,
+    n_cases: int = 4,
+    shape: Sequence[int] = (240, 240, 155),
+    seed: int = 0,
+    tumour_centers: Sequence[Sequence[int] | None] | None = None,
+    validation_cases: int = 0,
+) -> Path:
+    """Write ``n_cases`` training cases (and ``validation_cases`` without seg) under ``out``.
+
+    Layout: ``out/MICCAI_BraTS2020_TrainingData/BraTS20_Training_001/BraTS20_Training_001_{flair,t1,
+    t1ce,t2,seg}.nii.gz`` and ``out/MICCAI_BraTS2020_ValidationData/BraTS20_Validation_001/...``.
+    Modalities are int16, seg uint8 {0,1,2,4}, 1 mm voxels, affine :func:`brats_affine`.
+
+    Args:
+        out: output folder.
+        n_cases: number of training cases.
+        shape: volume shape in NIfTI index order (i, j, k); real BraTS is (240, 240, 155).
+        seed: random seed; case ``k`` (training first, then validation) is
+            ``make_head(np.random.default_rng((seed, k)), shape, tumour_centers[k])``.
+        tumour_centers: optional list, one entry per training case (then validation cases), of 3
+            voxel indices (i, j, k) where that case's tumour is centred, or ``None`` for random.
+        validation_cases: number of unlabelled validation cases.
+
+    Returns ``out``.
+    """
+    out = Path(out)
+    shape = tuple(int(s) for s in shape)
+    affine = brats_affine(shape)
+    centers = list(tumour_centers or [])
+
+    def save(path: Path, arr: np.ndarray) -> None:
+        write_nifti(path, arr, affine, spacing=(1.0, 1.0, 1.0))
+
+    plan = [(TRAIN_DIR, "Training", i, True) for i in range(n_cases)]
+    plan += [(VAL_DIR, "Validation", i, False) for i in range(validation_cases)]
+    for k, (folder, kind, i, labelled) in enumerate(plan):
+        cid = f"BraTS20_{kind}_{i + 1:03d}"
+        center = centers[k] if k < len(centers) else None
+        vols, seg, _ = make_head(np.random.default_rng((seed, k)), shape, center)
+        d = out / folder / cid
+        for mod, v in vols.items():
+            save(d / f"{cid}_{mod}.nii.gz", np.round(v).astype(np.int16))
+        if labelled:
+            save(d / f"{cid}_seg.nii.gz", seg)
+    write_json_atomic(out / MARKER, {"generator": "medseg.data.synth.brats", "seed": seed, "n_cases": n_cases,
+                                     "validation_cases": validation_cases, "shape": list(shape),
+                                     "tumour_centers": [None if c is None else list(map(int, c)) for c in centers]})
+    return out
