@@ -19,6 +19,7 @@ from collections.abc import Callable
 import lightning as L
 import torch
 from torch import nn
+from torchmetrics import MeanMetric
 
 from medseg.inference.predictor import Predictor
 from medseg.losses.deep_supervision import DeepSupervisionLoss
@@ -70,6 +71,9 @@ class SegmentationModule(L.LightningModule):
         self.task, self.predictor = task, predictor
         self.val_dice = MeanPerImageDice(task.n_scored)
         self.test_dice = MeanPerImageDice(task.n_scored)
+        # sum/count states: the mean over all images of all ranks, also with uneven shards
+        # (Lightning's sync_dist averages per-rank means, which is wrong when shards differ in size)
+        self.eval_loss = nn.ModuleDict({"val": MeanMetric(), "test": MeanMetric()})
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
@@ -116,7 +120,8 @@ class SegmentationModule(L.LightningModule):
         spatial = logits.shape[2:]  # smaller than the image only for a valid net run without padding
         metric.update(pred, center_crop(self.task.target_to_binary(batch["mask"]), spatial),
                       center_crop(batch["roi"], spatial))
-        self.log(f"{stage}/loss", loss, on_step=False, on_epoch=True, batch_size=1, sync_dist=True)
+        self.eval_loss[stage].update(loss.detach())
+        self.log(f"{stage}/loss", self.eval_loss[stage], on_step=False, on_epoch=True, batch_size=1)
 
     def _log_dice(self, stage: str, metric: MeanPerImageDice) -> None:
         per_class = metric.compute().reshape(-1)
