@@ -6,9 +6,10 @@ synthetic generator (``medseg.data.synth.*``); both come from config with ``_tar
 
 from __future__ import annotations
 
+import json
 import logging
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import lightning as L
@@ -44,6 +45,10 @@ class SegmentationDataModule(L.LightningDataModule):
         val_fraction, test_fraction, fold, n_folds: see :func:`medseg.data.splits.make_splits`.
         train_split, test_split: names of the dataset's on-disk splits.
         use_roi: compute metrics inside the reader's ROI (e.g. FOV) when it has one.
+        splits: fixed ``{"train", "val", "test"}`` case lists, or the path of a ``splits.json``
+            (e.g. an earlier run's): replaces the splitting rules above.
+        baseline: the reference the report prints next to the model (``global_threshold``: the best
+            single threshold on the green channel, for fundus images), or ``None``.
         cache_dir: if set, preprocessed cases are stored there as ``.npy`` (see
             :mod:`medseg.data.cache`) and later runs read no source file.
         lazy: keep cases on disk (memory-mapped from ``cache_dir``) instead of in memory: memory
@@ -78,6 +83,8 @@ class SegmentationDataModule(L.LightningDataModule):
         cache_dir: str | None = None,
         lazy: bool = False,
         max_centres: int | None = None,
+        splits: str | Mapping[str, Sequence[str]] | None = None,
+        baseline: str | None = None,
     ) -> None:
         super().__init__()
         if lazy and not cache_dir:
@@ -96,6 +103,7 @@ class SegmentationDataModule(L.LightningDataModule):
         self.val_fraction, self.test_fraction, self.fold, self.n_folds = val_fraction, test_fraction, fold, n_folds
         self.train_split, self.test_split, self.use_roi, self.seed = train_split, test_split, use_roi, seed
         self.cache_dir, self.lazy, self.max_centres = cache_dir, lazy, max_centres
+        self.fixed_splits, self.baseline = splits, baseline
         self.reader: SegmentationReader | None = None
         self.splits: dict[str, list[str]] = {}
         self.cases: dict[str, Sequence[Case]] = {}
@@ -131,9 +139,12 @@ class SegmentationDataModule(L.LightningDataModule):
         else:
             log.warning("%s: no labelled '%s' split; holding out %.0f%% of '%s' as the test set",
                         self.root, self.test_split, 100 * self.test_fraction, self.train_split)
-        self.splits = make_splits(pool, test_ids, val_fraction=self.val_fraction,
-                                  test_fraction=self.test_fraction, seed=self.seed, fold=self.fold,
-                                  n_folds=self.n_folds, group_of=self.reader.group_of)
+        if self.fixed_splits is not None:
+            self.splits = self._read_fixed_splits(pool + list(test_ids or []))
+        else:
+            self.splits = make_splits(pool, test_ids, val_fraction=self.val_fraction,
+                                      test_fraction=self.test_fraction, seed=self.seed, fold=self.fold,
+                                      n_folds=self.n_folds, group_of=self.reader.group_of)
         for name, ids in self.splits.items():
             self.cases[name] = self._load_split(ids)
             if not self.cases[name]:
@@ -159,6 +170,23 @@ class SegmentationDataModule(L.LightningDataModule):
             done.append(cid)
         log.info("%d cases cached in %s", len(done), cache.dir)
         return CachedCases(cache, done) if self.lazy else [cache.load(c) for c in done]
+
+    def _read_fixed_splits(self, known: Sequence[str]) -> dict[str, list[str]]:
+        """``data.splits``: a ``splits.json`` (e.g. from an earlier run) or a mapping, used verbatim."""
+        spec, source = self.fixed_splits, "data.splits"
+        if isinstance(spec, (str, Path)):
+            source = str(spec)
+            try:
+                spec = json.loads(Path(spec).read_text())
+            except (OSError, ValueError) as exc:
+                raise DataError(f"{source}: cannot read the splits file ({exc})") from exc
+        missing = [k for k in ("train", "val", "test") if not spec.get(k)]
+        if missing:
+            raise DataError(f"{source}: needs non-empty lists 'train', 'val' and 'test' (missing {missing})")
+        unknown = sorted({c for k in ("train", "val", "test") for c in spec[k]} - set(known))
+        if unknown:
+            raise DataError(f"{source}: case ids not in {self.root}: {unknown[:5]}")
+        return {k: sorted(spec[k]) for k in ("train", "val", "test")}
 
     def _prepare(self, case: Case) -> Case:
         case = self.preprocess(case)

@@ -46,3 +46,24 @@ def test_make_splits_carves_test_when_missing():
 def test_bad_fold():
     with pytest.raises(ValueError, match="data.fold=5 is outside 0..4"):
         make_splits(IDS, None, val_fraction=0.2, test_fraction=0.25, seed=0, fold=5, n_folds=5)
+
+
+def test_datamodule_fixed_splits_from_file(tiny_drive, tmp_path):
+    import json
+
+    from medseg.data.case import DataError
+    from medseg.data.datamodule import SegmentationDataModule
+    from medseg.data.formats.drive import DriveReader
+
+    spec = {"train": ["21_training", "22_training"], "val": ["23_training"], "test": ["01_test"]}
+    path = tmp_path / "splits.json"
+    path.write_text(json.dumps(spec))
+    dm = SegmentationDataModule(root=str(tiny_drive), reader=DriveReader, splits=str(path))
+    dm.setup()
+    assert dm.splits == spec and [c.case_id for c in dm.cases["val"]] == ["23_training"]
+    path.write_text(json.dumps({**spec, "val": ["99_training"]}))
+    with pytest.raises(DataError, match=r"splits.json: case ids not in .*99_training"):
+        SegmentationDataModule(root=str(tiny_drive), reader=DriveReader, splits=str(path)).setup()
+    with pytest.raises(DataError, match="missing \\['test'\\]"):
+        SegmentationDataModule(root=str(tiny_drive), reader=DriveReader, splits={"train": ["21_training"],
+                                                                                  "val": ["22_training"]}).setup()
