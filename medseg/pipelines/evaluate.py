@@ -1,38 +1,136 @@
-"""Evaluate a trained module on a split: per-image metrics, summary tables, overlays, report.md."""
+"""Evaluate a model (or any probability source) on a split: per-image and per-class metrics, summary
+tables, overlays, report.md.
+
+The scoring works on a *probability function* ``case -> probabilities (C, *spatial)``, so one model,
+a model with test-time augmentation and an ensemble of models are evaluated by the same code.
+"""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
 
+from medseg.data.case import Case
 from medseg.data.datamodule import SegmentationDataModule
+from medseg.inference.tta import tta_probs
 from medseg.metrics.baselines import best_global_threshold
+from medseg.metrics.image import image_metrics
 from medseg.metrics.overlap import METRIC_NAMES, overlap_metrics
+from medseg.metrics.surface import surface_metrics
+from medseg.metrics.threshold import best_threshold
 from medseg.module import SegmentationModule
 from medseg.report.plots import plot_overlay
 from medseg.report.tables import markdown_table, summarize
+from medseg.tasks import Task
 from medseg.utils.io import save_with, write_text_atomic
 
 log = logging.getLogger(__name__)
+
+ProbsFn = Callable[[Case], torch.Tensor]
+#: extra metrics computed by default besides the overlap metrics (see medseg.metrics.*)
+EXTRA_METRICS = ("auc", "ssim", "hd95", "nsd")
+
+
+def model_probs(module: SegmentationModule, tta: bool | dict = False) -> ProbsFn:
+    """``case -> probabilities (C, *spatial)`` of one model, with optional TTA (``True`` or
+    ``{"flips": bool, "rot90": bool}``)."""
+    opts = dict(tta) if isinstance(tta, dict) else {}
+
+    @torch.no_grad()
+    def probs(case: Case) -> torch.Tensor:
+        module.eval()
+        image = torch.from_numpy(case.image)[None].to(module.device)
+        fn = lambda x: module.task.activation(module.predict_logits(x))  # noqa: E731
+        out = tta_probs(fn, image, **opts) if tta else fn(image)
+        return out[0].cpu()
+
+    return probs
+
+
+def foreground_probs(task: Task, probs: torch.Tensor) -> torch.Tensor:
+    """Probabilities ``(C, ...)`` -> one map per scored class ``(K, ...)`` (multi-class drops background)."""
+    return probs[1:] if task.kind == "multiclass" else probs
+
+
+def case_target(task: Task, case: Case) -> torch.Tensor | None:
+    if case.mask is None:
+        return None
+    return task.target_to_binary(torch.from_numpy(np.asarray(case.mask))[None].long())[0]
 
 
 @torch.no_grad()
 def predict_split(module: SegmentationModule, dm: SegmentationDataModule, split: str):
     """Yield ``(case, probs (C,...), pred (K,...) bool, target (K,...) bool | None)`` per case."""
-    module.eval()
-    device = module.device
+    fn = model_probs(module)
     for case in dm.cases[split]:
-        image = torch.from_numpy(case.image)[None].to(device)
-        probs = module.task.activation(module.predict_logits(image))
-        pred = module.task.discretize(probs)[0].cpu()
-        target = None
-        if case.mask is not None:
-            target = module.task.target_to_binary(torch.from_numpy(case.mask)[None].long())[0]
-        yield case, probs[0].cpu(), pred, target
+        probs = fn(case)
+        yield case, probs, module.task.discretize(probs[None])[0], case_target(module.task, case)
+
+
+def choose_threshold(task: Task, probs_fn: ProbsFn, cases: Sequence[Case]) -> tuple[float, float]:
+    """The threshold maximising mean Dice on ``cases`` (binary / multi-label tasks)."""
+    def gen():
+        for c in cases:
+            t = case_target(task, c)
+            if t is not None:
+                roi = torch.from_numpy(c.roi) if c.roi is not None else None
+                yield foreground_probs(task, probs_fn(c)), t, roi
+    return best_threshold(gen())
+
+
+def score_case(
+    task: Task, case: Case, probs: torch.Tensor, threshold: float, metrics: Iterable[str] = EXTRA_METRICS,
+    nsd_tolerance: float = 1.0,
+) -> tuple[dict[str, np.ndarray], torch.Tensor, torch.Tensor]:
+    """Per-class metrics ``{name: (K,)}`` of one labelled case, plus the boolean prediction and target."""
+    metrics = set(metrics)
+    target = case_target(task, case)
+    pred = task.discretize(probs[None], threshold)[0]
+    roi_t = torch.from_numpy(case.roi) if case.roi is not None else None
+    m = {k: v[0].numpy() for k, v in overlap_metrics(pred[None], target[None],
+                                                     roi_t[None] if roi_t is not None else None).items()}
+    if metrics & {"auc", "ssim"}:
+        im = image_metrics(foreground_probs(task, probs).float(), target, roi_t)
+        m.update({k: v for k, v in im.items() if k in metrics})
+    if metrics & {"hd95", "nsd"}:
+        sm = surface_metrics(pred.numpy(), target.numpy(), case.spacing, nsd_tolerance, case.roi)
+        m.update({k: v for k, v in sm.items() if k in metrics})
+    return m, pred, target
+
+
+def evaluate_cases(
+    probs_fn: ProbsFn, task: Task, cases: Sequence[Case], threshold: float,
+    metrics: Iterable[str] = EXTRA_METRICS, nsd_tolerance: float = 1.0,
+    on_case: Callable[[Case, torch.Tensor, torch.Tensor, torch.Tensor], None] | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Score labelled ``cases``; returns ``(per_image, per_class)`` tables. Per-image values are
+    means over classes (``nan`` ignored); ``on_case(case, probs, pred, target)`` sees every case."""
+    rows, class_rows = [], []
+    for case in cases:
+        if case.mask is None:
+            continue
+        probs = probs_fn(case)
+        m, pred, target = score_case(task, case, probs, threshold, metrics, nsd_tolerance)
+        with np.errstate(all="ignore"):
+            rows.append({"case_id": case.case_id,
+                         **{k: float(np.nanmean(v)) if np.isfinite(v).any() else float("nan") for k, v in m.items()}})
+        for k, name in enumerate(task.class_names):
+            class_rows.append({"case_id": case.case_id, "class": name, **{mk: float(mv[k]) for mk, mv in m.items()}})
+        if on_case is not None:
+            on_case(case, probs, pred, target)
+    if not rows:
+        raise ValueError("no labelled cases to evaluate")
+    return pd.DataFrame(rows).set_index("case_id"), pd.DataFrame(class_rows)
+
+
+def save_probs(path: Path, probs: torch.Tensor) -> None:
+    """Probabilities as float16 ``.npy`` (half the disk; enough for thresholds and ensemble weights)."""
+    save_with(path, lambda p: np.save(p, probs.numpy().astype(np.float16)))
 
 
 def evaluate_split(
@@ -43,39 +141,59 @@ def evaluate_split(
     overlays: bool = True,
     baseline: str | None = None,
     title: str = "medseg evaluation",
+    *,
+    threshold: float | str | None = None,
+    tta: bool | dict = False,
+    metrics: Iterable[str] = EXTRA_METRICS,
+    nsd_tolerance: float = 1.0,
+    probs_fn: ProbsFn | None = None,
+    probs_dir: str | Path | None = None,
 ) -> pd.DataFrame:
-    """Score every case of ``split``; write ``per_image.csv``, ``per_class.csv`` (several classes),
-    ``report.md`` and ``overlays/`` under ``out_dir``. Returns the per-image table."""
+    """Score every case of ``split``; write ``per_image.csv``, ``per_class.csv``, ``report.md`` and
+    ``overlays/`` under ``out_dir``. Returns the per-image table.
+
+    Args:
+        threshold: decision threshold for binary / multi-label tasks: a number, ``None`` (the task's,
+            0.5 by default) or ``"auto"`` (the one maximising mean Dice on the ``val`` split; reported).
+        tta: test-time augmentation (see :func:`medseg.inference.tta.tta_probs`).
+        metrics: extra metrics besides the overlap ones: any of ``auc, ssim, hd95, nsd``.
+        nsd_tolerance: surface Dice tolerance in mm (pixels when cases have no spacing).
+        probs_fn: probability source replacing ``module`` (an ensemble); ``module.task`` still applies.
+        probs_dir: also save every case's probabilities there as float16 ``<case_id>.npy``.
+    """
     out_dir = Path(out_dir)
     task = module.task
-    rows, class_rows, keep = [], [], {}
-    for case, _probs, pred, target in predict_split(module, dm, split):
-        if target is None:
-            continue
-        roi = torch.from_numpy(case.roi)[None] if case.roi is not None else None
-        m = overlap_metrics(pred[None], target[None], roi)  # (1, K)
-        row = {"case_id": case.case_id}
-        row.update({k: float(v[0].mean()) for k, v in m.items()})
-        rows.append(row)
-        for k, name in enumerate(task.class_names):
-            class_rows.append({"case_id": case.case_id, "class": name,
-                               **{mk: float(mv[0, k]) for mk, mv in m.items()}})
+    fn = probs_fn or model_probs(module, tta)
+    thr_note = None
+    if threshold == "auto" and task.kind != "multiclass":
+        thr, val_dice = choose_threshold(task, fn, dm.cases["val"])
+        thr_note = f"Threshold **{thr:.2f}** chosen on the validation split (mean Dice {val_dice:.4f} there)."
+        log.info("eval.threshold=auto: %.2f (val Dice %.4f)", thr, val_dice)
+    else:
+        thr = task.threshold if threshold in (None, "auto") else float(threshold)
+        if task.kind != "multiclass":
+            thr_note = f"Threshold {thr:.2f} (fixed)."
+
+    keep: dict[str, tuple] = {}
+
+    def on_case(case, probs, pred, target):
+        if probs_dir is not None:
+            save_probs(Path(probs_dir) / f"{case.case_id}.npy", probs)
         if overlays and pred.ndim == 3:
-            keep[case.case_id] = (case, pred.any(0).numpy(), target.any(0).numpy())
-    if not rows:
-        raise ValueError(f"split '{split}' has no labelled cases to evaluate")
-    per_image = pd.DataFrame(rows).set_index("case_id")
+            keep[case.case_id] = (pred.any(0).numpy(), target.any(0).numpy())
+
+    try:
+        per_image, per_class = evaluate_cases(fn, task, dm.cases[split], thr, metrics, nsd_tolerance, on_case)
+    except ValueError as exc:
+        raise ValueError(f"split '{split}' has no labelled cases to evaluate") from exc
+    per_image.attrs["threshold"] = thr
     save_with(out_dir / "per_image.csv", lambda p: per_image.to_csv(p, float_format="%.6f"))
-    per_class = pd.DataFrame(class_rows)
-    if len(task.class_names) > 1:
-        save_with(out_dir / "per_class.csv", lambda p: per_class.to_csv(p, index=False, float_format="%.6f"))
+    save_with(out_dir / "per_class.csv", lambda p: per_class.to_csv(p, index=False, float_format="%.6f"))
 
     overlay_paths = []
     if keep:
-        ranked = per_image["dice"].sort_values(ascending=False)
-        picks = {"best": ranked.index[0], "median": ranked.index[len(ranked) // 2], "worst": ranked.index[-1]}
-        for label, cid in picks.items():
-            case, pred, target = keep[cid]
+        for label, cid in pick_cases(per_image["dice"]).items():
+            pred, target = keep[cid]
             raw = dm.raw_case(cid)
             path = plot_overlay(raw.image, target, pred, out_dir / "overlays" / f"{label}_{cid}.png",
                                 title=f"{label}: {cid}  Dice {per_image.loc[cid, 'dice']:.4f}")
@@ -87,15 +205,28 @@ def evaluate_split(
         base = best_global_threshold(raw_cases, channel=1)
 
     write_report(out_dir / "report.md", per_image, per_class, task.class_names, split, dm, base,
-                 overlay_paths, title)
+                 overlay_paths, title, thr_note)
     return per_image
 
 
-def write_report(path, per_image, per_class, class_names, split, dm, baseline, overlay_paths, title) -> Path:
-    metrics = list(METRIC_NAMES)
+def pick_cases(dice: pd.Series) -> dict[str, str]:
+    """Best, median and worst case by Dice (the report's overlays)."""
+    ranked = dice.sort_values(ascending=False)
+    return {"best": ranked.index[0], "median": ranked.index[len(ranked) // 2], "worst": ranked.index[-1]}
+
+
+def metric_columns(df: pd.DataFrame) -> list[str]:
+    return [m for m in (*METRIC_NAMES, *EXTRA_METRICS) if m in df.columns]
+
+
+def write_report(path, per_image, per_class, class_names, split, dm, baseline, overlay_paths, title,
+                 threshold_note: str | None = None) -> Path:
+    metrics = metric_columns(per_image)
     summary = summarize(per_image, metrics)
     lines = [f"# {title}", "",
              f"Split: **{split}** ({len(per_image)} images) of `{dm.root}`.", ""]
+    if threshold_note:
+        lines += [threshold_note, ""]
     if dm.use_roi and any(c.roi is not None for c in dm.cases[split]):
         lines += ["Metrics are computed inside each image's region of interest (the field-of-view "
                   "mask for retinal images: the standard protocol).", ""]
@@ -119,4 +250,7 @@ def write_report(path, per_image, per_class, class_names, split, dm, baseline, o
 
 
 def summary_dict(per_image: pd.DataFrame) -> dict[str, float]:
-    return {f"test/{m}": float(np.nanmean(per_image[m])) for m in METRIC_NAMES if m in per_image}
+    out = {f"test/{m}": float(np.nanmean(per_image[m])) for m in metric_columns(per_image)}
+    if "threshold" in per_image.attrs:
+        out["threshold"] = float(per_image.attrs["threshold"])
+    return out
