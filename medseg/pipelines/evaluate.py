@@ -103,6 +103,15 @@ def score_case(
     return m, pred, target
 
 
+def case_rows(task: Task, case_id: str, m: dict[str, np.ndarray]) -> tuple[dict, list[dict]]:
+    """One per-image row (means over classes, ``nan`` ignored) and one row per class."""
+    with np.errstate(all="ignore"):
+        row = {"case_id": case_id,
+               **{k: float(np.nanmean(v)) if np.isfinite(v).any() else float("nan") for k, v in m.items()}}
+    return row, [{"case_id": case_id, "class": name, **{mk: float(mv[k]) for mk, mv in m.items()}}
+                 for k, name in enumerate(task.class_names)]
+
+
 def evaluate_cases(
     probs_fn: ProbsFn, task: Task, cases: Sequence[Case], threshold: float,
     metrics: Iterable[str] = EXTRA_METRICS, nsd_tolerance: float = 1.0,
@@ -116,11 +125,9 @@ def evaluate_cases(
             continue
         probs = probs_fn(case)
         m, pred, target = score_case(task, case, probs, threshold, metrics, nsd_tolerance)
-        with np.errstate(all="ignore"):
-            rows.append({"case_id": case.case_id,
-                         **{k: float(np.nanmean(v)) if np.isfinite(v).any() else float("nan") for k, v in m.items()}})
-        for k, name in enumerate(task.class_names):
-            class_rows.append({"case_id": case.case_id, "class": name, **{mk: float(mv[k]) for mk, mv in m.items()}})
+        row, per_class_rows = case_rows(task, case.case_id, m)
+        rows.append(row)
+        class_rows.extend(per_class_rows)
         if on_case is not None:
             on_case(case, probs, pred, target)
     if not rows:
@@ -187,8 +194,7 @@ def evaluate_split(
     except ValueError as exc:
         raise ValueError(f"split '{split}' has no labelled cases to evaluate") from exc
     per_image.attrs["threshold"] = thr
-    save_with(out_dir / "per_image.csv", lambda p: per_image.to_csv(p, float_format="%.6f"))
-    save_with(out_dir / "per_class.csv", lambda p: per_class.to_csv(p, index=False, float_format="%.6f"))
+    save_tables(out_dir, per_image, per_class)
 
     overlay_paths = []
     if keep:
@@ -207,6 +213,13 @@ def evaluate_split(
     write_report(out_dir / "report.md", per_image, per_class, task.class_names, split, dm, base,
                  overlay_paths, title, thr_note)
     return per_image
+
+
+def save_tables(out_dir: str | Path, per_image: pd.DataFrame, per_class: pd.DataFrame) -> None:
+    """``per_image.csv`` and ``per_class.csv``: the files ``medseg-report`` reads."""
+    out_dir = Path(out_dir)
+    save_with(out_dir / "per_image.csv", lambda p: per_image.to_csv(p, float_format="%.6f"))
+    save_with(out_dir / "per_class.csv", lambda p: per_class.to_csv(p, index=False, float_format="%.6f"))
 
 
 def pick_cases(dice: pd.Series) -> dict[str, str]:
