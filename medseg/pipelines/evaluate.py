@@ -24,7 +24,7 @@ from medseg.metrics.overlap import METRIC_NAMES, overlap_metrics
 from medseg.metrics.surface import surface_metrics
 from medseg.metrics.threshold import best_threshold
 from medseg.module import SegmentationModule
-from medseg.report.plots import plot_overlay
+from medseg.report.plots import plot_overlay, plot_overlay_3d
 from medseg.report.tables import markdown_table, summarize
 from medseg.tasks import Task
 from medseg.utils.io import save_with, write_text_atomic
@@ -186,7 +186,7 @@ def evaluate_split(
     def on_case(case, probs, pred, target):
         if probs_dir is not None:
             save_probs(Path(probs_dir) / f"{case.case_id}.npy", probs)
-        if overlays and pred.ndim == 3:
+        if overlays and pred.ndim in (3, 4):
             keep[case.case_id] = (pred.any(0).numpy(), target.any(0).numpy())
 
     try:
@@ -201,8 +201,11 @@ def evaluate_split(
         for label, cid in pick_cases(per_image["dice"]).items():
             pred, target = keep[cid]
             raw = dm.raw_case(cid)
-            path = plot_overlay(raw.image, target, pred, out_dir / "overlays" / f"{label}_{cid}.png",
-                                title=f"{label}: {cid}  Dice {per_image.loc[cid, 'dice']:.4f}")
+            plot = plot_overlay if pred.ndim == 2 else plot_overlay_3d
+            image = raw.image if raw.image.shape[1:] == pred.shape else next(
+                c.image for c in dm.cases[split] if c.case_id == cid)
+            path = plot(image, target, pred, out_dir / "overlays" / f"{label}_{cid}.png",
+                        title=f"{label}: {cid}  Dice {per_image.loc[cid, 'dice']:.4f}")
             overlay_paths.append(path)
 
     base = None

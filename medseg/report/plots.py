@@ -79,3 +79,50 @@ def plot_overlay(image: np.ndarray, target: np.ndarray, pred: np.ndarray, path: 
     if title:
         fig.suptitle(title, fontsize=10)
     return _save(fig, Path(path))
+
+
+def plot_class_bars(scores: dict[str, Sequence[float]], class_names: Sequence[str], path: str | Path,
+                    metric: str = "Dice") -> Path:
+    """Grouped bars: mean ``metric`` per class (x) for each model (colour). ``scores[model][k]``."""
+    n_models, n_classes = len(scores), len(class_names)
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.35 * n_classes * max(1, n_models) + 2), 3.8))
+    width = 0.8 / max(1, n_models)
+    x = np.arange(n_classes)
+    for i, (name, vals) in enumerate(scores.items()):
+        ax.bar(x + (i - (n_models - 1) / 2) * width, vals, width, label=name)
+    ax.set_xticks(x)
+    ax.set_xticklabels(class_names, rotation=60 if n_classes > 6 else 0, ha="right" if n_classes > 6 else "center",
+                       fontsize=8)
+    ax.set_ylabel(metric)
+    ax.set_ylim(0, 1.05)
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize=7)
+    ax.set_title(f"{metric} per class")
+    return _save(fig, Path(path))
+
+
+def plot_overlay_3d(image: np.ndarray, target: np.ndarray, pred: np.ndarray, path: str | Path, title: str = "") -> Path:
+    """Axial, coronal and sagittal slices through the centre of the target (the tumour) or, when the
+    target is empty, of the prediction. Rows: image | ground truth | prediction | errors.
+    ``image``: ``(C, D, H, W)``; ``target`` / ``pred``: boolean ``(D, H, W)``."""
+    ref = target if target.any() else pred
+    centre = [int(round(c)) for c in np.argwhere(ref).mean(0)] if ref.any() else [s // 2 for s in ref.shape]
+    views = {"axial": (0, centre[0]), "coronal": (1, centre[1]), "sagittal": (2, centre[2])}
+    fig, axes = plt.subplots(3, 4, figsize=(12, 9))
+    vol = image[0]
+    lo, hi = np.percentile(vol, [1, 99])
+    for row, (view, (axis, idx)) in enumerate(views.items()):
+        take = lambda a: np.take(a, idx, axis=axis)  # noqa: E731
+        axes[row, 0].imshow(np.clip((take(vol) - lo) / (hi - lo + 1e-8), 0, 1), cmap="gray")
+        axes[row, 1].imshow(take(target), cmap="gray", vmin=0, vmax=1)
+        axes[row, 2].imshow(take(pred), cmap="gray", vmin=0, vmax=1)
+        axes[row, 3].imshow(error_map(take(pred).astype(bool), take(target).astype(bool)))
+        axes[row, 0].set_ylabel(f"{view} {idx}", fontsize=9)
+        for ax in axes[row]:
+            ax.set_xticks([])
+            ax.set_yticks([])
+    for ax, t in zip(axes[0], ("image", "ground truth", "prediction", "errors (FP red, FN blue)")):
+        ax.set_title(t, fontsize=9)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return _save(fig, Path(path))

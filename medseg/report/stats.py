@@ -61,7 +61,8 @@ def paired_comparison(
     """Compare two per-case score series (indexed by case id) on the cases they share.
 
     The bootstrap resamples the per-case differences ``b - a``; its two-sided p-value is twice the
-    smaller tail mass of the resampled means around 0. The Wilcoxon signed-rank test is the
+    smaller tail mass of the resampled means around 0 (with a +1 correction, so at least
+    ``1 / (n_boot + 1)``). The Wilcoxon signed-rank test is the
     classical non-parametric check (``nan`` when all differences are zero)."""
     shared = a.index.intersection(b.index)
     if len(shared) == 0:
@@ -71,6 +72,7 @@ def paired_comparison(
     diff = bootstrap_ci(d, n_boot=n_boot, seed=seed)
     rng = np.random.default_rng(seed)
     means = d[rng.integers(0, d.size, size=(n_boot, d.size))].mean(1)
-    p_boot = float(min(1.0, 2 * min((means <= 0).mean(), (means >= 0).mean())))
+    tail = min(int((means <= 0).sum()), int((means >= 0).sum()))
+    p_boot = float(min(1.0, (2 * tail + 1) / (n_boot + 1)))  # never exactly 0 from a finite resample
     p_wil = float(stats.wilcoxon(d).pvalue) if np.any(d != 0) else float("nan")
     return PairedComparison(name_a, name_b, diff, p_boot, p_wil)
