@@ -1,0 +1,112 @@
+"""Predict with a trained run on a split of its dataset or on a folder of images / volumes.
+
+Outputs under the output folder: ``masks/`` (PNG in 2D, NIfTI with the source affine in 3D),
+optionally ``probs/`` (per-class probabilities) and ``submission.csv`` (``image_name,class,rle``,
+row-major RLE: see :mod:`medseg.inference.rle`), and ``predictions.csv`` listing what was written.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+from hydra.utils import get_class, instantiate
+from omegaconf import DictConfig
+
+from medseg.data.case import Case, DataError
+from medseg.data.preprocess import Compose
+from medseg.inference.rle import write_rle_csv
+from medseg.inference.writers import write_nifti_labels, write_png_mask, write_probabilities
+from medseg.pipelines.build import build_datamodule, build_module, load_weights
+from medseg.pipelines.eval import load_run_config, resolve_checkpoint
+from medseg.pipelines.evaluate import model_probs
+from medseg.utils.io import read_image, save_with
+
+log = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".gif")
+
+
+def read_input(path: Path, channels: int) -> Case:
+    """One image (2D, scaled to [0, 1] like the readers do) or NIfTI volume (affine and spacing kept)."""
+    name = path.name
+    if name.endswith((".nii", ".nii.gz")):
+        import nibabel as nib
+
+        try:
+            img = nib.load(str(path))
+            data = np.asarray(img.dataobj, dtype=np.float32)
+        except Exception as exc:  # nibabel raises several types for broken files
+            raise DataError(f"{path}: cannot read NIfTI ({exc})") from exc
+        image = data[None] if data.ndim == 3 else np.moveaxis(data, -1, 0)
+        case_id = name[: -len(".nii.gz")] if name.endswith(".nii.gz") else path.stem
+        return Case(case_id, np.ascontiguousarray(image), spacing=tuple(float(z) for z in img.header.get_zooms()[:3]),
+                    meta={"affine": img.affine, "source": str(path)}).validate(str(path))
+    raw = read_image(path, mode="RGB" if channels == 3 else "L" if channels == 1 else None)
+    scale = 65535.0 if raw.dtype == np.uint16 else 255.0 if raw.dtype == np.uint8 else 1.0
+    image = (raw[None] if raw.ndim == 2 else raw.transpose(2, 0, 1)).astype(np.float32) / scale
+    if image.shape[0] != channels:
+        raise DataError(f"{path}: {image.shape[0]} channels, the model takes {channels}")
+    return Case(path.stem, np.ascontiguousarray(image), meta={"source": str(path)}).validate(str(path))
+
+
+def folder_cases(folder: str | Path, channels: int, preprocess) -> list[Case]:
+    folder = Path(folder).expanduser()
+    if not folder.is_dir():
+        raise DataError(f"{folder}: input folder not found")
+    files = sorted(p for p in folder.iterdir() if p.name.lower().endswith((*IMAGE_SUFFIXES, ".nii", ".nii.gz")))
+    if not files:
+        raise DataError(f"{folder}: no images (png, jpg, tif, bmp, gif) or NIfTI volumes found")
+    return [preprocess(read_input(p, channels)) for p in files]
+
+
+def _channels(run_cfg) -> int:
+    """Channels of the images the run's reader returns (before preprocessing)."""
+    return int(getattr(get_class(run_cfg.data.reader._target_), "in_channels", 1))
+
+
+def predict(cfg: DictConfig, out_dir: str | Path) -> pd.DataFrame:
+    """Write predictions for ``cfg.input_dir`` (a folder) or ``cfg.split`` of the run's dataset."""
+    out_dir = Path(out_dir)
+    run_dir = Path(cfg.run_dir).expanduser()
+    run_cfg = load_run_config(run_dir, cfg.get("overrides"))
+    if cfg.get("input_dir"):
+        reader_cls = get_class(run_cfg.data.reader._target_)
+        preprocess = Compose(instantiate(run_cfg.data.get("preprocess")) or [])
+        cases = folder_cases(cfg.input_dir, _channels(run_cfg), preprocess)
+        info = SimpleNamespace(task=reader_cls.task, class_names=list(reader_cls.class_names),
+                               in_channels=int(cases[0].image.shape[0]))
+        module = build_module(run_cfg, info)
+    else:
+        dm = build_datamodule(run_cfg)
+        cases = dm.cases[cfg.split]
+        module = build_module(run_cfg, dm)
+    ckpt = resolve_checkpoint(run_dir, str(cfg.ckpt))
+    load_weights(module, ckpt)
+    task = module.task
+    threshold = task.threshold if cfg.get("threshold") is None else float(cfg.threshold)
+    probs_fn = model_probs(module, cfg.get("tta") or False)
+    rows, rle_rows = [], []
+    for case in cases:
+        probs = probs_fn(case)
+        pred = task.discretize(probs[None], threshold)[0]
+        if pred.ndim == 4:
+            written = [write_nifti_labels(out_dir / "masks", case, task, pred, cfg.get("nifti_label_values"))]
+        else:
+            written = write_png_mask(out_dir / "masks", case.case_id, task, pred)
+        if cfg.get("save_probs"):
+            written.append(write_probabilities(out_dir / "probs", case, probs))
+        if cfg.get("rle"):
+            image_name = Path(case.meta.get("source", case.case_id)).name
+            rle_rows += [(image_name, name, pred[k].numpy()) for k, name in enumerate(task.class_names)]
+        rows.append({"case_id": case.case_id, "files": ";".join(str(p.relative_to(out_dir)) for p in written),
+                     **{f"fraction_{n}": float(pred[k].float().mean()) for k, n in enumerate(task.class_names)}})
+    if cfg.get("rle"):
+        write_rle_csv(rle_rows, out_dir / "submission.csv", order=cfg.get("rle_order", "C"))
+    table = pd.DataFrame(rows).set_index("case_id")
+    save_with(out_dir / "predictions.csv", lambda p: table.to_csv(p, float_format="%.6f"))
+    log.info("%d predictions from %s written to %s", len(table), ckpt.name, out_dir)
+    return table
