@@ -8,7 +8,8 @@ Conventions:
 * NIfTI: the label volume with the source image's affine (``case.meta["affine"]``, identity scaled
   by ``case.spacing`` when absent) and, optionally, a value per class index (BraTS: 0/1/2/4). If the
   reader reordered the NIfTI array axes, it records the permutation in ``case.meta["nifti_axes"]``
-  (our axis ``i`` = file axis ``nifti_axes[i]``); the writer undoes it, so the file overlays the source.
+  (our axis ``i`` = file axis ``nifti_axes[i]``); the writer undoes it, and pastes predictions on
+  cropped cases (``meta["crop_bbox"]``, ``meta["original_shape"]``) back, so the file overlays the source.
 * Probability maps: float16 ``.npy`` ``(C, H, W)`` in 2D, float32 4D NIfTI in 3D.
 """
 
@@ -75,8 +76,19 @@ def case_affine(case: Case) -> np.ndarray:
     return np.diag([*spacing[:3], 1.0])
 
 
+def _uncrop(case: Case, volume: np.ndarray) -> np.ndarray:
+    """Paste a prediction on a cropped case (``meta["crop_bbox"]``, ``meta["original_shape"]``, as
+    written by the datasets' ``CropToForeground``) back into the source grid, zeros outside."""
+    if "crop_bbox" not in case.meta:
+        return volume
+    out = np.zeros(volume.shape[:-3] + tuple(case.meta["original_shape"]), dtype=volume.dtype)
+    out[(Ellipsis, *(slice(a, b) for a, b in case.meta["crop_bbox"]))] = volume
+    return out
+
+
 def _to_file_axes(case: Case, volume: np.ndarray) -> np.ndarray:
     """Our ``(*channels, D, H, W)`` -> the file's ``(X, Y, Z, *channels)`` (see module docstring)."""
+    volume = _uncrop(case, volume)
     axes = case.meta.get("nifti_axes")
     lead = volume.ndim - 3
     if axes is not None:

@@ -59,3 +59,11 @@ def test_probabilities(tmp_path, shape, suffix):
     case = Case("p", np.zeros((1, *shape[1:]), np.float32))
     path = write_probabilities(tmp_path, case, torch.rand(shape))
     assert path.name == "p" + suffix and path.is_file()
+
+
+def test_nifti_pastes_cropped_predictions_back(tmp_path):
+    case = Case("c", np.zeros((1, 2, 3, 4), np.float32),
+                meta={"crop_bbox": [[1, 3], [2, 5], [0, 4]], "original_shape": [5, 6, 4]})
+    pred = torch.ones(1, 2, 3, 4, dtype=torch.bool)
+    data = np.asarray(nib.load(write_nifti_labels(tmp_path, case, Task("binary", ["t"]), pred)).dataobj)
+    assert data.shape == (5, 6, 4) and data.sum() == 24 and data[1:3, 2:5, :].all()
