@@ -33,10 +33,13 @@ def resolve_checkpoint(run_dir: Path, ckpt: str) -> Path:
     return path
 
 
-def load_run_config(run_dir: str | Path, overrides=None) -> DictConfig:
-    """The saved config of a run folder (``.hydra/config.yaml``), with ``overrides`` merged in."""
+def load_run_config(run_dir: str | Path, overrides=None, config: str | Path | None = None) -> DictConfig:
+    """The saved config of a run folder (``.hydra/config.yaml``), or the file ``config`` (a checkpoint
+    plus its config from elsewhere), with ``overrides`` merged in."""
     run_dir = Path(run_dir).expanduser()
-    saved = run_dir / ".hydra" / "config.yaml"
+    saved = Path(config).expanduser() if config else run_dir / ".hydra" / "config.yaml"
+    if config and not saved.is_file():
+        raise DataError(f"{saved}: config file not found")
     if not saved.is_file():
         raise DataError(f"{run_dir}: not a medseg run folder (no .hydra/config.yaml)")
     run_cfg = OmegaConf.load(saved)
@@ -56,7 +59,7 @@ def load_model(run_cfg: DictConfig, dm, run_dir: str | Path, ckpt: str = "best")
 
 def evaluate_run(cfg: DictConfig, out_dir: str | Path) -> Path:
     run_dir = Path(cfg.run_dir).expanduser()
-    run_cfg = load_run_config(run_dir, cfg.get("overrides"))
+    run_cfg = load_run_config(run_dir, cfg.get("overrides"), cfg.get("config"))
     dm = build_datamodule(run_cfg)
     module, ckpt = load_model(run_cfg, dm, run_dir, str(cfg.ckpt))
     out = Path(out_dir)

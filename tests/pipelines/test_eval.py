@@ -21,3 +21,13 @@ def test_eval_run_with_auto_threshold_and_tta(kfold_dir, tmp_path):
     per_image = pd.read_csv(out / "per_image.csv", index_col=0)
     assert abs(per_image["dice"].mean() - results["test/dice"]) < 1e-6
     assert "chosen on the validation split" in (out / "report.md").read_text()
+
+
+def test_eval_checkpoint_plus_config(kfold_dir, tmp_path):
+    fold = kfold_dir / "fold_0"
+    ckpt = next((fold / "checkpoints").glob("best*.ckpt"))
+    out = tmp_path / "ev"
+    cfg = compose_cfg("eval", [f"run_dir={tmp_path}", f"ckpt={ckpt}", f"config={fold / '.hydra' / 'config.yaml'}",
+                               "metrics=[]"], out)
+    evaluate_run(cfg, out)
+    assert json.loads((out / "results.json").read_text())["checkpoint"] == str(ckpt)
