@@ -108,9 +108,20 @@ def oof_weights(members: list[Member], dm, task) -> np.ndarray:
     if not shared:
         raise DataError("the members' out-of-fold predictions share no labelled cases")
     member_probs = [[torch.from_numpy(np.load(p[c]).astype(np.float32)) for c in shared] for p in by_member]
-    targets = [case_target(task, pool[c]) for c in shared]
-    rois = [torch.from_numpy(pool[c].roi) if pool[c].roi is not None else None for c in shared]
+    size = [tuple(member_probs[0][i].shape[1:]) for i in range(len(shared))]
+    if any(tuple(mp[i].shape[1:]) != size[i] for mp in member_probs for i in range(len(shared))):
+        raise DataError("the members' out-of-fold probabilities have different sizes (oof_probs_max_size differs)")
+    # saved maps may be downsampled (kfold oof_probs_max_size): score against labels at their size
+    targets = [_nearest(case_target(task, pool[c]), size[i]).bool() for i, c in enumerate(shared)]
+    rois = [_nearest(torch.from_numpy(pool[c].roi)[None], size[i])[0].bool() if pool[c].roi is not None else None
+            for i, c in enumerate(shared)]
     return fit_weights(member_probs, targets, task, rois)
+
+
+def _nearest(t: torch.Tensor, size) -> torch.Tensor:
+    if tuple(t.shape[1:]) == tuple(size):
+        return t
+    return torch.nn.functional.interpolate(t[None].float(), size=size, mode="nearest")[0]
 
 
 def evaluate_ensemble(

@@ -135,8 +135,14 @@ def evaluate_cases(
     return pd.DataFrame(rows).set_index("case_id"), pd.DataFrame(class_rows)
 
 
-def save_probs(path: Path, probs: torch.Tensor) -> None:
-    """Probabilities as float16 ``.npy`` (half the disk; enough for thresholds and ensemble weights)."""
+def save_probs(path: Path, probs: torch.Tensor, max_size: int | None = None) -> None:
+    """Probabilities as float16 ``.npy`` (enough for thresholds and ensemble weights). With
+    ``max_size``, maps whose longest side exceeds it are area-downsampled first (OOF maps of 2048x2048
+    x 29 classes would otherwise take 240 MB per image)."""
+    if max_size and max(probs.shape[1:]) > max_size:
+        scale = max_size / max(probs.shape[1:])
+        size = [max(1, round(s * scale)) for s in probs.shape[1:]]
+        probs = torch.nn.functional.interpolate(probs[None].float(), size=size, mode="area")[0]
     save_with(path, lambda p: np.save(p, probs.numpy().astype(np.float16)))
 
 
@@ -155,6 +161,7 @@ def evaluate_split(
     nsd_tolerance: float = 1.0,
     probs_fn: ProbsFn | None = None,
     probs_dir: str | Path | None = None,
+    probs_max_size: int | None = None,
 ) -> pd.DataFrame:
     """Score every case of ``split``; write ``per_image.csv``, ``per_class.csv``, ``report.md`` and
     ``overlays/`` under ``out_dir``. Returns the per-image table.
@@ -167,6 +174,7 @@ def evaluate_split(
         nsd_tolerance: surface Dice tolerance in mm (pixels when cases have no spacing).
         probs_fn: probability source replacing ``module`` (an ensemble); ``module.task`` still applies.
         probs_dir: also save every case's probabilities there as float16 ``<case_id>.npy``.
+        probs_max_size: downsample saved probabilities to at most this many pixels per side.
     """
     out_dir = Path(out_dir)
     task = module.task
@@ -181,13 +189,9 @@ def evaluate_split(
         if task.kind != "multiclass":
             thr_note = f"Threshold {thr:.2f} (fixed)."
 
-    keep: dict[str, tuple] = {}
-
     def on_case(case, probs, pred, target):
         if probs_dir is not None:
-            save_probs(Path(probs_dir) / f"{case.case_id}.npy", probs)
-        if overlays and pred.ndim in (3, 4):
-            keep[case.case_id] = (pred.any(0).numpy(), target.any(0).numpy())
+            save_probs(Path(probs_dir) / f"{case.case_id}.npy", probs, probs_max_size)
 
     try:
         per_image, per_class = evaluate_cases(fn, task, dm.cases[split], thr, metrics, nsd_tolerance, on_case)
@@ -195,18 +199,7 @@ def evaluate_split(
         raise ValueError(f"split '{split}' has no labelled cases to evaluate") from exc
     per_image.attrs["threshold"] = thr
     save_tables(out_dir, per_image, per_class)
-
-    overlay_paths = []
-    if keep:
-        for label, cid in pick_cases(per_image["dice"]).items():
-            pred, target = keep[cid]
-            raw = dm.raw_case(cid)
-            plot = plot_overlay if pred.ndim == 2 else plot_overlay_3d
-            image = raw.image if raw.image.shape[1:] == pred.shape else next(
-                c.image for c in dm.cases[split] if c.case_id == cid)
-            path = plot(image, target, pred, out_dir / "overlays" / f"{label}_{cid}.png",
-                        title=f"{label}: {cid}  Dice {per_image.loc[cid, 'dice']:.4f}")
-            overlay_paths.append(path)
+    overlay_paths = write_overlays(fn, task, dm, split, per_image, out_dir / "overlays", thr) if overlays else []
 
     base = None
     if baseline == "global_threshold":
@@ -223,6 +216,26 @@ def save_tables(out_dir: str | Path, per_image: pd.DataFrame, per_class: pd.Data
     out_dir = Path(out_dir)
     save_with(out_dir / "per_image.csv", lambda p: per_image.to_csv(p, float_format="%.6f"))
     save_with(out_dir / "per_class.csv", lambda p: per_class.to_csv(p, index=False, float_format="%.6f"))
+
+
+def write_overlays(fn: ProbsFn, task: Task, dm: SegmentationDataModule, split: str, per_image: pd.DataFrame,
+                   out_dir: Path, threshold: float) -> list[Path]:
+    """Overlays of the best, median and worst case. Their predictions are recomputed here rather than
+    kept from scoring, so memory stays bounded on thousands of 2048x2048 images or 3D volumes."""
+    by_id = {c.case_id: c for c in dm.cases[split]}
+    paths = []
+    for label, cid in pick_cases(per_image["dice"]).items():
+        case = by_id[cid]
+        pred = task.discretize(fn(case)[None], threshold)[0].any(0).numpy()
+        target = case_target(task, case).any(0).numpy()
+        if pred.ndim not in (2, 3):
+            continue
+        raw = dm.raw_case(cid)
+        image = raw.image if raw.image.shape[1:] == pred.shape else case.image
+        plot = plot_overlay if pred.ndim == 2 else plot_overlay_3d
+        paths.append(plot(image, target, pred, out_dir / f"{label}_{cid}.png",
+                          title=f"{label}: {cid}  Dice {per_image.loc[cid, 'dice']:.4f}"))
+    return paths
 
 
 def pick_cases(dice: pd.Series) -> dict[str, str]:

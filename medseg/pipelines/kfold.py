@@ -10,7 +10,9 @@ Layout of the k-fold folder (deterministic, so rerunning the same command finds 
     <kfold dir>/ensemble/            leaderboard of each fold and the fold ensemble on the test split
 
 A fold is finished when its ``results.json`` exists (the train pipeline writes it atomically last);
-finished folds are never retrained. An unfinished fold continues from its ``last.ckpt``.
+finished folds are never retrained. An unfinished fold continues from its ``last.ckpt``. Resuming
+with a different configuration (another learning rate, model, data root...) is refused with the
+list of differences, so one k-fold folder never mixes two experiments.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from pathlib import Path
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from medseg.data.case import DataError
 from medseg.pipelines.build import build_datamodule
 from medseg.pipelines.eval import load_model
 from medseg.pipelines.evaluate import EXTRA_METRICS, evaluate_split
@@ -32,7 +35,7 @@ from medseg.utils.io import save_with, write_text_atomic
 log = logging.getLogger(__name__)
 
 #: keys of conf/kfold.yaml that are not part of a fold's training config
-KFOLD_KEYS = ("folds", "save_oof_probs", "ensemble_method", "eval_metrics")
+KFOLD_KEYS = ("folds", "save_oof_probs", "oof_probs_max_size", "ensemble_method", "eval_metrics")
 
 
 def fold_config(cfg: DictConfig, fold: int, fold_dir: Path) -> DictConfig:
@@ -51,9 +54,38 @@ def fold_config(cfg: DictConfig, fold: int, fold_dir: Path) -> DictConfig:
     return c
 
 
+def config_changes(saved: DictConfig, new: DictConfig, ignore: tuple[str, ...] = ("resume",)) -> list[str]:
+    """``key: old -> new`` for every leaf that differs between two resolved configs."""
+    def flat(node, prefix=""):
+        if isinstance(node, dict):
+            out = {}
+            for k, v in node.items():
+                out.update(flat(v, f"{prefix}{k}."))
+            return out
+        return {prefix[:-1]: node}
+
+    a = flat(OmegaConf.to_container(saved, resolve=True))
+    b = flat(OmegaConf.to_container(new, resolve=True))
+    keys = sorted(k for k in set(a) | set(b) if k.split(".")[0] not in ignore and a.get(k) != b.get(k))
+    return [f"{k}: {a.get(k, '<unset>')!r} -> {b.get(k, '<unset>')!r}" for k in keys]
+
+
+def check_same_experiment(fold_dir: Path, fcfg: DictConfig) -> None:
+    """Refuse to resume a fold trained with another configuration (never mix experiments silently)."""
+    saved = fold_dir / ".hydra" / "config.yaml"
+    if not saved.is_file():
+        return
+    changes = config_changes(OmegaConf.load(saved), fcfg)
+    if changes:
+        shown = "; ".join(changes[:5]) + (f"; ... ({len(changes)} in all)" if len(changes) > 5 else "")
+        raise DataError(f"{saved}: this fold was started with a different configuration ({shown}). "
+                        "Rerun with the original settings to resume, or choose another hydra.run.dir / task_name.")
+
+
 def run_fold(cfg: DictConfig, fold: int, fold_dir: Path) -> None:
     """Train fold ``fold`` unless finished, then score its best checkpoint on the held-out fold (OOF)."""
     fcfg = fold_config(cfg, fold, fold_dir)
+    check_same_experiment(fold_dir, fcfg)
     if (fold_dir / "results.json").is_file():
         log.info("fold %d: finished earlier (%s), not retrained", fold, fold_dir / "results.json")
     else:
@@ -66,7 +98,8 @@ def run_fold(cfg: DictConfig, fold: int, fold_dir: Path) -> None:
         evaluate_split(module, dm, fold_dir / "oof", split="val", overlays=False,
                        title=f"{fcfg.task_name}: out-of-fold report ({ckpt.name})",
                        metrics=cfg.get("eval_metrics") or EXTRA_METRICS,
-                       probs_dir=fold_dir / "oof" / "probs" if cfg.get("save_oof_probs", True) else None)
+                       probs_dir=fold_dir / "oof" / "probs" if cfg.get("save_oof_probs", True) else None,
+                       probs_max_size=cfg.get("oof_probs_max_size"))
 
 
 def run_kfold(cfg: DictConfig, kfold_dir: str | Path) -> pd.DataFrame:

@@ -51,3 +51,17 @@ def test_tta_changes_probabilities_but_keeps_shape(tiny_module):
     assert plain.shape == tta.shape
     assert not np.allclose(plain.numpy(), tta.numpy())  # an untrained net is not flip-invariant
     assert float(tta.min()) >= 0.0 and float(tta.max()) <= 1.0
+
+
+def test_saved_probabilities_are_downsampled_to_max_size(tmp_path):
+    import torch
+
+    from medseg.pipelines.evaluate import save_probs
+
+    probs = torch.zeros(2, 40, 20)
+    probs[1, :20] = 1.0
+    save_probs(tmp_path / "p.npy", probs, max_size=10)
+    small = np.load(tmp_path / "p.npy")
+    assert small.shape == (2, 10, 5) and small[1, :5].min() == 1.0 and small[1, 5:].max() == 0.0
+    save_probs(tmp_path / "q.npy", probs, max_size=64)
+    assert np.load(tmp_path / "q.npy").shape == (2, 40, 20)

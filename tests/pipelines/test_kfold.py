@@ -36,6 +36,17 @@ def test_kfold_trains_all_folds_and_writes_oof_and_ensemble(kfold_dir, tiny_driv
     assert OmegaConf.load(out / "fold_1" / ".hydra" / "config.yaml").data.fold == 1
 
 
+def test_resume_with_another_config_is_refused(kfold_dir, tiny_drive):
+    from medseg.data.case import DataError
+    from medseg.pipelines.kfold import run_kfold
+    from tests.pipelines.conftest import kfold_cfg
+
+    before = (kfold_dir / "fold_0" / "results.json").stat().st_mtime_ns
+    with pytest.raises(DataError, match=r"optimizer\.lr: 0\.002 -> 0\.123"):
+        run_kfold(kfold_cfg(kfold_dir, tiny_drive, extra=["optimizer.lr=0.123"]), kfold_dir)
+    assert (kfold_dir / "fold_0" / "results.json").stat().st_mtime_ns == before
+
+
 @pytest.mark.slow
 def test_kill_after_fold_one_then_resume(tmp_path, tiny_drive):
     """Kill ``medseg-kfold`` once fold 0 is finished; the rerun keeps fold 0 and trains the rest."""
