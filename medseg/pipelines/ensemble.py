@@ -156,6 +156,13 @@ def evaluate_ensemble(
         log.info("ensemble weights: %s", dict(zip([m.name for m in members_], np.round(w, 4))))
     fold_method = "vote" if method == "vote" else "mean"
     index = {key: {c.case_id: c for c in dm.cases[split]} for key, dm in dms.items()}
+    wanted = {c.case_id for c in ref_dm.cases[split]}
+    for mem in members_:
+        for m in mem.models:
+            missing = wanted - set(index[m.data_key])
+            if missing:
+                raise DataError(f"{m.run_dir}: its '{split}' split lacks {len(missing)} case(s) of the first "
+                                f"member's (e.g. {sorted(missing)[0]}); ensemble members must share the test cases")
 
     kinds: dict[str, str] = {}
     for mem in members_:

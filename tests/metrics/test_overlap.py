@@ -72,3 +72,21 @@ def test_roi_restricts_counts():
     target[0, 0, 4, 4] = pred[0, 0, 4, 4] = True
     assert overlap_metrics(pred, target)["dice"].item() < 1.0
     assert overlap_metrics(pred, target, roi)["dice"].item() == 1.0
+
+
+@pytest.mark.parametrize("case", ["full", "single_pixel", "disjoint"])
+def test_edge_case_masks_match_monai(case):
+    pred = torch.zeros(1, 1, 9, 7, dtype=torch.bool)
+    target = pred.clone()
+    if case == "full":
+        pred[:], target[:] = True, True
+    elif case == "single_pixel":
+        pred[0, 0, 4, 3] = target[0, 0, 4, 3] = True
+        pred[0, 0, 0, 0] = True
+    else:
+        pred[0, 0, :3] = True
+        target[0, 0, 5:] = True
+    ours = overlap_metrics(pred, target)
+    dice = DiceMetric(include_background=True, reduction="none")(pred.float(), target.float())
+    iou = MeanIoU(include_background=True, reduction="none")(pred.float(), target.float())
+    assert abs(ours["dice"].item() - dice.item()) < 1e-6 and abs(ours["iou"].item() - iou.item()) < 1e-6

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from monai.metrics import compute_hausdorff_distance, compute_surface_dice
+from monai.metrics import HausdorffDistanceMetric, SurfaceDiceMetric
 
 from medseg.metrics.surface import hd95, image_diagonal, normalized_surface_dice, surface_metrics
 
@@ -22,13 +22,13 @@ def blobs(seed: int, shape) -> tuple[np.ndarray, np.ndarray]:
 
 
 def monai_hd95(a, b, spacing):
-    return float(compute_hausdorff_distance(torch.from_numpy(a)[None, None], torch.from_numpy(b)[None, None],
-                                            include_background=True, percentile=95, spacing=spacing))
+    metric = HausdorffDistanceMetric(include_background=True, percentile=95)
+    return float(metric(torch.from_numpy(a)[None, None], torch.from_numpy(b)[None, None], spacing=spacing))
 
 
 def monai_nsd(a, b, tol, spacing):
-    return float(compute_surface_dice(torch.from_numpy(a)[None, None], torch.from_numpy(b)[None, None],
-                                      class_thresholds=[tol], include_background=True, spacing=spacing))
+    metric = SurfaceDiceMetric(class_thresholds=[tol], include_background=True)
+    return float(metric(torch.from_numpy(a)[None, None], torch.from_numpy(b)[None, None], spacing=spacing))
 
 
 @pytest.mark.parametrize("seed,shape,spacing", [
