@@ -36,6 +36,16 @@ ProbsFn = Callable[[Case], torch.Tensor]
 EXTRA_METRICS = ("auc", "ssim", "hd95", "nsd")
 
 
+def chosen_metrics(value) -> tuple[str, ...]:
+    """A config's metric list: ``None`` -> :data:`EXTRA_METRICS`, ``[]`` -> overlap metrics only."""
+    if value is None:
+        return EXTRA_METRICS
+    unknown = set(value) - set(EXTRA_METRICS)
+    if unknown:
+        raise ValueError(f"unknown metrics {sorted(unknown)}; choose from {list(EXTRA_METRICS)}")
+    return tuple(value)
+
+
 def model_probs(module: SegmentationModule, tta: bool | dict = False) -> ProbsFn:
     """``case -> probabilities (C, *spatial)`` of one model, with optional TTA (``True`` or
     ``{"flips": bool, "rot90": bool}``)."""

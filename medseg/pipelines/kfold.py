@@ -28,7 +28,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from medseg.data.case import DataError
 from medseg.pipelines.build import build_datamodule
 from medseg.pipelines.eval import load_model
-from medseg.pipelines.evaluate import EXTRA_METRICS, evaluate_split
+from medseg.pipelines.evaluate import chosen_metrics, evaluate_split
 from medseg.pipelines.train import train
 from medseg.utils.io import save_with, write_text_atomic
 
@@ -97,7 +97,7 @@ def run_fold(cfg: DictConfig, fold: int, fold_dir: Path) -> None:
         module, ckpt = load_model(fcfg, dm, fold_dir, "best")
         evaluate_split(module, dm, fold_dir / "oof", split="val", overlays=False,
                        title=f"{fcfg.task_name}: out-of-fold report ({ckpt.name})",
-                       metrics=cfg.get("eval_metrics") or EXTRA_METRICS,
+                       metrics=chosen_metrics(cfg.get("eval_metrics")),
                        probs_dir=fold_dir / "oof" / "probs" if cfg.get("save_oof_probs", True) else None,
                        probs_max_size=cfg.get("oof_probs_max_size"))
 
@@ -126,7 +126,7 @@ def run_kfold(cfg: DictConfig, kfold_dir: str | Path) -> pd.DataFrame:
 
     board = evaluate_ensemble([kfold_dir], kfold_dir / "ensemble", split="test",
                               method=cfg.get("ensemble_method", "mean"),
-                              metrics=cfg.get("eval_metrics") or EXTRA_METRICS)
+                              metrics=chosen_metrics(cfg.get("eval_metrics")))
     name = kfold_dir.name
     lines = [f"# {cfg.task_name}: {n}-fold cross-validation", "",
              f"Out-of-fold Dice over all {len(oof_df)} training-pool cases: **{oof_df['dice'].mean():.4f}** "

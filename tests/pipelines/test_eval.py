@@ -30,4 +30,6 @@ def test_eval_checkpoint_plus_config(kfold_dir, tmp_path):
     cfg = compose_cfg("eval", [f"run_dir={tmp_path}", f"ckpt={ckpt}", f"config={fold / '.hydra' / 'config.yaml'}",
                                "metrics=[]"], out)
     evaluate_run(cfg, out)
-    assert json.loads((out / "results.json").read_text())["checkpoint"] == str(ckpt)
+    results = json.loads((out / "results.json").read_text())
+    assert results["checkpoint"] == str(ckpt)
+    assert "test/dice" in results and "test/hd95" not in results and "test/auc" not in results  # metrics=[]

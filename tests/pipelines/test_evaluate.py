@@ -65,3 +65,11 @@ def test_saved_probabilities_are_downsampled_to_max_size(tmp_path):
     assert small.shape == (2, 10, 5) and small[1, :5].min() == 1.0 and small[1, 5:].max() == 0.0
     save_probs(tmp_path / "q.npy", probs, max_size=64)
     assert np.load(tmp_path / "q.npy").shape == (2, 40, 20)
+
+
+def test_metric_choice():
+    from medseg.pipelines.evaluate import EXTRA_METRICS, chosen_metrics
+
+    assert chosen_metrics(None) == EXTRA_METRICS and chosen_metrics([]) == ()
+    with pytest.raises(ValueError, match="unknown metrics"):
+        chosen_metrics(["hd99"])
