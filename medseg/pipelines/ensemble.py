@@ -68,7 +68,8 @@ def load_members(paths: Sequence[str | Path], ckpt: str = "best", overrides=None
     for p in paths:
         p = Path(p).expanduser()
         folds = fold_dirs(p)
-        member = Member(p.name, p, "kfold" if folds else "model")
+        name = p.name if p.name not in {m.name for m in members} else f"{p.name}#{len(members) + 1}"
+        member = Member(name, p, "kfold" if folds else "model")
         for rd in folds or [p]:
             run_cfg = load_run_config(rd, overrides)
             with open_dict(run_cfg):
@@ -82,8 +83,8 @@ def load_members(paths: Sequence[str | Path], ckpt: str = "best", overrides=None
             elif (module.task.kind, module.task.class_names) != (task.kind, task.class_names):
                 raise DataError(f"{rd}: task {module.task.kind} {module.task.class_names} differs from the "
                                 f"first member's {task.kind} {task.class_names}; members must segment the same classes")
-            name = f"{member.name}/{rd.name}" if folds else member.name
-            member.models.append(Model(name, rd, model_probs(module, tta), key))
+            model_name = f"{member.name}/{rd.name}" if folds else member.name
+            member.models.append(Model(model_name, rd, model_probs(module, tta), key))
         members.append(member)
     if not members:
         raise ValueError("an ensemble needs at least one member (run folder or k-fold folder)")

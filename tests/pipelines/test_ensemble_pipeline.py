@@ -34,9 +34,11 @@ def test_ensemble_of_identical_members_equals_each_member(kfold_dir, tmp_path, h
     assert "2-fold ensemble Dice" in report and "vs mean fold" in report and "beats" in report
 
 
-def test_fold_ensemble_row_is_the_mean_of_fold_probabilities(kfold_dir, tmp_path, hydra_ctx):
-    board = evaluate_ensemble([kfold_dir], tmp_path / "out", method="vote", metrics=())
-    assert board.loc["cv", "kind"] == "2-fold ensemble" and "ensemble" not in board.index
+def test_vote_and_repeated_member_names(kfold_dir, tmp_path, hydra_ctx):
+    board = evaluate_ensemble([kfold_dir, kfold_dir], tmp_path / "out", method="vote", metrics=())
+    assert board.loc["cv", "kind"] == "2-fold ensemble" and "cv#2" in board.index
+    assert board.loc["ensemble", "kind"] == "ensemble (vote)"
+    assert board.loc["ensemble", "dice"] == pytest.approx(board.loc["cv", "dice"], abs=1e-9)
     with pytest.raises(ValueError, match="weights"):
         evaluate_ensemble([kfold_dir], tmp_path / "o2", method="weighted", metrics=())
 
