@@ -28,7 +28,7 @@ th, td { border: 1px solid #ccc; padding: 3px 8px; text-align: right; }
 th { background: #f2f2f2; } td:first-child, th:first-child { text-align: left; }
 img { max-width: 100%; border: 1px solid #eee; margin: 0.3em 0; }
 figure { margin: 0.5em 0 1.5em; } figcaption { font-size: 0.85em; color: #555; }
-code { background: #f5f5f5; padding: 0 3px; } details { margin: 0.5em 0 1em; }
+code { background: #f5f5f5; padding: 0 3px; } details { margin: 0.5em 0 1em; } .scroll { overflow-x: auto; }
 </style></head>
 <body>
 {{ body }}
@@ -60,7 +60,8 @@ def blocks_to_html(blocks: list) -> str:
         elif kind == "table":
             df: pd.DataFrame = b[1].copy()
             df.index.name = b[2] if len(b) > 2 else df.index.name
-            out.append(df.to_html(float_format=lambda v: f"{v:.4f}", na_rep="–", border=0, escape=True))
+            out.append('<div class="scroll">' + df.to_html(float_format=lambda v: f"{v:.4f}", na_rep="–", border=0,
+                                                           escape=True) + "</div>")
         elif kind == "img":
             out.append(f'<figure><img src="{_img_data(Path(b[1]))}" alt="{html.escape(b[2])}">'
                        f"<figcaption>{_inline(b[2])}</figcaption></figure>")

@@ -18,8 +18,8 @@ def markdown_table(df: pd.DataFrame, index_name: str = "", floatfmt: str = ".4f"
     cols = list(df.columns)
     lines = ["| " + " | ".join([index_name] + [str(c) for c in cols]) + " |",
              "|" + "---|" * (len(cols) + 1)]
-    for idx, row in df.iterrows():
-        cells = [format(v, floatfmt) if isinstance(v, float) else str(v) for v in row.tolist()]
+    for idx, *values in df.itertuples(index=True, name=None):  # keeps each column's dtype (ints stay ints)
+        cells = [format(v, floatfmt) if isinstance(v, float) else str(v) for v in values]
         lines.append("| " + " | ".join([str(idx)] + cells) + " |")
     return "\n".join(lines)
 
