@@ -35,10 +35,13 @@ class PairedComparison:
     p_wilcoxon: float
 
     def sentence(self, metric: str = "Dice") -> str:
-        lead, trail = (self.b, self.a) if self.diff.mean >= 0 else (self.a, self.b)
+        if self.diff.mean >= 0:
+            lead, trail, lo, hi = self.b, self.a, self.diff.low, self.diff.high
+        else:  # state the CI of the leader's gain
+            lead, trail, lo, hi = self.a, self.b, -self.diff.high, -self.diff.low
         verdict = "significant" if self.diff.low > 0 or self.diff.high < 0 else "not significant"
-        return (f"{lead} beats {trail} by {abs(self.diff.mean):.4f} {metric}, CI of {self.b} - {self.a} "
-                f"[{self.diff.low:.4f}, {self.diff.high:.4f}] over {self.diff.n} cases "
+        return (f"{lead} beats {trail} by {abs(self.diff.mean):.4f} {metric}, CI "
+                f"[{lo:.4f}, {hi:.4f}] over {self.diff.n} cases "
                 f"(paired bootstrap p={self.p_bootstrap:.3g}, Wilcoxon p={self.p_wilcoxon:.3g}; {verdict} at 95%)")
 
 

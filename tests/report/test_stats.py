@@ -27,6 +27,9 @@ def test_paired_comparison_detects_a_consistent_gain():
     assert 0 < c.diff.low < c.diff.mean < c.diff.high
     assert c.p_bootstrap < 0.01 and c.p_wilcoxon < 0.01
     assert c.sentence().startswith("B beats A by 0.01") and "significant at 95%" in c.sentence()
+    flipped = paired_comparison(b, a, "B", "A")  # same pair the other way round: same sentence
+    lo, hi = c.diff.low, c.diff.high
+    assert flipped.sentence().startswith("B beats A") and f"CI [{lo:.4f}, {hi:.4f}]" in flipped.sentence()
 
 
 def test_paired_comparison_of_noise_is_not_significant():
