@@ -73,3 +73,41 @@ def test_metric_choice():
     assert chosen_metrics(None) == EXTRA_METRICS and chosen_metrics([]) == ()
     with pytest.raises(ValueError, match="unknown metrics"):
         chosen_metrics(["hd99"])
+
+
+def test_3d_cases_use_voxel_spacing_for_surface_metrics():
+    import torch
+
+    from medseg.data.case import Case
+    from medseg.pipelines.evaluate import evaluate_cases
+    from medseg.tasks import Task
+
+    mask = np.zeros((12, 10, 10), np.int64)
+    mask[3:8, 3:7, 3:7] = 1
+
+    def shifted(case):  # the prediction is the target moved one slice along D
+        p = np.roll(case.mask, 1, axis=0).astype(np.float32)
+        return torch.from_numpy(p)[None]
+
+    task = Task("binary", ["tumour"])
+    cases = [Case("iso", np.zeros((1, 12, 10, 10), np.float32), mask, spacing=(1.0, 1.0, 1.0)),
+             Case("aniso", np.zeros((1, 12, 10, 10), np.float32), mask, spacing=(2.5, 1.0, 1.0))]
+    per_image, per_class = evaluate_cases(shifted, task, cases, 0.5, metrics=("hd95", "nsd"), nsd_tolerance=1.0)
+    assert per_image.loc["iso", "hd95"] == pytest.approx(1.0)
+    assert per_image.loc["aniso", "hd95"] == pytest.approx(2.5)
+    assert per_image.loc["aniso", "nsd"] < per_image.loc["iso", "nsd"]
+    assert per_image.loc["iso", "dice"] == pytest.approx(2 * 64 / 160)  # 4 of 5 slices overlap
+    assert list(per_class["class"]) == ["tumour", "tumour"]
+
+
+def test_3d_overlay_slices_through_the_tumour(tmp_path):
+    from PIL import Image
+
+    from medseg.report.plots import plot_overlay_3d
+
+    target = np.zeros((16, 20, 24), bool)
+    target[4:9, 5:12, 6:15] = True
+    path = plot_overlay_3d(np.random.default_rng(0).random((2, 16, 20, 24)), target, np.roll(target, 2, 2),
+                           tmp_path / "o.png", "case")
+    w, h = Image.open(path).size
+    assert h > w * 0.5  # three rows of views
