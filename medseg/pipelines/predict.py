@@ -14,7 +14,7 @@ from types import SimpleNamespace
 import numpy as np
 import pandas as pd
 from hydra.utils import get_class, instantiate
-from omegaconf import DictConfig
+from omegaconf import DictConfig, open_dict
 
 from medseg.data.case import Case, DataError
 from medseg.data.preprocess import Compose
@@ -63,32 +63,53 @@ def folder_cases(folder: str | Path, channels: int, preprocess) -> list[Case]:
     return [preprocess(read_input(p, channels)) for p in files]
 
 
-def _channels(run_cfg) -> int:
-    """Channels of the images the run's reader returns (before preprocessing)."""
-    return int(getattr(get_class(run_cfg.data.reader._target_), "in_channels", 1))
+def _reader_info(run_cfg) -> tuple[str, list[str], int]:
+    """Task, class names and image channels of the run's reader: instantiated on the data root when
+    it exists (readers such as BraTS set them from options), else the reader class's defaults."""
+    reader_cls = get_class(run_cfg.data.reader._target_)
+    root = Path(str(run_cfg.data.root)).expanduser()
+    reader = reader_cls
+    if root.exists():
+        reader = instantiate(run_cfg.data.reader)(root=str(root))
+    else:
+        log.warning("%s not found: taking the task from %s's defaults", root, reader_cls.__name__)
+    return reader.task, list(reader.class_names), int(getattr(reader, "in_channels", 1))
 
 
 def predict(cfg: DictConfig, out_dir: str | Path) -> pd.DataFrame:
-    """Write predictions for ``cfg.input_dir`` (a folder) or ``cfg.split`` of the run's dataset."""
+    """Write predictions for ``cfg.input_dir`` (a folder) or ``cfg.split`` of the run's dataset.
+
+    ``cfg.run_dir`` is a run folder or a k-fold folder; for the latter the prediction is the mean of
+    the folds' probabilities (the fold ensemble)."""
+    from medseg.inference.ensemble import combine
+    from medseg.pipelines.ensemble import fold_dirs
+
     out_dir = Path(out_dir)
     run_dir = Path(cfg.run_dir).expanduser()
-    run_cfg = load_run_config(run_dir, cfg.get("overrides"))
+    run_dirs = fold_dirs(run_dir) or [run_dir]
+    run_cfgs = [load_run_config(rd, cfg.get("overrides")) for rd in run_dirs]
+    run_cfg = run_cfgs[0]
     if cfg.get("input_dir"):
-        reader_cls = get_class(run_cfg.data.reader._target_)
         preprocess = Compose(instantiate(run_cfg.data.get("preprocess")) or [])
-        cases = folder_cases(cfg.input_dir, _channels(run_cfg), preprocess)
-        info = SimpleNamespace(task=reader_cls.task, class_names=list(reader_cls.class_names),
-                               in_channels=int(cases[0].image.shape[0]))
-        module = build_module(run_cfg, info)
+        kind, names, channels = _reader_info(run_cfg)
+        cases = folder_cases(cfg.input_dir, channels, preprocess)
+        info = SimpleNamespace(task=kind, class_names=names, in_channels=int(cases[0].image.shape[0]))
     else:
-        dm = build_datamodule(run_cfg)
-        cases = dm.cases[cfg.split]
-        module = build_module(run_cfg, dm)
-    ckpt = resolve_checkpoint(run_dir, str(cfg.ckpt))
-    load_weights(module, ckpt)
-    task = module.task
+        with open_dict(run_cfg):
+            run_cfg.data.fold = None  # the test split does not depend on the fold
+        info = build_datamodule(run_cfg)
+        cases = info.cases[cfg.split]
+    modules, ckpts = [], []
+    for rd, rc in zip(run_dirs, run_cfgs):
+        module = build_module(rc, info)
+        ckpts.append(resolve_checkpoint(rd, str(cfg.ckpt)))
+        load_weights(module, ckpts[-1])
+        modules.append(module)
+    task = modules[0].task
     threshold = task.threshold if cfg.get("threshold") is None else float(cfg.threshold)
-    probs_fn = model_probs(module, cfg.get("tta") or False)
+    fns = [model_probs(m, cfg.get("tta") or False) for m in modules]
+    probs_fn = fns[0] if len(fns) == 1 else (lambda case: combine([f(case) for f in fns]))
+    ckpt = ckpts[0] if len(ckpts) == 1 else Path(f"{len(ckpts)} fold checkpoints")
     rows, rle_rows = [], []
     for case in cases:
         probs = probs_fn(case)

@@ -38,6 +38,22 @@ def test_predict_folder_and_split(kfold_dir, tiny_drive, tmp_path):
     assert len(list((tmp_path / "s" / "masks").glob("*.png"))) == 2
 
 
+def test_predict_with_a_kfold_folder_is_the_fold_ensemble(kfold_dir, tmp_path):
+    out = tmp_path / "e"
+    table = predict(compose_cfg("predict", [f"run_dir={kfold_dir}", "split=test", "save_probs=true"], out), out)
+    assert len(table) == 2
+    ensemble_dice = pd.read_csv(kfold_dir / "ensemble" / "models" / "cv" / "per_image.csv", index_col=0)
+    assert set(table.index) == set(ensemble_dice.index)  # the fold ensemble's test cases
+    # the written probabilities are the mean of the two folds' (each fold predicted on its own)
+    folds = []
+    for k in range(2):
+        o = tmp_path / f"f{k}"
+        predict(compose_cfg("predict", [f"run_dir={kfold_dir / f'fold_{k}'}", "split=test", "save_probs=true"], o), o)
+        folds.append(np.load(o / "probs" / f"{table.index[0]}.npy").astype(np.float32))
+    mean = np.load(out / "probs" / f"{table.index[0]}.npy").astype(np.float32)
+    assert np.abs(mean - (folds[0] + folds[1]) / 2).max() < 2e-3  # float16 storage
+
+
 def test_predict_reports_a_missing_folder(kfold_dir, tmp_path):
     cfg = compose_cfg("predict", [f"run_dir={kfold_dir / 'fold_0'}", f"input_dir={tmp_path}/none"], tmp_path / "p")
     with pytest.raises(DataError, match="input folder not found"):
