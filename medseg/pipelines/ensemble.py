@@ -23,8 +23,15 @@ from medseg.data.case import DataError
 from medseg.inference.ensemble import combine, fit_weights
 from medseg.pipelines.build import build_datamodule
 from medseg.pipelines.eval import load_model, load_run_config
-from medseg.pipelines.evaluate import (EXTRA_METRICS, ProbsFn, case_rows, case_target, model_probs,
-                                       save_tables, score_case)
+from medseg.pipelines.evaluate import (
+    EXTRA_METRICS,
+    ProbsFn,
+    case_rows,
+    case_target,
+    model_probs,
+    save_tables,
+    score_case,
+)
 from medseg.report.stats import paired_comparison
 from medseg.report.tables import leaderboard, markdown_table
 from medseg.utils.io import save_with, write_json_atomic, write_text_atomic
@@ -163,7 +170,7 @@ def evaluate_ensemble(
             missing = wanted - set(index[m.data_key])
             if missing:
                 raise DataError(f"{m.run_dir}: its '{split}' split lacks {len(missing)} case(s) of the first "
-                                f"member's (e.g. {sorted(missing)[0]}); ensemble members must share the test cases")
+                                f"member's (e.g. {min(missing)}); ensemble members must share the test cases")
 
     kinds: dict[str, str] = {}
     for mem in members_:

@@ -55,7 +55,7 @@ def model_probs(module: SegmentationModule, tta: bool | dict = False) -> ProbsFn
     def probs(case: Case) -> torch.Tensor:
         module.eval()
         image = torch.from_numpy(case.image)[None].to(module.device)
-        fn = lambda x: module.task.activation(module.predict_logits(x))  # noqa: E731
+        fn = lambda x: module.task.activation(module.predict_logits(x))
         out = tta_probs(fn, image, **opts) if tta else fn(image)
         return out[0].cpu()
 
@@ -267,8 +267,8 @@ def write_report(path, per_image, per_class, class_names, split, dm, baseline, o
     if threshold_note:
         lines += [threshold_note, ""]
     if dm.use_roi and any(c.roi is not None for c in dm.cases[split]):
-        lines += ["Metrics are computed inside each image's region of interest (the field-of-view "
-                  "mask for retinal images: the standard protocol).", ""]
+        lines += [("Metrics are computed inside each image's region of interest (the field-of-view "
+                  "mask for retinal images: the standard protocol)."), ""]
     lines += ["## Per image", "", markdown_table(per_image[metrics], "image"), "",
               "## Summary", "", markdown_table(summary, ""), ""]
     if len(class_names) > 1:
@@ -277,10 +277,10 @@ def write_report(path, per_image, per_class, class_names, split, dm, baseline, o
     if baseline is not None:
         mean_dice = float(per_image["dice"].mean())
         lines += ["## Baseline: best global threshold", "",
-                  f"The single threshold on the green channel ({baseline['polarity']} "
+                  (f"The single threshold on the green channel ({baseline['polarity']} "
                   f"{baseline['threshold']:.4f}) that maximises mean Dice on this split, chosen with the "
                   f"labels (an optimistic baseline): Dice **{baseline['dice']:.4f}**. "
-                  f"Model: **{mean_dice:.4f}** ({mean_dice - baseline['dice']:+.4f}).", ""]
+                  f"Model: **{mean_dice:.4f}** ({mean_dice - baseline['dice']:+.4f})."), ""]
     if overlay_paths:
         lines += ["## Overlays (best, median, worst)", ""]
         lines += [f"![{p.stem}](overlays/{p.name})" for p in overlay_paths] + [""]

@@ -129,13 +129,13 @@ def run_kfold(cfg: DictConfig, kfold_dir: str | Path) -> pd.DataFrame:
                               metrics=chosen_metrics(cfg.get("eval_metrics")))
     name = kfold_dir.name
     lines = [f"# {cfg.task_name}: {n}-fold cross-validation", "",
-             f"Out-of-fold Dice over all {len(oof_df)} training-pool cases: **{oof_df['dice'].mean():.4f}** "
-             "(each case scored by the fold that did not train on it).", "",
+             (f"Out-of-fold Dice over all {len(oof_df)} training-pool cases: **{oof_df['dice'].mean():.4f}** "
+             "(each case scored by the fold that did not train on it)."), "",
              "## Folds", "", _md(folds), "",
              "## Test split: folds and their ensemble", "",
-             f"Mean fold Dice {board.loc[board['kind'] == 'fold', 'dice'].mean():.4f}; "
+             (f"Mean fold Dice {board.loc[board['kind'] == 'fold', 'dice'].mean():.4f}; "
              f"{n}-fold ensemble (mean of probabilities) Dice **{board.loc[name, 'dice']:.4f}**. "
-             "Details and CIs: [ensemble/report.md](ensemble/report.md).", ""]
+             "Details and CIs: [ensemble/report.md](ensemble/report.md)."), ""]
     write_text_atomic(kfold_dir / "report.md", "\n".join(lines))
     return folds
 

@@ -117,14 +117,14 @@ def build_report(runs: list[str | Path], out_dir: str | Path, title: str = "meds
         save_with(out_dir / "per_class.csv", lambda p: long_cls.to_csv(p, index=False, float_format="%.6f"))
 
     blocks: list = [("h1", title),
-                    ("p", f"{len(models)} model(s) from {', '.join(f'`{r}`' for r in runs)}. Dice is the mean "
-                          f"over cases with a bootstrap 95% CI ({n_boot:,} resamples of the cases)."),
+                    ("p", (f"{len(models)} model(s) from {', '.join(f'`{r}`' for r in runs)}. Dice is the mean "
+                          f"over cases with a bootstrap 95% CI ({n_boot:,} resamples of the cases).")),
                     ("h2", "Leaderboard"), ("table", board, "model")]
     blocks += _kfold_notes(models)
     if len(pairs):
         blocks += [("h2", "Paired comparisons"),
-                   ("p", "Each pair on the cases both scored: mean difference b - a with a paired bootstrap "
-                         "95% CI and Wilcoxon signed-rank p-value. A gap whose CI contains 0 is noise."),
+                   ("p", ("Each pair on the cases both scored: mean difference b - a with a paired bootstrap "
+                         "95% CI and Wilcoxon signed-rank p-value. A gap whose CI contains 0 is noise.")),
                    *[("p", s) for s in pairs["sentence"]],
                    ("table", pairs.drop(columns=["sentence"]).set_index(["a", "b"]), "a, b")]
     blocks += _per_model_blocks(models)
@@ -145,8 +145,8 @@ def _kfold_notes(models: list[ModelResult]) -> list:
     out = [("h3", "Fold ensemble vs folds")]
     for e in ensembles:
         d = float(e.per_image["dice"].mean())
-        out.append(("p", f"**{e.name}** ({e.kind}): Dice {d:.4f} vs mean fold {mean_fold:.4f} "
-                         f"({d - mean_fold:+.4f}); best fold {max(m.per_image['dice'].mean() for m in folds):.4f}."))
+        out.append(("p", (f"**{e.name}** ({e.kind}): Dice {d:.4f} vs mean fold {mean_fold:.4f} "
+                         f"({d - mean_fold:+.4f}); best fold {max(m.per_image['dice'].mean() for m in folds):.4f}.")))
     return out
 
 
@@ -186,7 +186,7 @@ def _figure_blocks(models: list[ModelResult], fig_dir: Path) -> list:
     shown = [(m.name, p) for m in models for p in m.overlays]
     if shown:
         out += [("h2", "Overlays (best, median, worst)"),
-                ("p", "image | ground truth | prediction | errors (white: true positive, red: false positive, "
-                      "blue: false negative); 3D cases show axial, coronal and sagittal slices through the tumour.")]
+                ("p", ("image | ground truth | prediction | errors (white: true positive, red: false positive, "
+                      "blue: false negative); 3D cases show axial, coronal and sagittal slices through the tumour."))]
         out += [("img", p, f"{name}: {p.stem}") for name, p in shown]
     return out

@@ -8,10 +8,10 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
-from medseg.utils.io import save_with  # noqa: E402
+from medseg.utils.io import save_with
 
 
 def _save(fig, path: Path) -> Path:
@@ -106,13 +106,15 @@ def plot_overlay_3d(image: np.ndarray, target: np.ndarray, pred: np.ndarray, pat
     target is empty, of the prediction. Rows: image | ground truth | prediction | errors.
     ``image``: ``(C, D, H, W)``; ``target`` / ``pred``: boolean ``(D, H, W)``."""
     ref = target if target.any() else pred
-    centre = [int(round(c)) for c in np.argwhere(ref).mean(0)] if ref.any() else [s // 2 for s in ref.shape]
+    centre = [round(c) for c in np.argwhere(ref).mean(0)] if ref.any() else [s // 2 for s in ref.shape]
     views = {"axial": (0, centre[0]), "coronal": (1, centre[1]), "sagittal": (2, centre[2])}
     fig, axes = plt.subplots(3, 4, figsize=(12, 9))
     vol = image[0]
     lo, hi = np.percentile(vol, [1, 99])
     for row, (view, (axis, idx)) in enumerate(views.items()):
-        take = lambda a: np.take(a, idx, axis=axis)  # noqa: E731
+        def take(a, idx=idx, axis=axis):
+            return np.take(a, idx, axis=axis)
+
         axes[row, 0].imshow(np.clip((take(vol) - lo) / (hi - lo + 1e-8), 0, 1), cmap="gray")
         axes[row, 1].imshow(take(target), cmap="gray", vmin=0, vmax=1)
         axes[row, 2].imshow(take(pred), cmap="gray", vmin=0, vmax=1)

@@ -19,15 +19,15 @@ def test_2d_set_is_the_eight_symmetries_of_the_square():
 @pytest.mark.parametrize("shape", [(1, 2, 8, 6), (1, 1, 4, 6, 5)])
 def test_pixelwise_model_is_unchanged_by_tta(shape):
     x = torch.randn(shape)
-    fn = lambda t: torch.sigmoid(3 * t)  # noqa: E731  (equivariant to every flip/rotation)
+    fn = lambda t: torch.sigmoid(3 * t)
     torch.testing.assert_close(tta_probs(fn, x), fn(x))
-    assert len(tta_transforms(len(shape) - 2)) == (8 if len(shape) == 4 else 8)
+    assert len(tta_transforms(len(shape) - 2)) == 8  # D4 in 2D; identity + 7 flip combinations in 3D
 
 
 def test_position_dependent_model_is_averaged_over_transforms():
     x = torch.zeros(1, 1, 4, 4)
     ramp = torch.linspace(0, 1, 4).expand(4, 4)
-    fn = lambda t: t + ramp  # noqa: E731  (depends on position: TTA symmetrises it)
+    fn = lambda t: t + ramp
     out = tta_probs(fn, x, flips=True, rot90=False)
     # mean of the ramp and its flips along H and W: constant 0.5 everywhere
     torch.testing.assert_close(out, torch.full_like(x, 0.5))

@@ -7,8 +7,13 @@ import torch
 from PIL import Image
 
 from medseg.data.case import Case
-from medseg.inference.writers import (BRATS_LABELS, brats_labels_from_regions, write_nifti_labels, write_png_mask,
-                                      write_probabilities)
+from medseg.inference.writers import (
+    BRATS_LABELS,
+    brats_labels_from_regions,
+    write_nifti_labels,
+    write_png_mask,
+    write_probabilities,
+)
 from medseg.tasks import Task
 
 

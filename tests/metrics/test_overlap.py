@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from monai.metrics import DiceMetric, MeanIoU, get_confusion_matrix, compute_confusion_matrix_metric
+from monai.metrics import DiceMetric, MeanIoU, compute_confusion_matrix_metric, get_confusion_matrix
 from torchmetrics.functional.classification import binary_accuracy, binary_f1_score, binary_jaccard_index
 
 from medseg.metrics.overlap import overlap_metrics

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from PIL import Image
-
 import pytest
+from PIL import Image
 
 from medseg.data.case import DataError
 from medseg.inference.rle import read_rle_csv

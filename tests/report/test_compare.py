@@ -77,7 +77,7 @@ def test_report_html_renders_in_headless_chromium(tmp_path):
          "--disable-background-networking", "--disable-component-update", "--disable-sync",
          f"--user-data-dir={profile}", "--virtual-time-budget=5000", "--run-all-compositor-stages-before-draw",
          "--dump-dom", html_path.resolve().as_uri()],
-        capture_output=True, text=True, timeout=120)
+        check=False, capture_output=True, text=True, timeout=120)
     assert dom.returncode == 0, dom.stderr[-2000:]
     assert dom.stdout.count("<table") >= 4 and "Leaderboard" in dom.stdout
     shot = tmp_path / "shot.png"
@@ -89,12 +89,12 @@ def test_report_html_renders_in_headless_chromium(tmp_path):
         [chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync",
          f"--user-data-dir={profile}", "--virtual-time-budget=5000", "--dump-dom", script.resolve().as_uri()],
-        capture_output=True, text=True, timeout=120)
+        check=False, capture_output=True, text=True, timeout=120)
     widths = re.search(r"<title>widths:([0-9,]*)</title>", probe.stdout)
     assert widths, probe.stdout[:500]
     values = [int(w) for w in widths.group(1).split(",") if w]
     assert len(values) >= 4 and all(w > 0 for w in values)  # every inline image decoded
     subprocess.run([chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
                     f"--user-data-dir={profile}", f"--screenshot={shot}", "--window-size=1200,2000",
-                    html_path.resolve().as_uri()], capture_output=True, timeout=120)
+                    html_path.resolve().as_uri()], check=False, capture_output=True, timeout=120)
     assert shot.is_file() and shot.stat().st_size > 10_000
