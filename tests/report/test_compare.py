@@ -76,10 +76,11 @@ def test_report_html_renders_in_headless_chromium(tmp_path):
         [chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync",
          f"--user-data-dir={profile}", "--virtual-time-budget=5000", "--run-all-compositor-stages-before-draw",
-         "--dump-dom", html_path.resolve().as_uri()],
+         "--enable-logging=stderr", "--v=0", "--dump-dom", html_path.resolve().as_uri()],
         check=False, capture_output=True, text=True, timeout=120)
     assert dom.returncode == 0, dom.stderr[-2000:]
     assert dom.stdout.count("<table") >= 4 and "Leaderboard" in dom.stdout
+    assert "Uncaught" not in dom.stderr and "Failed to load resource" not in dom.stderr
     shot = tmp_path / "shot.png"
     probe_html = html_path.read_text().replace(
         "</body>", "<script>document.title = 'widths:' + Array.from(document.images).map(i => i.naturalWidth)"
