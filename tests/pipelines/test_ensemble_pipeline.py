@@ -15,7 +15,7 @@ from tests.conftest import compose_cfg, run_cli
 
 @pytest.fixture
 def hydra_ctx(tmp_path):
-    # the saved fold configs are resolved, but building them still needs a Hydra context for ${hydra:...}
+    # members may be ordinary run folders whose saved configs hold ${hydra:...} interpolations
     compose_cfg("ensemble", ["members=[x]"], tmp_path / "ctx")
 
 
@@ -48,3 +48,12 @@ def test_cli_prints_the_leaderboard(kfold_dir, tmp_path):
                    cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "2-fold ensemble" in proc.stdout and (tmp_path / "e" / "leaderboard.csv").is_file()
+
+
+def test_ensemble_of_two_run_folders_equals_the_kfold_ensemble(kfold_dir, tmp_path, hydra_ctx):
+    board = evaluate_ensemble([kfold_dir / "fold_0", kfold_dir / "fold_1"], tmp_path / "out", metrics=())
+    assert list(board["kind"]) == ["model", "model", "ensemble (mean)"]
+    kfold_board = pd.read_csv(kfold_dir / "ensemble" / "leaderboard.csv", index_col=0)
+    # the same two checkpoints averaged: the same Dice as medseg-kfold's fold ensemble
+    assert board.loc["ensemble", "dice"] == pytest.approx(kfold_board.loc["cv", "dice"], abs=1e-9)
+    assert board.loc["fold_0", "dice"] == pytest.approx(kfold_board.loc["cv/fold_0", "dice"], abs=1e-9)
