@@ -32,15 +32,18 @@ def auc_roc(probs: torch.Tensor, target: torch.Tensor, roi: torch.Tensor | None 
 
 def ssim(probs: torch.Tensor, target: torch.Tensor, roi: torch.Tensor | None = None) -> float:
     """Structural similarity of a probability map ``(H, W)`` or ``(D, H, W)`` and a boolean target."""
-    p, t = probs.double(), target.double()
+    # float32: CPU convolutions in float64 are an order of magnitude slower (29 classes at 2048x2048)
+    p, t = probs.float(), target.float()
     if roi is not None:
         p, t = p * roi, t * roi
     return float(structural_similarity_index_measure(p[None, None], t[None, None], data_range=1.0))
 
 
-def image_metrics(probs: torch.Tensor, target: torch.Tensor, roi: torch.Tensor | None = None) -> dict[str, np.ndarray]:
-    """Per-class AUC and SSIM for foreground probabilities ``(K, *spatial)`` and boolean ``(K, *spatial)``."""
-    return {
-        "auc": np.array([auc_roc(probs[k], target[k], roi) for k in range(probs.shape[0])]),
-        "ssim": np.array([ssim(probs[k], target[k], roi) for k in range(probs.shape[0])]),
-    }
+def image_metrics(
+    probs: torch.Tensor, target: torch.Tensor, roi: torch.Tensor | None = None,
+    metrics: tuple[str, ...] = IMAGE_METRIC_NAMES,
+) -> dict[str, np.ndarray]:
+    """Per-class ``metrics`` (AUC and/or SSIM) for foreground probabilities ``(K, *spatial)`` and a
+    boolean target ``(K, *spatial)``."""
+    fns = {"auc": auc_roc, "ssim": ssim}
+    return {m: np.array([fns[m](probs[k], target[k], roi) for k in range(probs.shape[0])]) for m in metrics}

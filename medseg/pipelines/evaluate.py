@@ -70,7 +70,10 @@ def foreground_probs(task: Task, probs: torch.Tensor) -> torch.Tensor:
 def case_target(task: Task, case: Case) -> torch.Tensor | None:
     if case.mask is None:
         return None
-    return task.target_to_binary(torch.from_numpy(np.asarray(case.mask))[None].long())[0]
+    mask = torch.from_numpy(np.asarray(case.mask))[None]
+    if task.kind == "multilabel":  # already (K, ...) multi-hot: no int64 copy (29 x 2048^2 would be 1 GB)
+        return mask[0].bool()
+    return task.target_to_binary(mask.long())[0]
 
 
 @torch.no_grad()
@@ -104,9 +107,9 @@ def score_case(
     roi_t = torch.from_numpy(case.roi) if case.roi is not None else None
     m = {k: v[0].numpy() for k, v in overlap_metrics(pred[None], target[None],
                                                      roi_t[None] if roi_t is not None else None).items()}
-    if metrics & {"auc", "ssim"}:
-        im = image_metrics(foreground_probs(task, probs).float(), target, roi_t)
-        m.update({k: v for k, v in im.items() if k in metrics})
+    wanted = tuple(k for k in ("auc", "ssim") if k in metrics)
+    if wanted:
+        m.update(image_metrics(foreground_probs(task, probs).float(), target, roi_t, wanted))
     if metrics & {"hd95", "nsd"}:
         sm = surface_metrics(pred.numpy(), target.numpy(), case.spacing, nsd_tolerance, case.roi)
         m.update({k: v for k, v in sm.items() if k in metrics})
