@@ -27,7 +27,7 @@ def auc_roc(probs: torch.Tensor, target: torch.Tensor, roi: torch.Tensor | None 
         p, t = p[keep], t[keep]
     if t.numel() == 0 or bool(t.all()) or not bool(t.any()):
         return float("nan")
-    return float(binary_auroc(p, t.long(), thresholds=None))
+    return float(binary_auroc(p, t.long(), thresholds=None, validate_args=False))  # inputs checked above
 
 
 def ssim(probs: torch.Tensor, target: torch.Tensor, roi: torch.Tensor | None = None) -> float:

@@ -24,10 +24,10 @@ from medseg.inference.ensemble import combine, fit_weights
 from medseg.pipelines.build import build_datamodule
 from medseg.pipelines.eval import load_model, load_run_config
 from medseg.pipelines.evaluate import (
-    EXTRA_METRICS,
     ProbsFn,
     case_rows,
     case_target,
+    default_metrics,
     model_probs,
     save_tables,
     score_case,
@@ -135,7 +135,7 @@ def _nearest(t: torch.Tensor, size) -> torch.Tensor:
 def evaluate_ensemble(
     members: Sequence[str | Path], out_dir: str | Path, split: str = "test", method: str = "mean",
     weights: str | Sequence[float] | None = None, ckpt: str = "best", tta: bool | dict = False,
-    threshold: float | None = None, metrics: Sequence[str] = EXTRA_METRICS, nsd_tolerance: float = 1.0,
+    threshold: float | None = None, metrics: Sequence[str] | None = None, nsd_tolerance: float = 1.0,
     overrides=None,
 ) -> pd.DataFrame:
     """Score each fold, each member and the ensemble of members on ``split``; write the leaderboard.
@@ -205,7 +205,8 @@ def evaluate_ensemble(
         raise ValueError(f"split '{split}' has no labelled cases to evaluate")
     for name, df in per_image.items():
         save_tables(out_dir / "models" / name.replace("/", "_"), df, pd.DataFrame(class_rows[name]))
-    board = leaderboard(per_image, kinds, metrics=("dice", "iou", *[m for m in metrics if m != "dice"]))
+    scored = default_metrics(task) if metrics is None else metrics
+    board = leaderboard(per_image, kinds, metrics=("dice", "iou", *[m for m in scored if m != "dice"]))
     save_with(out_dir / "leaderboard.csv", lambda p: board.to_csv(p, float_format="%.6f"))
     if w is not None:
         write_json_atomic(out_dir / "weights.json", dict(zip([m.name for m in members_], map(float, w))))

@@ -68,9 +68,12 @@ def test_saved_probabilities_are_downsampled_to_max_size(tmp_path):
 
 
 def test_metric_choice():
-    from medseg.pipelines.evaluate import EXTRA_METRICS, chosen_metrics
+    from medseg.pipelines.evaluate import EXTRA_METRICS, chosen_metrics, default_metrics
+    from medseg.tasks import Task
 
-    assert chosen_metrics(None) == EXTRA_METRICS and chosen_metrics([]) == ()
+    assert chosen_metrics(None) is None and chosen_metrics([]) == ()
+    assert default_metrics(Task("binary", ["vessel"])) == EXTRA_METRICS
+    assert default_metrics(Task("multilabel", ["a", "b"])) == ("hd95", "nsd")
     with pytest.raises(ValueError, match="unknown metrics"):
         chosen_metrics(["hd99"])
 
