@@ -63,9 +63,10 @@ def folder_cases(folder: str | Path, channels: int, preprocess) -> list[Case]:
     return [preprocess(read_input(p, channels)) for p in files]
 
 
-def _reader_info(run_cfg) -> tuple[str, list[str], int]:
-    """Task, class names and image channels of the run's reader: instantiated on the data root when
-    it exists (readers such as BraTS set them from options), else the reader class's defaults."""
+def _reader_info(run_cfg) -> SimpleNamespace:
+    """Task, class names, image channels and spatial dims of the run's reader (what ``build_module``
+    reads from a datamodule): instantiated on the data root when it exists (readers such as BraTS
+    set them from options), else the reader class's defaults."""
     reader_cls = get_class(run_cfg.data.reader._target_)
     root = Path(str(run_cfg.data.root)).expanduser()
     reader = reader_cls
@@ -73,7 +74,9 @@ def _reader_info(run_cfg) -> tuple[str, list[str], int]:
         reader = instantiate(run_cfg.data.reader)(root=str(root))
     else:
         log.warning("%s not found: taking the task from %s's defaults", root, reader_cls.__name__)
-    return reader.task, list(reader.class_names), int(getattr(reader, "in_channels", 1))
+    return SimpleNamespace(task=reader.task, class_names=list(reader.class_names),
+                           in_channels=int(getattr(reader, "in_channels", 1)),
+                           spatial_dims=int(getattr(reader, "spatial_dims", 2)))
 
 
 def predict(cfg: DictConfig, out_dir: str | Path) -> pd.DataFrame:
@@ -91,9 +94,9 @@ def predict(cfg: DictConfig, out_dir: str | Path) -> pd.DataFrame:
     run_cfg = run_cfgs[0]
     if cfg.get("input_dir"):
         preprocess = Compose(instantiate(run_cfg.data.get("preprocess")) or [])
-        kind, names, channels = _reader_info(run_cfg)
-        cases = folder_cases(cfg.input_dir, channels, preprocess)
-        info = SimpleNamespace(task=kind, class_names=names, in_channels=int(cases[0].image.shape[0]))
+        info = _reader_info(run_cfg)
+        cases = folder_cases(cfg.input_dir, info.in_channels, preprocess)
+        info.in_channels = int(cases[0].image.shape[0])  # after preprocessing (e.g. RGB -> grey)
     else:
         with open_dict(run_cfg):
             run_cfg.data.fold = None  # the test split does not depend on the fold
