@@ -253,9 +253,12 @@ def write_overlays(fn: ProbsFn, task: Task, dm: SegmentationDataModule, split: s
             continue
         raw = dm.raw_case(cid)
         image = raw.image if raw.image.shape[1:] == pred.shape else case.image
-        plot = plot_overlay if pred.ndim == 2 else plot_overlay_3d
-        paths.append(plot(image, target, pred, out_dir / f"{label}_{cid}.png",
-                          title=f"{label}: {cid}  Dice {per_image.loc[cid, 'dice']:.4f}"))
+        out, title = out_dir / f"{label}_{cid}.png", f"{label}: {cid}  Dice {per_image.loc[cid, 'dice']:.4f}"
+        if pred.ndim == 2:
+            paths.append(plot_overlay(image, target, pred, out, title=title))
+        else:  # volumes read from NIfTI keep the file's (x, y, z) order unless the reader says otherwise
+            nifti = case.meta.get("affine") is not None and case.meta.get("nifti_axes") is None
+            paths.append(plot_overlay_3d(image, target, pred, out, title=title, nifti_order=nifti))
     return paths
 
 

@@ -101,19 +101,24 @@ def plot_class_bars(scores: dict[str, Sequence[float]], class_names: Sequence[st
     return _save(fig, Path(path))
 
 
-def plot_overlay_3d(image: np.ndarray, target: np.ndarray, pred: np.ndarray, path: str | Path, title: str = "") -> Path:
+def plot_overlay_3d(image: np.ndarray, target: np.ndarray, pred: np.ndarray, path: str | Path, title: str = "",
+                    nifti_order: bool = False) -> Path:
     """Axial, coronal and sagittal slices through the centre of the target (the tumour) or, when the
     target is empty, of the prediction. Rows: image | ground truth | prediction | errors.
-    ``image``: ``(C, D, H, W)``; ``target`` / ``pred``: boolean ``(D, H, W)``."""
+    ``image``: ``(C, *spatial)``; ``target`` / ``pred``: boolean ``spatial``, either ``(D, H, W)``
+    or, with ``nifti_order``, a NIfTI array's own ``(x, y, z)`` order (as the BraTS reader keeps it;
+    slices are then rotated so anterior is up)."""
     ref = target if target.any() else pred
     centre = [round(c) for c in np.argwhere(ref).mean(0)] if ref.any() else [s // 2 for s in ref.shape]
-    views = {"axial": (0, centre[0]), "coronal": (1, centre[1]), "sagittal": (2, centre[2])}
+    axes_of = {"axial": 2, "coronal": 1, "sagittal": 0} if nifti_order else {"axial": 0, "coronal": 1, "sagittal": 2}
+    views = {v: (a, centre[a]) for v, a in axes_of.items()}
     fig, axes = plt.subplots(3, 4, figsize=(12, 9))
     vol = image[0]
     lo, hi = np.percentile(vol, [1, 99])
     for row, (view, (axis, idx)) in enumerate(views.items()):
         def take(a, idx=idx, axis=axis):
-            return np.take(a, idx, axis=axis)
+            sl = np.take(a, idx, axis=axis)
+            return np.rot90(sl) if nifti_order else sl
 
         axes[row, 0].imshow(np.clip((take(vol) - lo) / (hi - lo + 1e-8), 0, 1), cmap="gray")
         axes[row, 1].imshow(take(target), cmap="gray", vmin=0, vmax=1)

@@ -114,3 +114,5 @@ def test_3d_overlay_slices_through_the_tumour(tmp_path):
                            tmp_path / "o.png", "case")
     w, h = Image.open(path).size
     assert h > w * 0.5  # three rows of views
+    nifti = plot_overlay_3d(np.zeros((1, 16, 20, 24)), target, target, tmp_path / "n.png", nifti_order=True)
+    assert nifti.is_file()
