@@ -9,11 +9,10 @@ Examples::
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 import medseg  # noqa: F401
 from medseg.cli._hydra import config_dir

@@ -21,6 +21,8 @@ class Predictor:
         sw_batch_size: windows per forward pass.
         size_divisor: padding multiple for ``whole`` mode (2 ** depth of a U-Net).
         resize_to: spatial size for ``resize`` mode.
+        output_device: where the sliding window accumulates the full-size output (``"cpu"`` keeps a
+            2048x2048 x 29-class map off the GPU while the windows run there); ``None``: the input's.
     """
 
     def __init__(
@@ -32,6 +34,7 @@ class Predictor:
         blend: str = "gaussian",
         size_divisor: int = 16,
         resize_to: Sequence[int] | None = None,
+        output_device: str | None = None,
     ) -> None:
         if mode not in ("sliding_window", "whole", "resize"):
             raise ValueError(f"inference mode must be sliding_window, whole or resize, got {mode!r}")
@@ -43,6 +46,7 @@ class Predictor:
         self.roi_size = tuple(roi_size) if roi_size else None
         self.size_divisor = size_divisor
         self.resize_to = tuple(resize_to) if resize_to else None
+        self.output_device = output_device
 
     @torch.no_grad()
     def __call__(self, net: Callable[[torch.Tensor], torch.Tensor], image: torch.Tensor) -> torch.Tensor:
@@ -51,7 +55,7 @@ class Predictor:
 
             return sliding_window_inference(
                 image, self.roi_size, self.sw_batch_size, net, overlap=self.overlap, mode=self.blend,
-                padding_mode="constant",
+                padding_mode="constant", sw_device=image.device, device=self.output_device or image.device,
             )
         if self.mode == "resize":
             spatial = image.shape[2:]

@@ -8,8 +8,9 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from medseg.data.case import DataError
+from medseg.module import SegmentationModule
 from medseg.pipelines.build import build_datamodule, build_module, load_weights
-from medseg.pipelines.evaluate import evaluate_split, summary_dict
+from medseg.pipelines.evaluate import chosen_metrics, evaluate_split, summary_dict
 from medseg.utils.io import write_json_atomic
 
 log = logging.getLogger(__name__)
@@ -32,20 +33,41 @@ def resolve_checkpoint(run_dir: Path, ckpt: str) -> Path:
     return path
 
 
-def evaluate_run(cfg: DictConfig, out_dir: str | Path) -> Path:
-    run_dir = Path(cfg.run_dir).expanduser()
-    saved = run_dir / ".hydra" / "config.yaml"
+def load_run_config(run_dir: str | Path, overrides=None, config: str | Path | None = None) -> DictConfig:
+    """The saved config of a run folder (``.hydra/config.yaml``), or the file ``config`` (a checkpoint
+    plus its config from elsewhere), with ``overrides`` merged in."""
+    run_dir = Path(run_dir).expanduser()
+    saved = Path(config).expanduser() if config else run_dir / ".hydra" / "config.yaml"
+    if config and not saved.is_file():
+        raise DataError(f"{saved}: config file not found")
     if not saved.is_file():
         raise DataError(f"{run_dir}: not a medseg run folder (no .hydra/config.yaml)")
     run_cfg = OmegaConf.load(saved)
-    if cfg.get("overrides"):
-        run_cfg = OmegaConf.merge(run_cfg, cfg.overrides)
-    dm = build_datamodule(run_cfg)
+    if overrides:
+        run_cfg = OmegaConf.merge(run_cfg, overrides)
+    return run_cfg
+
+
+def load_model(run_cfg: DictConfig, dm, run_dir: str | Path, ckpt: str = "best") -> tuple[SegmentationModule, Path]:
+    """The run's network with the weights of checkpoint ``ckpt`` (``best``, ``last`` or a path)."""
     module = build_module(run_cfg, dm)
-    ckpt = resolve_checkpoint(run_dir, str(cfg.ckpt))
-    load_weights(module, ckpt)
+    path = resolve_checkpoint(Path(run_dir).expanduser(), str(ckpt))
+    load_weights(module, path)
+    module.eval()
+    return module, path
+
+
+def evaluate_run(cfg: DictConfig, out_dir: str | Path) -> Path:
+    run_dir = Path(cfg.run_dir).expanduser()
+    run_cfg = load_run_config(run_dir, cfg.get("overrides"), cfg.get("config"))
+    dm = build_datamodule(run_cfg)
+    module, ckpt = load_model(run_cfg, dm, run_dir, str(cfg.ckpt))
     out = Path(out_dir)
-    per_image = evaluate_split(module, dm, out, split=cfg.split, baseline=run_cfg.get("baseline"),
-                               title=f"{run_cfg.task_name}: {cfg.split} report ({ckpt.name})")
+    per_image = evaluate_split(
+        module, dm, out, split=cfg.split, baseline=run_cfg.get("baseline"),
+        title=f"{run_cfg.task_name}: {cfg.split} report ({ckpt.name})",
+        threshold=cfg.get("threshold"), tta=cfg.get("tta") or False,
+        metrics=chosen_metrics(cfg.get("metrics")), nsd_tolerance=cfg.get("nsd_tolerance", 1.0),
+    )
     write_json_atomic(out / "results.json", {**summary_dict(per_image), "checkpoint": str(ckpt)})
     return out

@@ -1,38 +1,169 @@
-"""Evaluate a trained module on a split: per-image metrics, summary tables, overlays, report.md."""
+"""Evaluate a model (or any probability source) on a split: per-image and per-class metrics, summary
+tables, overlays, report.md.
+
+The scoring works on a *probability function* ``case -> probabilities (C, *spatial)``, so one model,
+a model with test-time augmentation and an ensemble of models are evaluated by the same code.
+"""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
 
+from medseg.data.case import Case
 from medseg.data.datamodule import SegmentationDataModule
+from medseg.inference.tta import tta_probs
 from medseg.metrics.baselines import best_global_threshold
+from medseg.metrics.image import image_metrics
 from medseg.metrics.overlap import METRIC_NAMES, overlap_metrics
+from medseg.metrics.surface import surface_metrics
+from medseg.metrics.threshold import best_threshold
 from medseg.module import SegmentationModule
-from medseg.report.plots import plot_overlay
+from medseg.report.plots import plot_overlay, plot_overlay_3d
 from medseg.report.tables import markdown_table, summarize
+from medseg.tasks import Task
 from medseg.utils.io import save_with, write_text_atomic
 
 log = logging.getLogger(__name__)
+
+ProbsFn = Callable[[Case], torch.Tensor]
+#: metrics besides the overlap ones (see medseg.metrics.*)
+EXTRA_METRICS = ("auc", "ssim", "hd95", "nsd")
+
+
+def default_metrics(task: Task) -> tuple[str, ...]:
+    """Surface metrics for every task; AUC and SSIM, the vessel seeds' metrics, for binary tasks only
+    (on 29 hand-bone classes at 2048x2048 they would cost about a minute per image on a CPU core)."""
+    return EXTRA_METRICS if task.kind == "binary" else ("hd95", "nsd")
+
+
+def chosen_metrics(value) -> tuple[str, ...] | None:
+    """A config's metric list: ``None`` -> the task's defaults (:func:`default_metrics`), ``[]`` ->
+    overlap metrics only; unknown names are an error."""
+    if value is None:
+        return None
+    unknown = set(value) - set(EXTRA_METRICS)
+    if unknown:
+        raise ValueError(f"unknown metrics {sorted(unknown)}; choose from {list(EXTRA_METRICS)}")
+    return tuple(value)
+
+
+def model_probs(module: SegmentationModule, tta: bool | dict = False) -> ProbsFn:
+    """``case -> probabilities (C, *spatial)`` of one model, with optional TTA (``True`` or
+    ``{"flips": bool, "rot90": bool}``)."""
+    opts = dict(tta) if isinstance(tta, dict) else {}
+
+    @torch.no_grad()
+    def probs(case: Case) -> torch.Tensor:
+        module.eval()
+        image = torch.from_numpy(case.image)[None].to(module.device)
+        fn = lambda x: module.task.activation(module.predict_logits(x))
+        out = tta_probs(fn, image, **opts) if tta else fn(image)
+        return out[0].cpu()
+
+    return probs
+
+
+def foreground_probs(task: Task, probs: torch.Tensor) -> torch.Tensor:
+    """Probabilities ``(C, ...)`` -> one map per scored class ``(K, ...)`` (multi-class drops background)."""
+    return probs[1:] if task.kind == "multiclass" else probs
+
+
+def case_target(task: Task, case: Case) -> torch.Tensor | None:
+    if case.mask is None:
+        return None
+    mask = torch.from_numpy(np.asarray(case.mask))[None]
+    if task.kind == "multilabel":  # already (K, ...) multi-hot: no int64 copy (29 x 2048^2 would be 1 GB)
+        return mask[0].bool()
+    return task.target_to_binary(mask.long())[0]
 
 
 @torch.no_grad()
 def predict_split(module: SegmentationModule, dm: SegmentationDataModule, split: str):
     """Yield ``(case, probs (C,...), pred (K,...) bool, target (K,...) bool | None)`` per case."""
-    module.eval()
-    device = module.device
+    fn = model_probs(module)
     for case in dm.cases[split]:
-        image = torch.from_numpy(case.image)[None].to(device)
-        probs = module.task.activation(module.predict_logits(image))
-        pred = module.task.discretize(probs)[0].cpu()
-        target = None
-        if case.mask is not None:
-            target = module.task.target_to_binary(torch.from_numpy(case.mask)[None].long())[0]
-        yield case, probs[0].cpu(), pred, target
+        probs = fn(case)
+        yield case, probs, module.task.discretize(probs[None])[0], case_target(module.task, case)
+
+
+def choose_threshold(task: Task, probs_fn: ProbsFn, cases: Sequence[Case]) -> tuple[float, float]:
+    """The threshold maximising mean Dice on ``cases`` (binary / multi-label tasks)."""
+    def gen():
+        for c in cases:
+            t = case_target(task, c)
+            if t is not None:
+                roi = torch.from_numpy(c.roi) if c.roi is not None else None
+                yield foreground_probs(task, probs_fn(c)), t, roi
+    return best_threshold(gen())
+
+
+def score_case(
+    task: Task, case: Case, probs: torch.Tensor, threshold: float, metrics: Iterable[str] | None = None,
+    nsd_tolerance: float = 1.0,
+) -> tuple[dict[str, np.ndarray], torch.Tensor, torch.Tensor]:
+    """Per-class metrics ``{name: (K,)}`` of one labelled case, plus the boolean prediction and target."""
+    metrics = set(default_metrics(task) if metrics is None else metrics)
+    target = case_target(task, case)
+    pred = task.discretize(probs[None], threshold)[0]
+    roi_t = torch.from_numpy(case.roi) if case.roi is not None else None
+    m = {k: v[0].numpy() for k, v in overlap_metrics(pred[None], target[None],
+                                                     roi_t[None] if roi_t is not None else None).items()}
+    wanted = tuple(k for k in ("auc", "ssim") if k in metrics)
+    if wanted:
+        m.update(image_metrics(foreground_probs(task, probs).float(), target, roi_t, wanted))
+    if metrics & {"hd95", "nsd"}:
+        sm = surface_metrics(pred.numpy(), target.numpy(), case.spacing, nsd_tolerance, case.roi)
+        m.update({k: v for k, v in sm.items() if k in metrics})
+    return m, pred, target
+
+
+def case_rows(task: Task, case_id: str, m: dict[str, np.ndarray]) -> tuple[dict, list[dict]]:
+    """One per-image row (means over classes, ``nan`` ignored) and one row per class."""
+    with np.errstate(all="ignore"):
+        row = {"case_id": case_id,
+               **{k: float(np.nanmean(v)) if np.isfinite(v).any() else float("nan") for k, v in m.items()}}
+    return row, [{"case_id": case_id, "class": name, **{mk: float(mv[k]) for mk, mv in m.items()}}
+                 for k, name in enumerate(task.class_names)]
+
+
+def evaluate_cases(
+    probs_fn: ProbsFn, task: Task, cases: Sequence[Case], threshold: float,
+    metrics: Iterable[str] | None = None, nsd_tolerance: float = 1.0,
+    on_case: Callable[[Case, torch.Tensor, torch.Tensor, torch.Tensor], None] | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Score labelled ``cases``; returns ``(per_image, per_class)`` tables. Per-image values are
+    means over classes (``nan`` ignored); ``on_case(case, probs, pred, target)`` sees every case."""
+    rows, class_rows = [], []
+    for case in cases:
+        if case.mask is None:
+            continue
+        probs = probs_fn(case)
+        m, pred, target = score_case(task, case, probs, threshold, metrics, nsd_tolerance)
+        row, per_class_rows = case_rows(task, case.case_id, m)
+        rows.append(row)
+        class_rows.extend(per_class_rows)
+        if on_case is not None:
+            on_case(case, probs, pred, target)
+    if not rows:
+        raise ValueError("no labelled cases to evaluate")
+    return pd.DataFrame(rows).set_index("case_id"), pd.DataFrame(class_rows)
+
+
+def save_probs(path: Path, probs: torch.Tensor, max_size: int | None = None) -> None:
+    """Probabilities as float16 ``.npy`` (enough for thresholds and ensemble weights). With
+    ``max_size``, maps whose longest side exceeds it are area-downsampled first (OOF maps of 2048x2048
+    x 29 classes would otherwise take 240 MB per image)."""
+    if max_size and max(probs.shape[1:]) > max_size:
+        scale = max_size / max(probs.shape[1:])
+        size = [max(1, round(s * scale)) for s in probs.shape[1:]]
+        probs = torch.nn.functional.interpolate(probs[None].float(), size=size, mode="area")[0]
+    save_with(path, lambda p: np.save(p, probs.numpy().astype(np.float16)))
 
 
 def evaluate_split(
@@ -43,43 +174,53 @@ def evaluate_split(
     overlays: bool = True,
     baseline: str | None = None,
     title: str = "medseg evaluation",
+    *,
+    threshold: float | str | None = None,
+    tta: bool | dict = False,
+    metrics: Iterable[str] | None = None,
+    nsd_tolerance: float = 1.0,
+    probs_fn: ProbsFn | None = None,
+    probs_dir: str | Path | None = None,
+    probs_max_size: int | None = None,
 ) -> pd.DataFrame:
-    """Score every case of ``split``; write ``per_image.csv``, ``per_class.csv`` (several classes),
-    ``report.md`` and ``overlays/`` under ``out_dir``. Returns the per-image table."""
+    """Score every case of ``split``; write ``per_image.csv``, ``per_class.csv``, ``report.md`` and
+    ``overlays/`` under ``out_dir``. Returns the per-image table.
+
+    Args:
+        threshold: decision threshold for binary / multi-label tasks: a number, ``None`` (the task's,
+            0.5 by default) or ``"auto"`` (the one maximising mean Dice on the ``val`` split; reported).
+        tta: test-time augmentation (see :func:`medseg.inference.tta.tta_probs`).
+        metrics: extra metrics besides the overlap ones: any of ``auc, ssim, hd95, nsd``; ``None``:
+            :func:`default_metrics` of the task.
+        nsd_tolerance: surface Dice tolerance in mm (pixels when cases have no spacing).
+        probs_fn: probability source replacing ``module`` (an ensemble); ``module.task`` still applies.
+        probs_dir: also save every case's probabilities there as float16 ``<case_id>.npy``.
+        probs_max_size: downsample saved probabilities to at most this many pixels per side.
+    """
     out_dir = Path(out_dir)
     task = module.task
-    rows, class_rows, keep = [], [], {}
-    for case, _probs, pred, target in predict_split(module, dm, split):
-        if target is None:
-            continue
-        roi = torch.from_numpy(case.roi)[None] if case.roi is not None else None
-        m = overlap_metrics(pred[None], target[None], roi)  # (1, K)
-        row = {"case_id": case.case_id}
-        row.update({k: float(v[0].mean()) for k, v in m.items()})
-        rows.append(row)
-        for k, name in enumerate(task.class_names):
-            class_rows.append({"case_id": case.case_id, "class": name,
-                               **{mk: float(mv[0, k]) for mk, mv in m.items()}})
-        if overlays and pred.ndim == 3:
-            keep[case.case_id] = (case, pred.any(0).numpy(), target.any(0).numpy())
-    if not rows:
-        raise ValueError(f"split '{split}' has no labelled cases to evaluate")
-    per_image = pd.DataFrame(rows).set_index("case_id")
-    save_with(out_dir / "per_image.csv", lambda p: per_image.to_csv(p, float_format="%.6f"))
-    per_class = pd.DataFrame(class_rows)
-    if len(task.class_names) > 1:
-        save_with(out_dir / "per_class.csv", lambda p: per_class.to_csv(p, index=False, float_format="%.6f"))
+    fn = probs_fn or model_probs(module, tta)
+    thr_note = None
+    if threshold == "auto" and task.kind != "multiclass":
+        thr, val_dice = choose_threshold(task, fn, dm.cases["val"])
+        thr_note = f"Threshold **{thr:.2f}** chosen on the validation split (mean Dice {val_dice:.4f} there)."
+        log.info("eval.threshold=auto: %.2f (val Dice %.4f)", thr, val_dice)
+    else:
+        thr = task.threshold if threshold in (None, "auto") else float(threshold)
+        if task.kind != "multiclass":
+            thr_note = f"Threshold {thr:.2f} (fixed)."
 
-    overlay_paths = []
-    if keep:
-        ranked = per_image["dice"].sort_values(ascending=False)
-        picks = {"best": ranked.index[0], "median": ranked.index[len(ranked) // 2], "worst": ranked.index[-1]}
-        for label, cid in picks.items():
-            case, pred, target = keep[cid]
-            raw = dm.raw_case(cid)
-            path = plot_overlay(raw.image, target, pred, out_dir / "overlays" / f"{label}_{cid}.png",
-                                title=f"{label}: {cid}  Dice {per_image.loc[cid, 'dice']:.4f}")
-            overlay_paths.append(path)
+    def on_case(case, probs, pred, target):
+        if probs_dir is not None:
+            save_probs(Path(probs_dir) / f"{case.case_id}.npy", probs, probs_max_size)
+
+    try:
+        per_image, per_class = evaluate_cases(fn, task, dm.cases[split], thr, metrics, nsd_tolerance, on_case)
+    except ValueError as exc:
+        raise ValueError(f"split '{split}' has no labelled cases to evaluate") from exc
+    per_image.attrs["threshold"] = thr
+    save_tables(out_dir, per_image, per_class)
+    overlay_paths = write_overlays(fn, task, dm, split, per_image, out_dir / "overlays", thr) if overlays else []
 
     base = None
     if baseline == "global_threshold":
@@ -87,18 +228,61 @@ def evaluate_split(
         base = best_global_threshold(raw_cases, channel=1)
 
     write_report(out_dir / "report.md", per_image, per_class, task.class_names, split, dm, base,
-                 overlay_paths, title)
+                 overlay_paths, title, thr_note)
     return per_image
 
 
-def write_report(path, per_image, per_class, class_names, split, dm, baseline, overlay_paths, title) -> Path:
-    metrics = list(METRIC_NAMES)
+def save_tables(out_dir: str | Path, per_image: pd.DataFrame, per_class: pd.DataFrame) -> None:
+    """``per_image.csv`` and ``per_class.csv``: the files ``medseg-report`` reads."""
+    out_dir = Path(out_dir)
+    save_with(out_dir / "per_image.csv", lambda p: per_image.to_csv(p, float_format="%.6f"))
+    save_with(out_dir / "per_class.csv", lambda p: per_class.to_csv(p, index=False, float_format="%.6f"))
+
+
+def write_overlays(fn: ProbsFn, task: Task, dm: SegmentationDataModule, split: str, per_image: pd.DataFrame,
+                   out_dir: Path, threshold: float) -> list[Path]:
+    """Overlays of the best, median and worst case. Their predictions are recomputed here rather than
+    kept from scoring, so memory stays bounded on thousands of 2048x2048 images or 3D volumes."""
+    by_id = {c.case_id: c for c in dm.cases[split]}
+    paths = []
+    for label, cid in pick_cases(per_image["dice"]).items():
+        case = by_id[cid]
+        pred = task.discretize(fn(case)[None], threshold)[0].any(0).numpy()
+        target = case_target(task, case).any(0).numpy()
+        if pred.ndim not in (2, 3):
+            continue
+        raw = dm.raw_case(cid)
+        image = raw.image if raw.image.shape[1:] == pred.shape else case.image
+        out, title = out_dir / f"{label}_{cid}.png", f"{label}: {cid}  Dice {per_image.loc[cid, 'dice']:.4f}"
+        if pred.ndim == 2:
+            paths.append(plot_overlay(image, target, pred, out, title=title))
+        else:  # volumes read from NIfTI keep the file's (x, y, z) order unless the reader says otherwise
+            nifti = case.meta.get("affine") is not None and case.meta.get("nifti_axes") is None
+            paths.append(plot_overlay_3d(image, target, pred, out, title=title, nifti_order=nifti))
+    return paths
+
+
+def pick_cases(dice: pd.Series) -> dict[str, str]:
+    """Best, median and worst case by Dice (the report's overlays)."""
+    ranked = dice.sort_values(ascending=False)
+    return {"best": ranked.index[0], "median": ranked.index[len(ranked) // 2], "worst": ranked.index[-1]}
+
+
+def metric_columns(df: pd.DataFrame) -> list[str]:
+    return [m for m in (*METRIC_NAMES, *EXTRA_METRICS) if m in df.columns]
+
+
+def write_report(path, per_image, per_class, class_names, split, dm, baseline, overlay_paths, title,
+                 threshold_note: str | None = None) -> Path:
+    metrics = metric_columns(per_image)
     summary = summarize(per_image, metrics)
     lines = [f"# {title}", "",
              f"Split: **{split}** ({len(per_image)} images) of `{dm.root}`.", ""]
+    if threshold_note:
+        lines += [threshold_note, ""]
     if dm.use_roi and any(c.roi is not None for c in dm.cases[split]):
-        lines += ["Metrics are computed inside each image's region of interest (the field-of-view "
-                  "mask for retinal images: the standard protocol).", ""]
+        lines += [("Metrics are computed inside each image's region of interest (the field-of-view "
+                  "mask for retinal images: the standard protocol)."), ""]
     lines += ["## Per image", "", markdown_table(per_image[metrics], "image"), "",
               "## Summary", "", markdown_table(summary, ""), ""]
     if len(class_names) > 1:
@@ -107,10 +291,10 @@ def write_report(path, per_image, per_class, class_names, split, dm, baseline, o
     if baseline is not None:
         mean_dice = float(per_image["dice"].mean())
         lines += ["## Baseline: best global threshold", "",
-                  f"The single threshold on the green channel ({baseline['polarity']} "
+                  (f"The single threshold on the green channel ({baseline['polarity']} "
                   f"{baseline['threshold']:.4f}) that maximises mean Dice on this split, chosen with the "
                   f"labels (an optimistic baseline): Dice **{baseline['dice']:.4f}**. "
-                  f"Model: **{mean_dice:.4f}** ({mean_dice - baseline['dice']:+.4f}).", ""]
+                  f"Model: **{mean_dice:.4f}** ({mean_dice - baseline['dice']:+.4f})."), ""]
     if overlay_paths:
         lines += ["## Overlays (best, median, worst)", ""]
         lines += [f"![{p.stem}](overlays/{p.name})" for p in overlay_paths] + [""]
@@ -119,4 +303,7 @@ def write_report(path, per_image, per_class, class_names, split, dm, baseline, o
 
 
 def summary_dict(per_image: pd.DataFrame) -> dict[str, float]:
-    return {f"test/{m}": float(np.nanmean(per_image[m])) for m in METRIC_NAMES if m in per_image}
+    out = {f"test/{m}": float(np.nanmean(per_image[m])) for m in metric_columns(per_image)}
+    if "threshold" in per_image.attrs:
+        out["threshold"] = float(per_image.attrs["threshold"])
+    return out

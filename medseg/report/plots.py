@@ -8,10 +8,10 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
-from medseg.utils.io import save_with  # noqa: E402
+from medseg.utils.io import save_with
 
 
 def _save(fig, path: Path) -> Path:
@@ -76,6 +76,60 @@ def plot_overlay(image: np.ndarray, target: np.ndarray, pred: np.ndarray, path: 
     for ax, t in zip(axes, ("image", "ground truth", "prediction", "errors (FP red, FN blue)")):
         ax.set_title(t, fontsize=9)
         ax.axis("off")
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return _save(fig, Path(path))
+
+
+def plot_class_bars(scores: dict[str, Sequence[float]], class_names: Sequence[str], path: str | Path,
+                    metric: str = "Dice") -> Path:
+    """Grouped bars: mean ``metric`` per class (x) for each model (colour). ``scores[model][k]``."""
+    n_models, n_classes = len(scores), len(class_names)
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.35 * n_classes * max(1, n_models) + 2), 3.8))
+    width = 0.8 / max(1, n_models)
+    x = np.arange(n_classes)
+    for i, (name, vals) in enumerate(scores.items()):
+        ax.bar(x + (i - (n_models - 1) / 2) * width, vals, width, label=name)
+    ax.set_xticks(x)
+    ax.set_xticklabels(class_names, rotation=60 if n_classes > 6 else 0, ha="right" if n_classes > 6 else "center",
+                       fontsize=8)
+    ax.set_ylabel(metric)
+    ax.set_ylim(0, 1.05)
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize=7)
+    ax.set_title(f"{metric} per class")
+    return _save(fig, Path(path))
+
+
+def plot_overlay_3d(image: np.ndarray, target: np.ndarray, pred: np.ndarray, path: str | Path, title: str = "",
+                    nifti_order: bool = False) -> Path:
+    """Axial, coronal and sagittal slices through the centre of the target (the tumour) or, when the
+    target is empty, of the prediction. Rows: image | ground truth | prediction | errors.
+    ``image``: ``(C, *spatial)``; ``target`` / ``pred``: boolean ``spatial``, either ``(D, H, W)``
+    or, with ``nifti_order``, a NIfTI array's own ``(x, y, z)`` order (as the BraTS reader keeps it;
+    slices are then rotated so anterior is up)."""
+    ref = target if target.any() else pred
+    centre = [round(c) for c in np.argwhere(ref).mean(0)] if ref.any() else [s // 2 for s in ref.shape]
+    axes_of = {"axial": 2, "coronal": 1, "sagittal": 0} if nifti_order else {"axial": 0, "coronal": 1, "sagittal": 2}
+    views = {v: (a, centre[a]) for v, a in axes_of.items()}
+    fig, axes = plt.subplots(3, 4, figsize=(12, 9))
+    vol = image[0]
+    lo, hi = np.percentile(vol, [1, 99])
+    for row, (view, (axis, idx)) in enumerate(views.items()):
+        def take(a, idx=idx, axis=axis):
+            sl = np.take(a, idx, axis=axis)
+            return np.rot90(sl) if nifti_order else sl
+
+        axes[row, 0].imshow(np.clip((take(vol) - lo) / (hi - lo + 1e-8), 0, 1), cmap="gray")
+        axes[row, 1].imshow(take(target), cmap="gray", vmin=0, vmax=1)
+        axes[row, 2].imshow(take(pred), cmap="gray", vmin=0, vmax=1)
+        axes[row, 3].imshow(error_map(take(pred).astype(bool), take(target).astype(bool)))
+        axes[row, 0].set_ylabel(f"{view} {idx}", fontsize=9)
+        for ax in axes[row]:
+            ax.set_xticks([])
+            ax.set_yticks([])
+    for ax, t in zip(axes[0], ("image", "ground truth", "prediction", "errors (FP red, FN blue)")):
+        ax.set_title(t, fontsize=9)
     if title:
         fig.suptitle(title, fontsize=10)
     return _save(fig, Path(path))

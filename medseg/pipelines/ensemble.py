@@ -1,0 +1,244 @@
+"""Score fold checkpoints, k-fold ensembles and ensembles of experiments side by side on one split.
+
+A *member* is a run folder (one checkpoint) or a k-fold folder (``fold_<k>/`` run folders; the
+member's prediction is the mean of its folds). Every fold, every member and the ensemble of the
+members are scored on the same cases in one pass, and the seed-style table (each model's Dice, the
+ensemble's) is written as ``leaderboard.csv`` and ``report.md``, with a per-model folder of
+``per_image.csv`` / ``per_class.csv`` that ``medseg-report`` reads.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from omegaconf import OmegaConf, open_dict
+
+from medseg.data.case import DataError
+from medseg.inference.ensemble import combine, fit_weights
+from medseg.pipelines.build import build_datamodule
+from medseg.pipelines.eval import load_model, load_run_config
+from medseg.pipelines.evaluate import (
+    ProbsFn,
+    case_rows,
+    case_target,
+    default_metrics,
+    model_probs,
+    save_tables,
+    score_case,
+)
+from medseg.report.stats import paired_comparison
+from medseg.report.tables import leaderboard, markdown_table
+from medseg.utils.io import save_with, write_json_atomic, write_text_atomic
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Model:
+    """One checkpoint and the data it reads (cases are matched across data configs by id)."""
+
+    name: str
+    run_dir: Path
+    probs: ProbsFn
+    data_key: str
+
+
+@dataclass
+class Member:
+    name: str
+    path: Path
+    kind: str  # "model" (one run) or "kfold" (mean of its folds)
+    models: list[Model] = field(default_factory=list)
+
+
+def fold_dirs(path: str | Path) -> list[Path]:
+    """The finished fold run folders of a k-fold folder (``fold_<k>/`` with ``results.json``)."""
+    return sorted((p for p in Path(path).glob("fold_*") if (p / "results.json").is_file()),
+                  key=lambda p: int(p.name.split("_")[-1]))
+
+
+def _data_key(run_cfg) -> str:
+    data = OmegaConf.to_container(run_cfg.data, resolve=True)
+    data.pop("fold", None)
+    return OmegaConf.to_yaml(OmegaConf.create(data))
+
+
+def load_members(paths: Sequence[str | Path], ckpt: str = "best", overrides=None, tta: bool | dict = False):
+    """Load every member's checkpoints. Returns ``(members, datamodules by data key, task)``."""
+    members, dms, task = [], {}, None
+    for p in paths:
+        p = Path(p).expanduser()
+        folds = fold_dirs(p)
+        name = p.name if p.name not in {m.name for m in members} else f"{p.name}#{len(members) + 1}"
+        member = Member(name, p, "kfold" if folds else "model")
+        for rd in folds or [p]:
+            run_cfg = load_run_config(rd, overrides)
+            with open_dict(run_cfg):
+                run_cfg.data.fold = None  # the test split does not depend on the fold
+            key = _data_key(run_cfg)
+            if key not in dms:
+                dms[key] = build_datamodule(run_cfg)
+            module, _ = load_model(run_cfg, dms[key], rd, ckpt)
+            if task is None:
+                task = module.task
+            elif (module.task.kind, module.task.class_names) != (task.kind, task.class_names):
+                raise DataError(f"{rd}: task {module.task.kind} {module.task.class_names} differs from the "
+                                f"first member's {task.kind} {task.class_names}; members must segment the same classes")
+            model_name = f"{member.name}/{rd.name}" if folds else member.name
+            member.models.append(Model(model_name, rd, model_probs(module, tta), key))
+        members.append(member)
+    if not members:
+        raise ValueError("an ensemble needs at least one member (run folder or k-fold folder)")
+    return members, dms, task
+
+
+def oof_weights(members: list[Member], dm, task) -> np.ndarray:
+    """Weights fitted on out-of-fold probabilities (``fold_<k>/oof/probs/*.npy``) of k-fold members."""
+    by_member = []
+    for mem in members:
+        if mem.kind != "kfold":
+            raise DataError(f"{mem.path}: weights=oof needs k-fold members (folders of fold_<k>/ runs)")
+        probs = {}
+        for m in mem.models:
+            for f in sorted((m.run_dir / "oof" / "probs").glob("*.npy")):
+                probs[f.stem] = f
+        if not probs:
+            raise DataError(f"{mem.path}: no out-of-fold probabilities (fold_<k>/oof/probs); rerun medseg-kfold")
+        by_member.append(probs)
+    pool = {c.case_id: c for split in ("train", "val") for c in dm.cases.get(split, [])}
+    shared = sorted(set.intersection(*(set(p) for p in by_member)) & set(pool))
+    if not shared:
+        raise DataError("the members' out-of-fold predictions share no labelled cases")
+    member_probs = [[torch.from_numpy(np.load(p[c]).astype(np.float32)) for c in shared] for p in by_member]
+    size = [tuple(member_probs[0][i].shape[1:]) for i in range(len(shared))]
+    if any(tuple(mp[i].shape[1:]) != size[i] for mp in member_probs for i in range(len(shared))):
+        raise DataError("the members' out-of-fold probabilities have different sizes (oof_probs_max_size differs)")
+    # saved maps may be downsampled (kfold oof_probs_max_size): score against labels at their size
+    targets = [_nearest(case_target(task, pool[c]), size[i]).bool() for i, c in enumerate(shared)]
+    rois = [_nearest(torch.from_numpy(pool[c].roi)[None], size[i])[0].bool() if pool[c].roi is not None else None
+            for i, c in enumerate(shared)]
+    return fit_weights(member_probs, targets, task, rois)
+
+
+def _nearest(t: torch.Tensor, size) -> torch.Tensor:
+    if tuple(t.shape[1:]) == tuple(size):
+        return t
+    return torch.nn.functional.interpolate(t[None].float(), size=size, mode="nearest")[0]
+
+
+def evaluate_ensemble(
+    members: Sequence[str | Path], out_dir: str | Path, split: str = "test", method: str = "mean",
+    weights: str | Sequence[float] | None = None, ckpt: str = "best", tta: bool | dict = False,
+    threshold: float | None = None, metrics: Sequence[str] | None = None, nsd_tolerance: float = 1.0,
+    overrides=None,
+) -> pd.DataFrame:
+    """Score each fold, each member and the ensemble of members on ``split``; write the leaderboard.
+
+    Args:
+        members: run folders and/or k-fold folders.
+        method: ``mean``, ``weighted`` or ``vote`` across members (folds of a member: ``mean``, or
+            ``vote`` when ``method=vote``).
+        weights: ``None`` (equal), a list (one per member) or ``"oof"`` (fitted on out-of-fold
+            predictions, Caruana selection); used by ``mean`` / ``weighted``.
+    Returns the leaderboard (one row per scored model).
+    """
+    out_dir = Path(out_dir)
+    members_, dms, task = load_members(members, ckpt, overrides, tta)
+    ref_dm = next(iter(dms.values()))
+    thr = task.threshold if threshold is None else float(threshold)
+    if weights == "oof":
+        w = oof_weights(members_, ref_dm, task)
+    elif weights is None:
+        if method == "weighted":
+            raise ValueError("method=weighted needs weights: a list, or oof")
+        w = None
+    else:
+        w = np.asarray(list(weights), dtype=float)
+    if w is not None:
+        log.info("ensemble weights: %s", dict(zip([m.name for m in members_], np.round(w, 4))))
+    fold_method = "vote" if method == "vote" else "mean"
+    index = {key: {c.case_id: c for c in dm.cases[split]} for key, dm in dms.items()}
+    wanted = {c.case_id for c in ref_dm.cases[split]}
+    for mem in members_:
+        for m in mem.models:
+            missing = wanted - set(index[m.data_key])
+            if missing:
+                raise DataError(f"{m.run_dir}: its '{split}' split lacks {len(missing)} case(s) of the first "
+                                f"member's (e.g. {min(missing)}); ensemble members must share the test cases")
+
+    kinds: dict[str, str] = {}
+    for mem in members_:
+        if mem.kind == "kfold":
+            kinds.update({m.name: "fold" for m in mem.models})
+        kinds[mem.name] = f"{len(mem.models)}-fold ensemble" if mem.kind == "kfold" else "model"
+    if len(members_) > 1:
+        kinds["ensemble"] = f"ensemble ({method})"
+
+    rows: dict[str, list] = {k: [] for k in kinds}
+    class_rows: dict[str, list] = {k: [] for k in kinds}
+    for case in ref_dm.cases[split]:
+        if case.mask is None:
+            continue
+        probs: dict[str, torch.Tensor] = {}
+        for mem in members_:
+            base = [m.probs(index[m.data_key][case.case_id]) for m in mem.models]
+            if mem.kind == "kfold":
+                probs.update({m.name: p for m, p in zip(mem.models, base)})
+            probs[mem.name] = combine(base, fold_method, task=task, threshold=thr) if len(base) > 1 else base[0]
+        if "ensemble" in kinds:
+            probs["ensemble"] = combine([probs[m.name] for m in members_], "vote" if method == "vote" else "mean",
+                                        weights=w, task=task, threshold=thr)
+        for name in kinds:
+            m, _, _ = score_case(task, case, probs[name], thr, metrics, nsd_tolerance)
+            row, per_class = case_rows(task, case.case_id, m)
+            rows[name].append(row)
+            class_rows[name].extend(per_class)
+
+    per_image = {k: pd.DataFrame(v).set_index("case_id") for k, v in rows.items()}
+    if not any(len(v) for v in per_image.values()):
+        raise ValueError(f"split '{split}' has no labelled cases to evaluate")
+    for name, df in per_image.items():
+        save_tables(out_dir / "models" / name.replace("/", "_"), df, pd.DataFrame(class_rows[name]))
+    scored = default_metrics(task) if metrics is None else metrics
+    board = leaderboard(per_image, kinds, metrics=("dice", "iou", *[m for m in scored if m != "dice"]))
+    save_with(out_dir / "leaderboard.csv", lambda p: board.to_csv(p, float_format="%.6f"))
+    if w is not None:
+        write_json_atomic(out_dir / "weights.json", dict(zip([m.name for m in members_], map(float, w))))
+    write_text_atomic(out_dir / "report.md", ensemble_report(board, per_image, members_, kinds, split, method, w))
+    return board
+
+
+def ensemble_report(board, per_image, members, kinds, split, method, weights) -> str:
+    """The seed-style table and the comparisons that tell a real gain from noise."""
+    lines = [f"# Ensemble leaderboard ({split} split)", "",
+             f"Members: {', '.join(f'`{m.path}`' for m in members)}. Across members: **{method}**"
+             + (f", weights {', '.join(f'{m.name}={x:.3f}' for m, x in zip(members, weights))}" if weights is not None
+                else "") + ".", "",
+             "Dice is the mean over images with a bootstrap 95% CI (10,000 resamples of the cases).", "",
+             markdown_table(board.drop(columns=["kind"]).assign(kind=board["kind"]), "model"), ""]
+    notes = []
+    for mem in members:
+        if mem.kind != "kfold":
+            continue
+        folds = [m.name for m in mem.models]
+        mean_fold = float(np.mean([per_image[f]["dice"].mean() for f in folds]))
+        ens = float(per_image[mem.name]["dice"].mean())
+        notes.append(f"- **{mem.name}**: {len(folds)}-fold ensemble Dice {ens:.4f} vs mean fold {mean_fold:.4f} "
+                     f"({ens - mean_fold:+.4f}).")
+        best_fold = max(folds, key=lambda f: per_image[f]["dice"].mean())
+        notes.append("- " + paired_comparison(per_image[best_fold]["dice"], per_image[mem.name]["dice"],
+                                              best_fold, mem.name).sentence())
+    if "ensemble" in per_image:
+        singles = [m.name for m in members]
+        best = max(singles, key=lambda s: per_image[s]["dice"].mean())
+        notes.append("- " + paired_comparison(per_image[best]["dice"], per_image["ensemble"]["dice"],
+                                              best, "ensemble").sentence())
+    if notes:
+        lines += ["## Is the ensemble better?", "", *notes, ""]
+    return "\n".join(lines)

@@ -1,0 +1,146 @@
+"""k-fold cross-validation: train every fold, collect out-of-fold (OOF) predictions, score the fold
+ensemble on the test split; an interrupted run resumes at the first unfinished fold.
+
+Layout of the k-fold folder (deterministic, so rerunning the same command finds it)::
+
+    <kfold dir>/fold_<k>/            a normal run folder (checkpoints, metrics.csv, report.md, results.json)
+    <kfold dir>/fold_<k>/oof/        the fold's best checkpoint on its held-out fold: per_image.csv, probs/
+    <kfold dir>/oof_per_image.csv    all folds' OOF rows (every training-pool case exactly once)
+    <kfold dir>/folds.csv            per fold: OOF Dice and test Dice
+    <kfold dir>/ensemble/            leaderboard of each fold and the fold ensemble on the test split
+
+A fold is finished when its ``results.json`` exists (the train pipeline writes it atomically last);
+finished folds are never retrained. An unfinished fold continues from its ``last.ckpt``. Resuming
+with a different configuration (another learning rate, model, data root...) is refused with the
+list of differences, so one k-fold folder never mixes two experiments.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+from pathlib import Path
+
+import pandas as pd
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from medseg.data.case import DataError
+from medseg.pipelines.build import build_datamodule
+from medseg.pipelines.eval import load_model
+from medseg.pipelines.evaluate import chosen_metrics, evaluate_split
+from medseg.pipelines.train import train
+from medseg.utils.io import save_with, write_text_atomic
+
+log = logging.getLogger(__name__)
+
+#: keys of conf/kfold.yaml that are not part of a fold's training config
+KFOLD_KEYS = ("folds", "save_oof_probs", "oof_probs_max_size", "ensemble_method", "eval_metrics")
+
+
+def fold_config(cfg: DictConfig, fold: int, fold_dir: Path) -> DictConfig:
+    """The training config of one fold: ``data.fold=fold``, output in ``fold_dir``, resumable; resolved,
+    so the saved copy reloads anywhere (``medseg-eval``, ``medseg-ensemble``)."""
+    c = copy.deepcopy(cfg)
+    with open_dict(c):
+        for k in (*KFOLD_KEYS, "hydra"):
+            c.pop(k, None)
+        c.data.fold = fold
+        c.data.n_folds = int(cfg.folds)
+        c.paths.output_dir = str(fold_dir)
+        c.task_name = f"{cfg.task_name}_fold{fold}"
+        c.resume = True
+    OmegaConf.resolve(c)
+    return c
+
+
+def config_changes(saved: DictConfig, new: DictConfig, ignore: tuple[str, ...] = ("resume",)) -> list[str]:
+    """``key: old -> new`` for every leaf that differs between two resolved configs."""
+    def flat(node, prefix=""):
+        if isinstance(node, dict):
+            out = {}
+            for k, v in node.items():
+                out.update(flat(v, f"{prefix}{k}."))
+            return out
+        return {prefix[:-1]: node}
+
+    a = flat(OmegaConf.to_container(saved, resolve=True))
+    b = flat(OmegaConf.to_container(new, resolve=True))
+    keys = sorted(k for k in set(a) | set(b) if k.split(".")[0] not in ignore and a.get(k) != b.get(k))
+    return [f"{k}: {a.get(k, '<unset>')!r} -> {b.get(k, '<unset>')!r}" for k in keys]
+
+
+def check_same_experiment(fold_dir: Path, fcfg: DictConfig) -> None:
+    """Refuse to resume a fold trained with another configuration (never mix experiments silently)."""
+    saved = fold_dir / ".hydra" / "config.yaml"
+    if not saved.is_file():
+        return
+    changes = config_changes(OmegaConf.load(saved), fcfg)
+    if changes:
+        shown = "; ".join(changes[:5]) + (f"; ... ({len(changes)} in all)" if len(changes) > 5 else "")
+        raise DataError(f"{saved}: this fold was started with a different configuration ({shown}). "
+                        "Rerun with the original settings to resume, or choose another hydra.run.dir / task_name.")
+
+
+def run_fold(cfg: DictConfig, fold: int, fold_dir: Path) -> None:
+    """Train fold ``fold`` unless finished, then score its best checkpoint on the held-out fold (OOF)."""
+    fcfg = fold_config(cfg, fold, fold_dir)
+    check_same_experiment(fold_dir, fcfg)
+    if (fold_dir / "results.json").is_file():
+        log.info("fold %d: finished earlier (%s), not retrained", fold, fold_dir / "results.json")
+    else:
+        log.info("fold %d/%d: training in %s", fold + 1, cfg.folds, fold_dir)
+        write_text_atomic(fold_dir / ".hydra" / "config.yaml", OmegaConf.to_yaml(fcfg))
+        train(fcfg, fold_dir)
+    if not (fold_dir / "oof" / "per_image.csv").is_file():
+        dm = build_datamodule(fcfg)
+        module, ckpt = load_model(fcfg, dm, fold_dir, "best")
+        evaluate_split(module, dm, fold_dir / "oof", split="val", overlays=False,
+                       title=f"{fcfg.task_name}: out-of-fold report ({ckpt.name})",
+                       metrics=chosen_metrics(cfg.get("eval_metrics")),
+                       probs_dir=fold_dir / "oof" / "probs" if cfg.get("save_oof_probs", True) else None,
+                       probs_max_size=cfg.get("oof_probs_max_size"))
+
+
+def run_kfold(cfg: DictConfig, kfold_dir: str | Path) -> pd.DataFrame:
+    """Train and score all ``cfg.folds`` folds in ``kfold_dir``. Returns the per-fold table."""
+    kfold_dir = Path(kfold_dir)
+    n = int(cfg.folds)
+    for k in range(n):
+        run_fold(cfg, k, kfold_dir / f"fold_{k}")
+
+    oof, fold_rows = [], []
+    for k in range(n):
+        fd = kfold_dir / f"fold_{k}"
+        rows = pd.read_csv(fd / "oof" / "per_image.csv", index_col=0).assign(fold=k)
+        oof.append(rows)
+        results = json.loads((fd / "results.json").read_text())
+        fold_rows.append({"fold": k, "n_val": len(rows), "oof_dice": float(rows["dice"].mean()),
+                          "test_dice": results.get("test/dice", float("nan"))})
+    oof_df = pd.concat(oof)
+    save_with(kfold_dir / "oof_per_image.csv", lambda p: oof_df.to_csv(p, float_format="%.6f"))
+    folds = pd.DataFrame(fold_rows).set_index("fold")
+    save_with(kfold_dir / "folds.csv", lambda p: folds.to_csv(p, float_format="%.6f"))
+
+    from medseg.pipelines.ensemble import evaluate_ensemble
+
+    board = evaluate_ensemble([kfold_dir], kfold_dir / "ensemble", split="test",
+                              method=cfg.get("ensemble_method", "mean"),
+                              metrics=chosen_metrics(cfg.get("eval_metrics")))
+    name = kfold_dir.name
+    lines = [f"# {cfg.task_name}: {n}-fold cross-validation", "",
+             (f"Out-of-fold Dice over all {len(oof_df)} training-pool cases: **{oof_df['dice'].mean():.4f}** "
+             "(each case scored by the fold that did not train on it)."), "",
+             "## Folds", "", _md(folds), "",
+             "## Test split: folds and their ensemble", "",
+             (f"Mean fold Dice {board.loc[board['kind'] == 'fold', 'dice'].mean():.4f}; "
+             f"{n}-fold ensemble (mean of probabilities) Dice **{board.loc[name, 'dice']:.4f}**. "
+             "Details and CIs: [ensemble/report.md](ensemble/report.md)."), ""]
+    write_text_atomic(kfold_dir / "report.md", "\n".join(lines))
+    return folds
+
+
+def _md(df: pd.DataFrame) -> str:
+    from medseg.report.tables import markdown_table
+
+    return markdown_table(df, df.index.name or "")
