@@ -54,7 +54,7 @@ def medseg_fold(train_ids, test_ids, budget_s: float, work: Path) -> dict[str, f
     val = train_ids[:2]
     splits.write_text(json.dumps({"train": train_ids[2:], "val": val, "test": test_ids}))
     base = ["experiment=drive_unet", "data=drive", f"data.root={SHARED_DRIVE}", f"+data.splits={splits}",
-            "baseline=null"]
+            "data.baseline=null"]
     # calibrate the epoch time with one epoch, then fit the cosine schedule to the budget
     t0 = time.perf_counter()
     cal = work / "calibrate"

@@ -108,10 +108,9 @@ def _run_spec(run_cfg, in_channels: int, task: str | None, class_names: Sequence
 def _back_to_case_grid(fg: np.ndarray, meta: dict, shape: tuple[int, ...]) -> np.ndarray:
     """Undo preprocessing that changed the grid: paste a crop back (``meta["crop_bbox"]``, as written by
     ``CropToForeground``), then nearest-neighbour resize to ``shape`` if it still differs."""
-    if "crop_bbox" in meta:
-        full = np.zeros(fg.shape[:1] + tuple(meta.get("original_shape", shape)), fg.dtype)
-        full[(slice(None),) + tuple(slice(a, b) for a, b in meta["crop_bbox"])] = fg
-        fg = full
+    from medseg.data.preprocess import uncrop
+
+    fg = uncrop(fg, meta)
     if fg.shape[1:] != tuple(shape):
         import torch
         import torch.nn.functional as F

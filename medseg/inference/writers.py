@@ -23,6 +23,7 @@ import torch
 from PIL import Image
 
 from medseg.data.case import Case
+from medseg.data.preprocess import uncrop
 from medseg.tasks import Task
 from medseg.utils.io import save_with
 
@@ -76,19 +77,9 @@ def case_affine(case: Case) -> np.ndarray:
     return np.diag([*spacing[:3], 1.0])
 
 
-def _uncrop(case: Case, volume: np.ndarray) -> np.ndarray:
-    """Paste a prediction on a cropped case (``meta["crop_bbox"]``, ``meta["original_shape"]``, as
-    written by the datasets' ``CropToForeground``) back into the source grid, zeros outside."""
-    if "crop_bbox" not in case.meta:
-        return volume
-    out = np.zeros(volume.shape[:-3] + tuple(case.meta["original_shape"]), dtype=volume.dtype)
-    out[(Ellipsis, *(slice(a, b) for a, b in case.meta["crop_bbox"]))] = volume
-    return out
-
-
 def _to_file_axes(case: Case, volume: np.ndarray) -> np.ndarray:
     """Our ``(*channels, D, H, W)`` -> the file's ``(X, Y, Z, *channels)`` (see module docstring)."""
-    volume = _uncrop(case, volume)
+    volume = uncrop(volume, case.meta)  # predictions on a cropped case go back to the source grid
     axes = case.meta.get("nifti_axes")
     lead = volume.ndim - 3
     if axes is not None:

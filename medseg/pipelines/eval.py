@@ -64,7 +64,7 @@ def evaluate_run(cfg: DictConfig, out_dir: str | Path) -> Path:
     module, ckpt = load_model(run_cfg, dm, run_dir, str(cfg.ckpt))
     out = Path(out_dir)
     per_image = evaluate_split(
-        module, dm, out, split=cfg.split, baseline=run_cfg.get("baseline"),
+        module, dm, out, split=cfg.split, baseline=dm.baseline,
         title=f"{run_cfg.task_name}: {cfg.split} report ({ckpt.name})",
         threshold=cfg.get("threshold"), tta=cfg.get("tta") or False,
         metrics=chosen_metrics(cfg.get("metrics")), nsd_tolerance=cfg.get("nsd_tolerance", 1.0),

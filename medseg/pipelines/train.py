@@ -60,7 +60,7 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict[str, float]:
         if best:
             load_weights(module, best)
             log.info("evaluating best checkpoint %s", best)
-        per_image = evaluate_split(module, dm, run_dir, split="test", baseline=cfg.get("baseline"),
+        per_image = evaluate_split(module, dm, run_dir, split="test", baseline=dm.baseline,
                                    title=f"{cfg.task_name}: test report")
         results = summary_dict(per_image)
     # the best validation score is returned even without a test evaluation (what sweeps optimise)

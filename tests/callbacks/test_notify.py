@@ -47,7 +47,7 @@ def dead_url() -> str:
 
 def run_overrides(tiny_drive, url):
     return ["debug=smoke", "data=drive", f"data.root={tiny_drive}", "model.base_channels=4",
-            "data.samples_per_epoch=8", "baseline=null", "callbacks=notify", f"callbacks.notify.url={url}"]
+            "data.samples_per_epoch=8", "data.baseline=null", "callbacks=notify", f"callbacks.notify.url={url}"]
 
 
 def test_finished_run_posts_its_scores(tiny_drive, train_cfg, webhook):

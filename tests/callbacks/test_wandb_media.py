@@ -19,7 +19,7 @@ def test_offline_run_folder_holds_config_overlays_and_tables(tiny_drive, train_c
     monkeypatch.setenv("NETRC", "/nonexistent")  # no stored key either: offline by default
     cfg, run_dir = train_cfg(["debug=smoke", "data=drive", f"data.root={tiny_drive}", "logger=[csv,tensorboard,wandb]",
                               "callbacks.wandb_media.log_model=true",
-                              "model.base_channels=4", "data.samples_per_epoch=8", "baseline=null"])
+                              "model.base_channels=4", "data.samples_per_epoch=8", "data.baseline=null"])
     (run_dir / ".hydra").mkdir(parents=True)
     OmegaConf.save({k: v for k, v in OmegaConf.to_container(cfg).items() if k != "hydra"},
                    run_dir / ".hydra" / "config.yaml")

@@ -34,7 +34,7 @@ def run_train(tiny_drive: Path, run_dir: Path, extra: list[str]) -> subprocess.C
     args = ["debug=smoke", "data=drive", f"data.root={tiny_drive}", "data.val_fraction=0.5",  # 3 val images
             "data.augment=null", "data.samples_per_epoch=8", "model.norm=instance", "model.base_channels=4",
             "loss.terms.dice.loss.batch=false", "optimizer.lr=0.01", "threshold=0.3",  # Dice > 0 in 2 epochs
-            "trainer.max_epochs=2", "baseline=null",
+            "trainer.max_epochs=2", "data.baseline=null",
             f"hydra.run.dir={run_dir}", "+callbacks.valcount._target_=valcount.ValCount",
             f"+callbacks.valcount.out={run_dir}", *extra]
     proc = subprocess.run([sys.executable, "-m", "medseg.cli.train", *args], cwd=run_dir, env=env,
