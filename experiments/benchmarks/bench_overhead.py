@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import REPO, header  # noqa: E402
+from common import REPO, header
 
 
 def _cfg(data_root: Path, out: Path, steps: int, batch: int, device: str):

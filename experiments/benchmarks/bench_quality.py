@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import REPO, SHARED_DRIVE, header  # noqa: E402
+from common import REPO, SHARED_DRIVE, header
 
 sys.path.insert(0, str(REPO))
 
@@ -46,9 +46,8 @@ def paired_bootstrap(a: np.ndarray, b: np.ndarray, n: int = 10000, seed: int = 0
 
 
 def medseg_fold(train_ids, test_ids, budget_s: float, work: Path) -> dict[str, float]:
-    from tests.conftest import compose_cfg
-
     from medseg.pipelines.train import train
+    from tests.conftest import compose_cfg
 
     splits = work / "splits.json"
     val = train_ids[:2]

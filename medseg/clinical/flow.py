@@ -23,7 +23,13 @@ from medseg.clinical.crosscheck import CrossCheck, cross_check
 from medseg.clinical.localise import REGION_TITLES, Localisation, localise
 from medseg.clinical.regions import Atlas, CoarseAtlas, LabelMapAtlas
 from medseg.clinical.report import DISCLAIMER, plot_slices, write_report
-from medseg.clinical.segment import MODALITIES, case_file, read_case_images, read_segmentation, segment_with_run
+from medseg.clinical.segment import (
+    MODALITIES,
+    case_file,
+    read_case_images,
+    read_segmentation,
+    segment_with_run,
+)
 from medseg.utils.io import write_json_atomic
 
 log = logging.getLogger(__name__)

@@ -62,7 +62,7 @@ def plot_slices(background: np.ndarray | None, tumour: Mapping[str, np.ndarray |
     fig, axes = plt.subplots(1, 3, figsize=(13, 4.6))
     for ax, (name, cut, (left, right, top, bottom), (zr, zc)) in zip(axes, views):
         # rows: second array axis (A or S) pointing up; columns flipped so R / A sit on the viewer's left
-        def show(a):
+        def show(a, cut=cut):
             return cut(a).T[::-1, ::-1]
         ax.imshow(np.clip((show(bg) - lo) / (hi - lo + 1e-8), 0, 1), cmap="gray", aspect=zr / zc,
                   interpolation="nearest")

@@ -7,6 +7,7 @@ import os
 import uuid
 
 import pytest
+
 from tests.clinical.clinical_synth import write_case
 
 

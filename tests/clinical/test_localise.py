@@ -5,12 +5,12 @@ from __future__ import annotations
 import nibabel as nib
 import numpy as np
 import pytest
-from tests.clinical.clinical_synth import VOXEL
 
 from medseg.clinical import ClinicalError
 from medseg.clinical.localise import localise, regions_from_labels
 from medseg.clinical.regions import CoarseAtlas
 from medseg.clinical.segment import read_segmentation
+from tests.clinical.clinical_synth import VOXEL
 
 
 @pytest.mark.parametrize("orientation", ["LPS", "RAS"])

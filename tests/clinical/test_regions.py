@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from tests.clinical.clinical_synth import AFFINES, SHAPE
 
 from medseg.clinical import ClinicalError
 from medseg.clinical.regions import (
@@ -15,6 +14,7 @@ from medseg.clinical.regions import (
     read_names_table,
     write_coarse_atlas,
 )
+from tests.clinical.clinical_synth import AFFINES, SHAPE
 
 
 @pytest.mark.parametrize("point, expected", [

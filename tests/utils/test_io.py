@@ -19,9 +19,8 @@ def test_atomic_write_replaces_whole_file_with_normal_permissions(tmp_path):
 def test_failed_write_keeps_previous_file(tmp_path):
     target = tmp_path / "x.csv"
     write_text_atomic(target, "kept")
-    with pytest.raises(RuntimeError):
-        with atomic_path(target) as tmp:
-            tmp.write_text("half")
-            raise RuntimeError("crash mid-write")
+    with pytest.raises(RuntimeError), atomic_path(target) as tmp:
+        tmp.write_text("half")
+        raise RuntimeError("crash mid-write")
     assert target.read_text() == "kept"
     assert [p.name for p in tmp_path.iterdir()] == ["x.csv"]

@@ -48,11 +48,11 @@ def _blob(shape, center, radii, rng, roughness=0.25) -> np.ndarray:
     lo = [max(int(np.floor(c - r)), 0) for c, r in zip(center, reach)]
     hi = [min(int(np.ceil(c + r)) + 1, s) for c, r, s in zip(center, reach, shape)]
     out = np.zeros(shape, bool)
-    if any(h <= l for l, h in zip(lo, hi)):
+    if any(h <= a for a, h in zip(lo, hi)):
         return out
-    grid = np.ogrid[tuple(slice(l, h) for l, h in zip(lo, hi))]
+    grid = np.ogrid[tuple(slice(a, h) for a, h in zip(lo, hi))]
     d = np.sqrt(sum(((g - c) / r) ** 2 for g, c, r in zip(grid, center, radii)))
-    out[tuple(slice(l, h) for l, h in zip(lo, hi))] = d + roughness * _smooth_noise(rng, d.shape, cells=3) < 1.0
+    out[tuple(slice(a, h) for a, h in zip(lo, hi))] = d + roughness * _smooth_noise(rng, d.shape, cells=3) < 1.0
     return out
 
 

@@ -81,7 +81,7 @@ def _hand_geometry(rng: np.random.Generator) -> dict[str, np.ndarray]:
         ((0.585, 0.62), 0.28, (0.12, 0.075, 0.045, 0.036), 0.026),  # little
     ]
     number = 1
-    for f, (base, ang, lengths, width) in enumerate(rays):
+    for base, ang, lengths, width in rays:
         ang += j(0.06)
         pos = np.array(base) + np.array([j(0.004), j(0.004)])
         segs = []
