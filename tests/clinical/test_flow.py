@@ -294,3 +294,23 @@ def test_user_label_map_atlas_replaces_the_coarse_map(demo_db, brats_case, tmp_p
                       atlas=atlas)
     assert result.localisation.atlas == "coarse_atlas.nii.gz"
     assert result.localisation.found[0].name == "left frontal lobe"
+
+
+def test_case_from_the_dataset_generator_is_localised_where_it_was_placed(demo_db, tmp_path):
+    """The BraTS generator of medseg.data.synth places the tumour; the flow finds that lobe and side."""
+    from medseg.data.synth.brats import brats_affine, write_brats
+
+    shape = (240, 240, 155)
+    affine = brats_affine(shape)
+    centre = (np.array(shape) - 1) / 2
+    # NIfTI world coordinates are RAS+: 35 mm to the patient's left, 40 mm anterior, 30 mm superior
+    world = affine[:3, :3] @ centre + affine[:3, 3] + np.array([-35.0, 40.0, 30.0])
+    index = np.linalg.solve(affine[:3, :3], world - affine[:3, 3]).round().astype(int)
+    root = write_brats(tmp_path / "BraTS", n_cases=1, shape=shape, seed=1, tumour_centers=[tuple(index)])
+    case = root / "MICCAI_BraTS2020_TrainingData" / "BraTS20_Training_001"
+    result = diagnose(case_dir=case, patient_id="DEMO-001", db_url=demo_db, out_dir=tmp_path / "out")
+    loc = result.localisation
+    assert loc.hemisphere == "left"
+    assert (loc.found[0].side, loc.found[0].structure) == ("left", "frontal lobe")
+    hospitals = [r for r in result.crosscheck.recommendations if r.kind == "hospital"]
+    assert hospitals[0].key == "H-NBR"
