@@ -12,9 +12,9 @@ install: $(VENV)/.installed
 
 # Exact versions come from requirements/constraints.txt (pip reads the torch wheels from the local
 # disk where they are; see README "Install").
-$(VENV)/.installed: pyproject.toml requirements/constraints.txt
+$(VENV)/.installed: pyproject.toml requirements/constraints.txt Makefile
 	test -x $(PY) || python3 -m venv $(VENV)
-	$(PIP) install --quiet --disable-pip-version-check -c requirements/constraints.txt -e ".[dev,postgres]"
+	$(PIP) install --quiet --disable-pip-version-check -c requirements/constraints.txt -e ".[dev,postgres,slurm]"
 	touch $@
 
 demo: install
