@@ -18,16 +18,19 @@ Not a test: numbers depend on the machine (CPU count, disk, other load).
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import shutil
+import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import header
 
 from medseg.cli._hydra import config_dir
 from medseg.utils.io import write_text_atomic
@@ -110,6 +113,52 @@ def brats_cache(data_dir: Path, batches: int) -> list[str]:
     return rows
 
 
+def run(datasets: Sequence[str] = tuple(SIZES), workers: Sequence[int] = (0, 2), batches: int = 20, steps: int = 3,
+        device: str | None = None, data_dir: str | Path | None = None) -> str:
+    """Measure every dataset in ``datasets``; returns the markdown section (rows are printed as they come).
+
+    Synthetic data is written under ``data_dir`` (default: a temporary folder, removed afterwards)."""
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if data_dir is None:
+        with tempfile.TemporaryDirectory(prefix="medseg-bench-") as tmp:
+            return run(datasets, workers, batches, steps, device, tmp)
+    data_dir = Path(data_dir)
+
+    lines = ["| dataset | batch | patch | " + " | ".join(f"loader samples/s, {w} workers" for w in workers)
+             + f" | model samples/s ({device}) | loader / model |", "|---|---|---|" + "---|" * (len(workers) + 2)]
+    for name in datasets:
+        cfg = compose_data(name, data_dir, [])
+        rates = []
+        for w in workers:
+            dm = instantiate(cfg.data, _convert_="partial", num_workers=w)
+            dm.prepare_data()
+            dm.setup("fit")
+            rates.append(loader_rate(dm, batches))
+        m = model_rate(cfg, dm, device, steps)
+        line = (f"| {name} | {cfg.data.batch_size} | {'x'.join(map(str, cfg.data.patch_size))} | "
+                + " | ".join(f"{r:.1f}" for r in rates) + f" | {m:.1f} | {max(rates) / m:.1f}x |")
+        print(line, flush=True)
+        lines.append(line)
+
+    cache_rows = brats_cache(data_dir, batches) if "brats" in datasets else []
+    for r in cache_rows:
+        print(r, flush=True)
+    intro = [
+        header(f"2. Data loading ({device})"),
+        ("Synthetic data at the `<name>_synth` configs' sizes (reduced case counts, see `SIZES` in "
+         f"`bench_dataloading.py`). Loader: samples/s over {batches} batches of `train_dataloader()`; model: "
+         f"samples/s of an optimiser step of the default model on one batch ({steps} steps). Loading is not the "
+         "bottleneck where loader / model > 1."), "",
+    ]
+    text = "\n".join(intro + lines)
+    if cache_rows:
+        text += ("\n\n**BraTS: the .npy cache.** Four synthetic cases at the real 240x240x155, 4 modalities, "
+                 "128^3 patches, crop to the brain + z-score; `setup()` reads (and preprocesses) every case.\n\n"
+                 "| setup | setup() s | loader samples/s (0 workers) |\n|---|---|---|\n")
+        text += "\n".join(cache_rows)
+    return text + "\n"
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--datasets", nargs="+", default=list(SIZES))
@@ -120,45 +169,9 @@ def main() -> None:
     p.add_argument("--data-dir", default=None, help="where synthetic data is written (default: a temp folder)")
     p.add_argument("--out", default=None, help="markdown file for the results")
     args = p.parse_args()
-    data_dir = Path(args.data_dir or tempfile.mkdtemp(prefix="medseg-bench-"))
-
-    lines = ["| dataset | batch | patch | " + " | ".join(f"loader samples/s, {w} workers" for w in args.workers)
-             + f" | model samples/s ({args.device}) | loader / model |", "|---|---|---|" + "---|" * (len(args.workers) + 2)]
-    for name in args.datasets:
-        cfg = compose_data(name, data_dir, [])
-        rates = []
-        for w in args.workers:
-            dm = instantiate(cfg.data, _convert_="partial", num_workers=w)
-            dm.prepare_data()
-            dm.setup("fit")
-            rates.append(loader_rate(dm, args.batches))
-        m = model_rate(cfg, dm, args.device, args.steps)
-        line = (f"| {name} | {cfg.data.batch_size} | {'x'.join(map(str, cfg.data.patch_size))} | "
-                + " | ".join(f"{r:.1f}" for r in rates) + f" | {m:.1f} | {max(rates) / m:.1f}x |")
-        print(line, flush=True)
-        lines.append(line)
-
-    cache_rows = brats_cache(data_dir, args.batches) if "brats" in args.datasets else []
-    for r in cache_rows:
-        print(r, flush=True)
-    header = [
-        "# Data loading benchmark", "",
-        (f"`python experiments/benchmarks/bench_dataloading.py` on {platform.node() or 'this machine'}: "
-         f"{os.cpu_count()} CPUs, torch {torch.__version__}, device `{args.device}`, "
-         f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}."), "",
-        ("Synthetic data at the `<name>_synth` configs' sizes (reduced case counts, see `SIZES` in the script). "
-         f"Loader: samples/s over {args.batches} batches of `train_dataloader()`; model: samples/s of an "
-         f"optimiser step of the default model on one batch ({args.steps} steps). Loading is not the "
-         "bottleneck where loader / model > 1."), "",
-    ]
-    text = "\n".join(header + lines)
-    if cache_rows:
-        text += ("\n\n## BraTS: the .npy cache\n\nFour synthetic cases at the real 240x240x155, 4 modalities, "
-                 "128^3 patches, crop to the brain + z-score; `setup()` reads (and preprocesses) every case.\n\n"
-                 "| setup | setup() s | loader samples/s (0 workers) |\n|---|---|---|\n")
-        text += "\n".join(cache_rows)
+    text = run(args.datasets, args.workers, args.batches, args.steps, args.device, args.data_dir)
     if args.out:
-        write_text_atomic(args.out, text + "\n")
+        write_text_atomic(args.out, "# Data loading benchmark\n\n" + text)
         print(f"written {args.out}")
 
 
