@@ -38,11 +38,13 @@ def folds_of(ids: list[str], k: int = 4) -> list[list[str]]:
     return [ids[i::k] for i in range(k)]
 
 
-def paired_bootstrap(a: np.ndarray, b: np.ndarray, n: int = 10000, seed: int = 0) -> tuple[float, float, float]:
-    """Mean of ``b - a`` and its percentile bootstrap 95 % CI over cases."""
-    from medseg.report.stats import paired_bootstrap_ci
+def paired(peer: dict[str, float], med: dict[str, float]):
+    """medseg vs peer on the same images: :func:`medseg.report.stats.paired_comparison`."""
+    import pandas as pd
 
-    return paired_bootstrap_ci(a, b, n_resamples=n, seed=seed)
+    from medseg.report.stats import paired_comparison
+
+    return paired_comparison(pd.Series(peer), pd.Series(med), "MONAI peer", "medseg")
 
 
 def medseg_fold(train_ids, test_ids, budget_s: float, work: Path) -> dict[str, float]:
@@ -144,14 +146,15 @@ def run(budget_min: float = 25.0) -> str:
                   f"MONAI peer {np.mean([peer[c] for c in test_ids]):.4f}", flush=True)
     a = np.array([peer[c] for c in ids])
     b = np.array([med[c] for c in ids])
-    diff, lo, hi = paired_bootstrap(a, b)
+    cmp = paired(peer, med)
     lines = [header("5. Quality per CPU minute (real DRIVE, 4-fold CV)"),
              f"Budget {budget_min:g} min per recipe ({per_fold_s / 60:.2f} min per fold), 2 CPU cores; "
              "Dice inside the FOV per image, each of the 20 training images tested once.", "",
              "| recipe | mean Dice | min | max |", "|---|---|---|---|",
              f"| medseg (experiment=drive_unet) | {b.mean():.4f} | {b.min():.4f} | {b.max():.4f} |",
              f"| MONAI peer (UNet 16-256, 2 res units, DiceCE) | {a.mean():.4f} | {a.min():.4f} | {a.max():.4f} |",
-             "", f"**medseg - peer: {diff:+.4f} Dice, 95 % CI [{lo:+.4f}, {hi:+.4f}]** (paired bootstrap over images).",
+             "", f"**medseg - peer: {cmp.diff.mean:+.4f} Dice, 95 % CI [{cmp.diff.low:+.4f}, {cmp.diff.high:+.4f}]** "
+             f"(paired bootstrap over images). {cmp.sentence()}",
              ""]
     text = "\n".join(lines)
     print(text)
