@@ -60,16 +60,23 @@ class StepTimer:
         return self.n / (self.t1 - self.t0)
 
 
-def medseg_steps_per_s(data_root: Path, steps: int, batch: int, device: str) -> float:
+def _build(data_root: Path, tmp: str, steps: int, batch: int, device: str):
+    """The config, data module and module both loops start from (same seed, model and data)."""
     import lightning as L
 
-    from medseg.pipelines.build import build_datamodule, build_module, build_trainer
+    from medseg.pipelines.build import build_datamodule, build_module
+
+    cfg = _cfg(data_root, Path(tmp), steps, batch, device)
+    L.seed_everything(0)
+    dm = build_datamodule(cfg)
+    return cfg, dm, build_module(cfg, dm)
+
+
+def medseg_steps_per_s(data_root: Path, steps: int, batch: int, device: str) -> float:
+    from medseg.pipelines.build import build_trainer
 
     with tempfile.TemporaryDirectory() as tmp:
-        cfg = _cfg(data_root, Path(tmp), steps, batch, device)
-        L.seed_everything(0)
-        dm = build_datamodule(cfg)
-        module = build_module(cfg, dm)
+        cfg, dm, module = _build(data_root, tmp, steps, batch, device)
         trainer = build_trainer(cfg, Path(tmp))
         timer = StepTimer()
         trainer.callbacks.append(timer.callback)
@@ -81,13 +88,8 @@ def bare_steps_per_s(data_root: Path, steps: int, batch: int, device: str) -> fl
     """Same model, loss, optimiser and batch; patches pre-extracted into device memory."""
     import torch
 
-    from medseg.pipelines.build import build_datamodule, build_module
-
     with tempfile.TemporaryDirectory() as tmp:
-        cfg = _cfg(data_root, Path(tmp), steps, batch, device)
-        torch.manual_seed(0)
-        dm = build_datamodule(cfg)
-        module = build_module(cfg, dm)
+        cfg, dm, module = _build(data_root, tmp, steps, batch, device)
         net, loss_fn, task = module.net.to(device), module.loss, module.task
         loader = dm.train_dataloader()
         batches = [(b["image"].to(device), task.loss_target(b["mask"]).to(device)) for b in loader]
