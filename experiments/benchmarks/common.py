@@ -46,3 +46,39 @@ def versions() -> str:
 def header(title: str) -> str:
     now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     return f"## {title}\n\n_{now}; {machine()}; {versions()}_\n"
+
+
+def fit_clock_overrides(path: Path) -> list[str]:
+    """Hydra overrides adding :class:`FitClock` to a ``medseg-train`` run (writes ``path``)."""
+    return ["+callbacks.fit_clock._target_=common.FitClock", f"+callbacks.fit_clock.path={path}"]
+
+
+def _callback_base():
+    from lightning.pytorch.callbacks import Callback
+
+    return Callback
+
+
+class FitClock(_callback_base()):
+    """Wall-clock seconds of a Lightning fit, written to ``path`` as JSON when it ends.
+
+    ``fit_s``: from the first training epoch's start to the end of training (every epoch with its
+    validation, excluding data setup and model construction); ``epoch_s``: the last epoch's time
+    with its validation (the first epoch also pays one-off warm-up costs).
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path, self.start, self.last = Path(path), None, None
+
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        self.last = time.perf_counter()
+        if self.start is None:
+            self.start = self.last
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        import json
+
+        now = time.perf_counter()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.write_text(json.dumps({"fit_s": now - self.start, "epochs": trainer.current_epoch,
+                                         "epoch_s": now - self.last}))

@@ -51,3 +51,16 @@ def test_drive_unet512_trains_on_resized_images(train_cfg, tiny_drive):
     assert cfg.loss._target_ == "torch.nn.BCEWithLogitsLoss"
     results = train(cfg, run_dir)
     assert 0.0 <= results["test/dice"] <= 1.0 and (run_dir / "results.json").is_file()
+
+
+def test_drive_unet_trains_on_contrast_enhanced_gray_and_evaluates_with_tta(train_cfg, tiny_drive):
+    from medseg.pipelines.train import train
+
+    cfg, run_dir = train_cfg(["experiment=drive_unet", "debug=smoke", f"data.root={tiny_drive}",
+                              "model.base_channels=8", "model.depth=2", "tta={flips: true, rot90: false}"])
+    assert [p._target_.rsplit(".", 1)[1] for p in cfg.data.preprocess] == [
+        "GreenWeightedGray", "ZScore", "MinMax", "CLAHE", "Gamma"]
+    results = train(cfg, run_dir)
+    assert 0.0 <= results["test/dice"] <= 1.0
+    assert "(TTA)" in (run_dir / "report.md").read_text()
+    assert (run_dir / "overlays").is_dir()
