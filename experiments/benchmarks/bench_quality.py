@@ -3,9 +3,11 @@
 4-fold cross-validation (5 test images per fold, every image tested once). For each fold, two
 recipes get the same wall-clock budget on this machine:
 
-* **medseg**: the shipped DRIVE experiment (``experiment=drive_unet``: classic U-Net, 64x64
-  patches, BCE + Dice, Adam, cosine schedule, best checkpoint on 2 validation images carved from
-  the 15 training images, Gaussian sliding-window prediction), through ``medseg.pipelines.train``.
+* **medseg**: the shipped DRIVE experiment (``experiment=drive_unet``: green-weighted gray + CLAHE
+  + gamma, classic U-Net, 64x64 patches, BCE + Dice, Adam, cosine schedule, best checkpoint on 2
+  validation images carved from the 15 training images, Gaussian sliding-window prediction),
+  through ``medseg.pipelines.train``. Its epochs (and so its schedule) are fitted to the budget from
+  a 2-epoch calibration of one epoch with its validation, and ``trainer.max_time`` caps the run.
 * **MONAI peer**: a careful plain recipe: MONAI ``UNet`` (channels 16-256, strides 2, 2 residual
   units), ``DiceCELoss``, Adam 1e-3, random 128x128 patches in batches of 8 with flips, images
   z-scored inside the FOV, Gaussian sliding-window prediction, the final model.
@@ -54,7 +56,10 @@ def _dhms(seconds: float) -> str:
     return f"{s // 86400:02d}:{s // 3600 % 24:02d}:{s // 60 % 60:02d}:{s % 60:02d}"
 
 
-def medseg_fold(train_ids, test_ids, budget_s: float, work: Path, overrides: list[str] = ()) -> dict[str, float]:
+def medseg_fold(train_ids, test_ids, budget_s: float, work: Path,
+                overrides: list[str] = ()) -> tuple[dict[str, dict[str, float]], str]:
+    """Per-image Dice of the medseg recipe on one fold (``medseg`` and, with TTA, ``medseg_no_tta``)
+    and a line on the planned and measured training time."""
     from medseg.pipelines.train import train
     from tests.conftest import compose_cfg
 
@@ -78,8 +83,9 @@ def medseg_fold(train_ids, test_ids, budget_s: float, work: Path, overrides: lis
     import pandas as pd
 
     clock = json.loads((run / "clock.json").read_text())
-    print(f"medseg: {epochs} epochs of ~{epoch_s:.1f} s planned; fit took {clock['fit_s']:.0f} s "
-          f"({clock['epochs']} epochs) for a budget of {budget_s:.0f} s", flush=True)
+    note = (f"medseg: {epochs} epochs of ~{epoch_s:.1f} s planned; fit took {clock['fit_s']:.0f} s "
+            f"({clock['epochs']} epochs) for a budget of {budget_s:.0f} s")
+    print(note, flush=True)
     scores = {"medseg": pd.read_csv(run / "per_image.csv", index_col=0)["dice"].to_dict()}
     if cfg.get("tta"):  # the same checkpoint without test-time augmentation, for the record
         from medseg.pipelines.build import build_datamodule
@@ -90,7 +96,7 @@ def medseg_fold(train_ids, test_ids, budget_s: float, work: Path, overrides: lis
         module, _ = load_model(cfg, dm, run, "best")
         scores["medseg_no_tta"] = evaluate_split(module, dm, run / "no_tta", overlays=False, tta=False,
                                                  metrics=[])["dice"].to_dict()
-    return scores
+    return scores, note
 
 
 def monai_fold(train_ids, test_ids, budget_s: float) -> dict[str, float]:
@@ -166,6 +172,7 @@ def run(budget_min: float = 25.0, folds_to_run: list[int] | None = None, overrid
     folds = folds_of(ids)
     per_fold_s = budget_min * 60 / len(folds)
     scores: dict[str, dict[str, float]] = {}
+    fold_lines: list[str] = []
     folds_to_run = list(range(len(folds))) if folds_to_run is None else folds_to_run
     scratch = contextlib.nullcontext(tempfile.mkdtemp(dir=keep)) if keep else tempfile.TemporaryDirectory()
     with scratch as tmp:
@@ -174,13 +181,16 @@ def run(budget_min: float = 25.0, folds_to_run: list[int] | None = None, overrid
             train_ids = [c for c in ids if c not in test_ids]
             work = Path(tmp) / f"fold{k}"
             work.mkdir()
+            note = ""
             if "medseg" in recipes:
-                for name, s in medseg_fold(train_ids, test_ids, per_fold_s, work, overrides).items():
+                fold_scores, note = medseg_fold(train_ids, test_ids, per_fold_s, work, overrides)
+                for name, s in fold_scores.items():
                     scores.setdefault(name, {}).update(s)
             if "peer" in recipes:
                 scores.setdefault("peer", {}).update(monai_fold(train_ids, test_ids, per_fold_s))
-            print(f"fold {k}: " + "  ".join(f"{n} {np.mean([v[c] for c in test_ids]):.4f}" for n, v in scores.items()),
-                  flush=True)
+            line = f"fold {k}: " + "  ".join(f"{n} {np.mean([v[c] for c in test_ids]):.4f}" for n, v in scores.items())
+            print(line, flush=True)
+            fold_lines.append(f"- {line}" + (f" ({note})" if note else ""))
     if len(recipes) < 2 or len(folds_to_run) < len(folds):
         return ""  # a tuning run: no comparison table
     cmp = paired(scores["peer"], scores["medseg"])
@@ -196,6 +206,7 @@ def run(budget_min: float = 25.0, folds_to_run: list[int] | None = None, overrid
         lines.append(f"| {LABELS[name]} | {a.mean():.4f} | {a.min():.4f} | {a.max():.4f} |")
     lines += ["", f"**medseg - peer: {cmp.diff.mean:+.4f} Dice, 95 % CI [{cmp.diff.low:+.4f}, {cmp.diff.high:+.4f}]** "
               f"(paired bootstrap over images). {cmp.sentence()}"]
+    lines += ["", "Per fold (mean Dice of its 5 test images):", "", *fold_lines]
     if "medseg_no_tta" in scores:
         c2 = paired(scores["peer"], scores["medseg_no_tta"])
         lines += ["", f"Without TTA: medseg - peer {c2.diff.mean:+.4f} Dice, 95 % CI [{c2.diff.low:+.4f}, "
