@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import statistics
@@ -11,6 +12,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+
+from lightning.pytorch.callbacks import Callback  # noqa: E402  (after the environment is set)
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
@@ -53,13 +56,7 @@ def fit_clock_overrides(path: Path) -> list[str]:
     return ["+callbacks.fit_clock._target_=common.FitClock", f"+callbacks.fit_clock.path={path}"]
 
 
-def _callback_base():
-    from lightning.pytorch.callbacks import Callback
-
-    return Callback
-
-
-class FitClock(_callback_base()):
+class FitClock(Callback):
     """Wall-clock seconds of a Lightning fit, written to ``path`` as JSON when it ends.
 
     ``fit_s``: from the first training epoch's start to the end of training (every epoch with its
@@ -76,8 +73,6 @@ class FitClock(_callback_base()):
             self.start = self.last
 
     def on_train_end(self, trainer, pl_module) -> None:
-        import json
-
         now = time.perf_counter()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.path.write_text(json.dumps({"fit_s": now - self.start, "epochs": trainer.current_epoch,

@@ -8,7 +8,7 @@ a model with test-time augmentation and an ensemble of models are evaluated by t
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -55,8 +55,8 @@ def chosen_metrics(value) -> tuple[str, ...] | None:
 
 def model_probs(module: SegmentationModule, tta: bool | dict = False) -> ProbsFn:
     """``case -> probabilities (C, *spatial)`` of one model, with optional TTA (``True`` or
-    ``{"flips": bool, "rot90": bool}``)."""
-    opts = dict(tta) if isinstance(tta, dict) else {}
+    ``{"flips": bool, "rot90": bool}``, a plain dict or a Hydra ``DictConfig``)."""
+    opts = dict(tta) if isinstance(tta, Mapping) else {}
 
     @torch.no_grad()
     def probs(case: Case) -> torch.Tensor:

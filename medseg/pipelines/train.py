@@ -8,7 +8,7 @@ from pathlib import Path
 
 import lightning as L
 from lightning.pytorch.utilities import rank_zero_only
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from medseg.pipelines.build import build_datamodule, build_module, build_trainer, load_weights
 from medseg.pipelines.evaluate import evaluate_split, summary_dict
@@ -63,7 +63,7 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict[str, float]:
         tta = cfg.get("tta") or False
         per_image = evaluate_split(module, dm, run_dir, split="test", baseline=dm.baseline,
                                    title=f"{cfg.task_name}: test report" + (" (TTA)" if tta else ""),
-                                   tta=OmegaConf.to_container(tta) if isinstance(tta, DictConfig) else tta)
+                                   tta=tta)
         results = summary_dict(per_image)
     # the best validation score is returned even without a test evaluation (what sweeps optimise)
     results["val/best_dice"] = float(best_score) if best_score is not None else float("nan")

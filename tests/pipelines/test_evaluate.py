@@ -53,6 +53,21 @@ def test_tta_changes_probabilities_but_keeps_shape(tiny_module):
     assert float(tta.min()) >= 0.0 and float(tta.max()) <= 1.0
 
 
+def test_tta_options_from_a_hydra_config_are_honoured(tiny_module, monkeypatch):
+    """``tta={flips: true, rot90: false}`` on the command line arrives as a DictConfig, not a dict."""
+    from omegaconf import OmegaConf
+
+    module, dm, _ = tiny_module
+    calls = []
+    forward = module.predict_logits
+    monkeypatch.setattr(module, "predict_logits", lambda x: calls.append(1) or forward(x))
+    model_probs(module, tta=OmegaConf.create({"flips": True, "rot90": False}))(dm.cases["test"][0])
+    assert len(calls) == 4  # identity + 3 flips; the full 2D set (True) would be 8
+    calls.clear()
+    model_probs(module, tta=True)(dm.cases["test"][0])
+    assert len(calls) == 8
+
+
 def test_saved_probabilities_are_downsampled_to_max_size(tmp_path):
     import torch
 
