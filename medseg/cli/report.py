@@ -18,7 +18,7 @@ import medseg  # noqa: F401
 
 
 def main(argv: list[str] | None = None) -> int:
-    from medseg.data.case import DataError
+    from medseg.errors import DataError
     from medseg.report.compare import build_report
 
     p = argparse.ArgumentParser(prog="medseg-report", description=__doc__.split("\n\n")[0])

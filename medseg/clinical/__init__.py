@@ -6,7 +6,7 @@ table, hospitals) -> :mod:`~medseg.clinical.crosscheck` (agreement, confirmed re
 recommendations) -> :mod:`~medseg.clinical.report`. :func:`medseg.clinical.flow.diagnose` runs it all.
 """
 
-from medseg.data.case import DataError
+from medseg.errors import DataError
 
 
 class ClinicalError(DataError):

@@ -17,9 +17,7 @@ from typing import Any
 
 import numpy as np
 
-
-class DataError(ValueError):
-    """Bad input data. The message always names the offending file or case and the problem."""
+from medseg.errors import DataError  # noqa: F401  (re-exported for old imports)
 
 
 @dataclass

@@ -18,7 +18,8 @@ import torch
 from torch.utils.data import DataLoader
 
 from medseg.data.cache import CachedCases, CaseCache, fingerprint
-from medseg.data.case import Case, DataError
+from medseg.data.case import Case
+from medseg.errors import DataError
 from medseg.data.datasets import FullImageDataset, PatchDataset, ResizeDataset
 from medseg.data.formats.base import SegmentationReader
 from medseg.data.preprocess import Compose

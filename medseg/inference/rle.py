@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from medseg.data.case import DataError
+from medseg.errors import DataError
 from medseg.utils.io import atomic_path
 
 RLE_HEADER = ("image_name", "class", "rle")

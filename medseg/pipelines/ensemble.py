@@ -19,7 +19,7 @@ import pandas as pd
 import torch
 from omegaconf import OmegaConf, open_dict
 
-from medseg.data.case import DataError
+from medseg.errors import DataError
 from medseg.inference.ensemble import combine, fit_weights
 from medseg.pipelines.build import build_datamodule
 from medseg.pipelines.eval import load_model, load_run_config

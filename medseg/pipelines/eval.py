@@ -7,7 +7,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from medseg.data.case import DataError
+from medseg.errors import DataError
 from medseg.module import SegmentationModule
 from medseg.pipelines.build import build_datamodule, build_module, load_weights
 from medseg.pipelines.evaluate import chosen_metrics, evaluate_split, summary_dict

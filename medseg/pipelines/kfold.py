@@ -25,7 +25,7 @@ from pathlib import Path
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from medseg.data.case import DataError
+from medseg.errors import DataError
 from medseg.pipelines.build import build_datamodule
 from medseg.pipelines.eval import load_model
 from medseg.pipelines.evaluate import chosen_metrics, evaluate_split

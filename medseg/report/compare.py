@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from medseg.data.case import DataError
+from medseg.errors import DataError
 from medseg.report.html import render_html, render_markdown
 from medseg.report.plots import plot_class_bars, plot_loss_curve
 from medseg.report.stats import paired_comparison

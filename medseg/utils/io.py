@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from medseg.data.case import DataError
+from medseg.errors import DataError
 
 
 @contextmanager

@@ -10,7 +10,8 @@ import warnings
 from abc import ABC, abstractmethod
 from pathlib import Path
 
-from medseg.data.case import Case, DataError
+from medseg.data.case import Case
+from medseg.errors import DataError
 
 
 class SegmentationReader(ABC):

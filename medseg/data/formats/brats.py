@@ -30,7 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
-from medseg.data.case import Case, DataError
+from medseg.data.case import Case
+from medseg.errors import DataError
 from medseg.data.formats.base import SegmentationReader
 from medseg.data.formats.nifti import load_nifti
 

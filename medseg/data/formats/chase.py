@@ -17,7 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from medseg.data.case import Case, DataError
+from medseg.data.case import Case
+from medseg.errors import DataError
 from medseg.data.formats.base import SegmentationReader
 from medseg.data.preprocess import fov_from_image
 from medseg.utils.io import read_image

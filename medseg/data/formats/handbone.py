@@ -19,7 +19,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from medseg.data.case import Case, DataError
+from medseg.data.case import Case
+from medseg.errors import DataError
 from medseg.data.formats.base import SegmentationReader
 from medseg.data.formats.folder import to_float
 from medseg.utils.io import read_image

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from medseg.data.case import DataError
+from medseg.errors import DataError
 
 
 def load_nifti(path: Path) -> tuple[np.ndarray, np.ndarray, tuple[float, ...]]:

@@ -1,0 +1,52 @@
+"""One way for every ``medseg-*`` command to end on a problem the user can fix.
+
+``@clean_errors("medseg-train")`` goes *under* ``@hydra.main`` (or around a plain ``main``): a
+:class:`medseg.errors.MedsegError` becomes ``medseg-train: data error: <message>`` on stderr and
+the error kind's exit status (see :mod:`medseg.errors`); no traceback unless ``MEDSEG_DEBUG=1`` or
+``HYDRA_FULL_ERROR=1``. Any other exception is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from medseg.errors import MedsegError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+DEBUG_HINT = "(set MEDSEG_DEBUG=1 for the full traceback)"
+
+
+def debug_enabled() -> bool:
+    return any(os.environ.get(v, "").strip() not in ("", "0", "false") for v in ("MEDSEG_DEBUG", "HYDRA_FULL_ERROR"))
+
+
+def report_error(prog: str, exc: MedsegError) -> int:
+    """Print the one-paragraph message for ``exc`` and return its exit status."""
+    print(f"{prog}: {exc.kind}: {exc}", file=sys.stderr)
+    print(f"{prog}: {DEBUG_HINT}", file=sys.stderr)
+    return exc.exit_code
+
+
+def clean_errors(prog: str) -> Callable[[F], F]:
+    def wrap(fn: F) -> F:
+        @functools.wraps(fn)
+        def inner(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return fn(*args, **kwargs)
+            except MedsegError as exc:
+                if debug_enabled():
+                    raise
+                sys.stdout.flush()
+                sys.exit(report_error(prog, exc))
+
+        return inner  # type: ignore[return-value]
+
+    return wrap
+
+
+__all__ = ["clean_errors", "debug_enabled", "report_error", "DEBUG_HINT"]
