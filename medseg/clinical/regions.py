@@ -53,7 +53,7 @@ from pathlib import Path
 
 import numpy as np
 
-from medseg.clinical import ClinicalError
+from medseg.clinical import ClinicalDataError
 
 STRUCTURES: tuple[str, ...] = (
     "frontal lobe", "parietal lobe", "temporal lobe", "occipital lobe",
@@ -200,13 +200,13 @@ class LabelMapAtlas(Atlas):
     def __init__(self, labels: np.ndarray, affine: np.ndarray, regions: dict[int, Region],
                  frame: str = "grid_centre", name: str = "user label map") -> None:
         if labels.ndim != 3:
-            raise ClinicalError(f"{name}: label map must be 3D, got shape {labels.shape}")
+            raise ClinicalDataError(f"{name}: label map must be 3D, got shape {labels.shape}")
         self.labels = np.asarray(labels).astype(np.int32)
         self.affine = np.asarray(affine, float)
         self.regions, self.frame, self.name = regions, frame, name
         unnamed = sorted(set(np.unique(self.labels).tolist()) - set(regions) - {0})
         if unnamed:
-            raise ClinicalError(f"{name}: labels {unnamed[:10]} of the label map have no row in the names table")
+            raise ClinicalDataError(f"{name}: labels {unnamed[:10]} of the label map have no row in the names table")
 
     def labels_at(self, ijk: np.ndarray, shape: Sequence[int], affine: np.ndarray) -> np.ndarray:
         xyz = voxel_to_frame(ijk, shape, affine, self.frame)
@@ -231,18 +231,18 @@ def read_names_table(path: str | Path) -> dict[int, Region]:
     """``label,name[,structure,side]`` rows (comma or tab separated) -> label -> :class:`Region`."""
     path = Path(path)
     if not path.is_file():
-        raise ClinicalError(f"{path}: atlas names table not found")
+        raise ClinicalDataError(f"{path}: atlas names table not found")
     text = path.read_text(encoding="utf-8")
     dialect = "excel-tab" if "\t" in text.splitlines()[0] else "excel"
     rows = list(csv.DictReader(text.splitlines(), dialect=dialect))
     if not rows or not {"label", "name"} <= set(rows[0]):
-        raise ClinicalError(f"{path}: names table needs a header with columns 'label' and 'name'")
+        raise ClinicalDataError(f"{path}: names table needs a header with columns 'label' and 'name'")
     regions: dict[int, Region] = {}
     for n, row in enumerate(rows, start=2):
         try:
             label = int(row["label"])
         except (TypeError, ValueError):
-            raise ClinicalError(f"{path}:{n}: label {row['label']!r} is not an integer") from None
+            raise ClinicalDataError(f"{path}:{n}: label {row['label']!r} is not an integer") from None
         name = (row.get("name") or "").strip()
         side = (row.get("side") or "").strip().lower() or None
         first = name.split(" ", 1)[0].lower()
