@@ -79,7 +79,7 @@ def run(cfg: DictConfig, out_dir: str):
                     run_dir=cfg.run_dir, ckpt=str(cfg.ckpt), atlas=atlas, min_fraction=float(cfg.min_fraction),
                     modalities=list(cfg.modalities), symptoms=list(cfg.symptoms or []),
                     include_patient_id=bool(cfg.include_patient_id), device=str(cfg.get("device", "auto")),
-                    min_dice=float(cfg.atlas.get("min_dice", 0.85)),
+                    min_dice=float(cfg.atlas.get("min_dice", 0.88)),
                     allow_case_mismatch=bool(cfg.get("allow_case_mismatch", False)))
 
 

@@ -31,7 +31,7 @@ from medseg.clinical import ClinicalDataError
 
 log = logging.getLogger(__name__)
 
-MIN_DICE = 0.85
+MIN_DICE = 0.88
 _LPS = np.diag([-1.0, -1.0, 1.0])
 
 
