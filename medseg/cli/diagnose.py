@@ -27,7 +27,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 import medseg  # noqa: F401
-from medseg.cli._errors import clean_errors, report_error
+from medseg.cli._errors import clean_errors, debug_enabled
 from medseg.cli._hydra import config_dir
 
 log = logging.getLogger("medseg")
@@ -54,9 +54,11 @@ def patient_id(cfg: DictConfig) -> str | None:
         raise ClinicalConfigError(f"give the patient once: {' and '.join(given)} are both set")
     if "patient" in given:
         value = given["patient"]
+        if isinstance(value, int) and not isinstance(value, bool):
+            return str(value)  # Hydra reads 123 as an int; 007 and DEMO-1 stay text
         if not isinstance(value, str):
-            raise ClinicalConfigError(f"patient={value!r} was read by Hydra as a {type(value).__name__}, not a text id "
-                                      f"(leading zeros and the exact spelling are lost): {QUOTING_HINT}")
+            raise ClinicalConfigError(f"patient= was read by Hydra as a {type(value).__name__}, not a text id "
+                                      f"(its exact spelling is lost): {QUOTING_HINT}")
         return value
     if "patient_file" in given:
         path = Path(str(given["patient_file"])).expanduser()
@@ -143,7 +145,11 @@ def main() -> None:
     try:
         check_overrides(overrides)
     except MedsegError as exc:
-        sys.exit(report_error(PROG, exc))
+        if debug_enabled():
+            raise
+        # one line: there is no traceback worth showing, Hydra has not started
+        print(f"{PROG}: {exc.kind}: {exc}", file=sys.stderr)
+        sys.exit(exc.exit_code)
     _hydra_main()
 
 
