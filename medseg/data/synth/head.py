@@ -62,7 +62,7 @@ def centred_world_from_mni(shape: Sequence[int], affine: np.ndarray) -> np.ndarr
 
 
 def random_world_from_mni(rng: np.random.Generator, shape: Sequence[int], affine: np.ndarray,
-                          max_rotation_deg: float = 10.0, scale_range: tuple[float, float] = (0.92, 1.08),
+                          max_rotation_deg: float = 10.0, scale_range: tuple[float, float] = (0.9, 1.03),
                           max_shift_mm: float = 8.0) -> np.ndarray:
     """A random rotation (each axis up to ``max_rotation_deg``), per-axis scaling and shift about the brain
     centre, composed with :func:`centred_world_from_mni`."""
