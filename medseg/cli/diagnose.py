@@ -48,8 +48,11 @@ def patient_id(cfg: DictConfig) -> str | None:
     """
     from medseg.clinical import ClinicalConfigError
 
-    given = {k: v for k, v in (("patient", cfg.get("patient")), ("patient_file", cfg.get("patient_file")),
-                               (f"${PATIENT_ENV}", os.environ.get(PATIENT_ENV) or None)) if v is not None}
+    try:
+        values = (("patient", cfg.get("patient")), ("patient_file", cfg.get("patient_file")))
+    except Exception as exc:  # an id containing ${...} is an OmegaConf interpolation that may not resolve
+        raise ClinicalConfigError(f"patient= could not be read ({type(exc).__name__}): {QUOTING_HINT}") from None
+    given = {k: v for k, v in (*values, (f"${PATIENT_ENV}", os.environ.get(PATIENT_ENV) or None)) if v is not None}
     if len(given) > 1:
         raise ClinicalConfigError(f"give the patient once: {' and '.join(given)} are both set")
     if "patient" in given:

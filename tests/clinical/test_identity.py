@@ -173,15 +173,14 @@ def test_cli_odd_ids_from_file_and_environment(tmp_path, brats_case):
                                                                ["O'Brien", "41", "M", "Case_B"]]))
     engine.dispose()
     case_a = brats_case(case_id="Case_A", centre_mm=(-35.0, 40.0, 30.0))
-    case_b = brats_case(case_id="Case_B", centre_mm=(-35.0, 40.0, 30.0))
     (tmp_path / "id.txt").write_text("1; DROP TABLE patients\n")
     by_file = _cli([f"case={case_a}", f"patient_file={tmp_path / 'id.txt'}", "atlas.kind=coarse"], tmp_path)
     assert by_file.returncode == 0, by_file.stderr
     assert "the patient's linked case Case_A is the image's case" in by_file.stdout
+    # O'Brien through the environment, against the wrong case: stops, naming both cases (exit 2)
     by_env = _cli([f"case={case_a}", "atlas.kind=coarse"], tmp_path, MEDSEG_PATIENT_ID="O'Brien")
     assert by_env.returncode == 2 and "linked to case 'Case_B'" in by_env.stderr and "'Case_A'" in by_env.stderr
-    ok = _cli([f"case={case_b}", "atlas.kind=coarse"], tmp_path, MEDSEG_PATIENT_ID="O'Brien")
-    assert ok.returncode == 0, ok.stderr
+    assert len(by_env.stderr.strip().splitlines()) <= 2 and "Traceback" not in by_env.stderr
     engine = db.connect(url)
     assert db.table_counts(engine)["patients"] == 7  # nothing dropped
     engine.dispose()

@@ -97,6 +97,17 @@ def test_flair_is_used_without_t1_and_a_random_pose_still_registers(sqlite_demo,
     assert result.localisation.found_regions[0].name == label
 
 
+def test_mni_atlas_without_t1_or_flair_is_a_data_error(sqlite_demo, tmp_path):
+    from medseg.clinical import ClinicalDataError
+
+    case, _ = write_head(tmp_path / "BraTS", [((-38.0, -20.0, 55.0), 7.0)], "LPS", seed=5)
+    for m in ("t1", "flair"):
+        (case / f"{case.name}_{m}.nii.gz").unlink()
+    with pytest.raises(ClinicalDataError, match="T1 or FLAIR.*found neither.*atlas.kind=coarse") as err:
+        diagnose(case_dir=case, patient_id="DEMO-001", db_url=sqlite_demo)
+    assert err.value.exit_code == 3
+
+
 def test_a_bad_registration_names_no_region(sqlite_demo, tmp_path):
     """A brain whose upper half is missing from the image cannot be placed well: Dice below the floor, so the
     flow names no region, no hemisphere, and recommends nobody (DEMO-001's symptoms are listed as
