@@ -13,7 +13,8 @@ was written with.
 Placement helpers: :func:`centred_world_from_mni` puts the template's brain centre at the grid centre
 (BraTS heads are centred in the SRI24 box); :func:`random_world_from_mni` composes it with a random
 rotation / anisotropic scaling / shift about that centre (a known "patient" affine for registration
-tests).
+tests). The template brain is 142 x 179 x 152 mm, so in the 155 mm tall box a rotated or enlarged head
+may lose its top slices, as a scan with a short field of view does.
 """
 
 from __future__ import annotations
@@ -62,8 +63,8 @@ def centred_world_from_mni(shape: Sequence[int], affine: np.ndarray) -> np.ndarr
 
 
 def random_world_from_mni(rng: np.random.Generator, shape: Sequence[int], affine: np.ndarray,
-                          max_rotation_deg: float = 10.0, scale_range: tuple[float, float] = (0.9, 1.03),
-                          max_shift_mm: float = 8.0) -> np.ndarray:
+                          max_rotation_deg: float = 10.0, scale_range: tuple[float, float] = (0.88, 1.0),
+                          max_shift_mm: float = 6.0) -> np.ndarray:
     """A random rotation (each axis up to ``max_rotation_deg``), per-axis scaling and shift about the brain
     centre, composed with :func:`centred_world_from_mni`."""
     from scipy.spatial.transform import Rotation
