@@ -17,6 +17,8 @@ import os
 import sys
 from pathlib import Path
 
+from medseg.cli._errors import clean_errors
+
 
 def default_url() -> str:
     if os.environ.get("MEDSEG_DB_URL"):
@@ -25,8 +27,10 @@ def default_url() -> str:
     return f"sqlite:///{root / 'data' / 'clinical.db'}"
 
 
+@clean_errors("medseg-db")
 def main(argv: list[str] | None = None) -> int:
-    from medseg.clinical import ClinicalError, db
+    """Exit 0; a problem exits with its kind's status (2 option, 3 CSV data, 5 database), one message."""
+    from medseg.clinical import db
 
     p = argparse.ArgumentParser(prog="medseg-db", description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
@@ -39,18 +43,16 @@ def main(argv: list[str] | None = None) -> int:
     counts = sub.add_parser("counts", help="rows per table")
     counts.add_argument("--url", default=default_url(), help="SQLAlchemy URL (default: %(default)s)")
     args = p.parse_args(argv)
+    engine = db.connect(args.url)
     try:
-        engine = db.connect(args.url)
         if args.command == "load":
             loaded = db.load_csv_dir(engine, db.DEMO_DIR if args.demo else args.csv_dir, replace=args.replace)
             print(f"loaded into {db.safe_url(args.url)}: " + ", ".join(f"{t} {n}" for t, n in loaded.items()))
         else:
             for table, n in db.table_counts(engine).items():
                 print(f"{table:18s} {n}")
+    finally:
         engine.dispose()
-    except ClinicalError as exc:
-        print(f"medseg-db: error: {exc}", file=sys.stderr)
-        return 2
     return 0
 
 

@@ -2,15 +2,18 @@
 
 * **Symptom regions**: each reported symptom is looked up in the knowledge table; its ``side_rule``
   and the body side of the symptom give the hemisphere(s) (left hemiparesis -> right frontal lobe).
-* **Image regions**: the atlas regions holding at least ``min_fraction`` of the tumour.
-* **Agreement score** (0..1, ``None`` without a known symptom): the harmonic mean of
-  ``image_support`` (share of the tumour volume inside regions the symptoms suggest) and
-  ``symptom_support`` (share of known symptoms explained by a region found in the image). It is 1
-  when every symptom is explained by the tumour and the whole tumour lies where the symptoms point.
-* **Confirmed regions**: the union, each with its reason: ``both``, ``image only``, ``symptoms only``.
-* **Recommendations**: hospitals and doctors ranked by the regions they treat, weighting a region
-  by its share of the tumour (+0.5 when symptoms agree); symptoms-only regions count 0.1 per symptom,
-  so image evidence ranks first.
+* **Image regions**: the atlas structures holding at least ``min_fraction`` of the tumour volume.
+* **Agreement score** (0..1, ``None`` without a known symptom or when regions are not named): the
+  harmonic mean of ``image_support`` (share of the tumour volume inside structures the symptoms
+  suggest, from voxel counts: never above 1) and ``symptom_support`` (share of known symptoms
+  explained by a structure found in the image). It is 1 when every symptom is explained by the tumour
+  and the whole tumour lies where the symptoms point.
+* **Regions**, each with its reason: ``both`` and ``image only`` are *confirmed* -- the image holds at
+  least ``min_fraction`` of the tumour there; ``symptoms only`` regions are listed as "suggested by
+  symptoms, not seen in the image" and are never confirmed.
+* **Recommendations**: hospitals and doctors treating a *confirmed* structure, ranked by the tumour
+  share of each confirmed structure they treat (+0.5 when symptoms agree). Symptoms-only regions weigh
+  nothing, so they never drive a recommendation on their own.
 """
 
 from __future__ import annotations
@@ -24,6 +27,9 @@ from medseg.clinical import db
 from medseg.clinical.localise import Localisation
 
 REASONS = ("both", "image only", "symptoms only")
+#: how each reason is worded in reports
+REASON_TEXT = {"both": "confirmed: image and symptoms", "image only": "confirmed: image only",
+               "symptoms only": "suggested by symptoms, not seen in the image"}
 
 
 @dataclass
@@ -48,9 +54,14 @@ class ConfirmedRegion:
     symptoms: list[str]
 
     @property
+    def confirmed(self) -> bool:
+        """Seen in the image (at least ``min_fraction`` of the tumour), not only suggested by symptoms."""
+        return self.reason != "symptoms only"
+
+    @property
     def weight(self) -> float:
-        if self.reason == "symptoms only":
-            return 0.1 * len(self.symptoms)
+        if not self.confirmed:
+            return 0.0
         return self.image_fraction + (0.5 if self.reason == "both" else 0.0)
 
 
@@ -132,45 +143,56 @@ def cross_check(session: Session, loc: Localisation, reported: Sequence[tuple[st
         if not f.known:
             messages.append(f"unknown symptom {f.symptom!r}: not in the symptom -> region knowledge table; "
                             "it is listed but not used in the cross-check")
-    image = {_key(r.side, r.structure or r.name): r.fraction for r in loc.found}
-    if not image:
+    # voxel counts per (side, structure): every share below is an exact ratio of counts
+    image = {_key(r.side, r.structure or r.name): r.voxels for r in loc.found}
+    all_overlaps = {_key(r.side, r.structure or r.name): r.voxels for r in loc.structures}
+    n = loc.tumour_voxels or sum(all_overlaps.values()) or 1
+    if not loc.named:
+        messages.append("regions are not named: the registration to the atlas is below its quality floor; "
+                        "symptom regions are listed as suggestions only and no recommendation is made")
+    elif not image:
         messages.append(f"no region of the map holds {100 * loc.min_fraction:.0f}% or more of the tumour "
-                        f"({100 * loc.outside_fraction:.0f}% lies outside the map): regions come from the symptoms only")
-    all_overlaps = {_key(r.side, r.structure or r.name): r.fraction for r in loc.regions}
+                        f"({100 * loc.outside_fraction:.0f}% lies outside the map): symptom regions are listed "
+                        "as suggestions only and no recommendation is made")
 
     known = [f for f in findings if f.known]
     for f in known:
         keys = [k for k, syms in suggested.items() if f.symptom in syms]
         f.explained = any(_matches(k, i) for k in keys for i in image)
-    if known:
-        image_support = sum(frac for key, frac in all_overlaps.items() if any(_matches(key, s) for s in suggested))
+    if known and loc.named:
+        inside = sum(v for key, v in all_overlaps.items() if any(_matches(key, s) for s in suggested))
+        image_support = inside / n
         symptom_support = sum(f.explained for f in known) / len(known)
         agreement = (0.0 if image_support + symptom_support == 0
                      else 2 * image_support * symptom_support / (image_support + symptom_support))
     else:
         image_support = symptom_support = agreement = None
-        messages.append("no known symptom reported: regions come from the image only")
+        if not known:
+            messages.append("no known symptom reported: regions come from the image only")
 
     regions: list[ConfirmedRegion] = []
-    for key, frac in image.items():
+    for key, voxels in image.items():
         syms = sorted({s for k, ss in suggested.items() if _matches(k, key) for s in ss})
         regions.append(ConfirmedRegion(_name(*key), key[1], key[0], "both" if syms else "image only",
-                                       round(frac, 4), syms))
+                                       voxels / n, syms))
     for key, syms in suggested.items():
         if not any(_matches(key, i) for i in image):
-            regions.append(ConfirmedRegion(_name(*key), key[1], key[0], "symptoms only",
-                                           round(all_overlaps.get(key, 0.0), 4), list(syms)))
+            share = sum(v for k, v in all_overlaps.items() if _matches(key, k)) / n
+            regions.append(ConfirmedRegion(_name(*key), key[1], key[0], "symptoms only", share, list(syms)))
     regions.sort(key=lambda r: (REASONS.index(r.reason), -r.image_fraction, r.name))
-    result = CrossCheck(findings, regions, _round(image_support), _round(symptom_support), _round(agreement),
-                        messages)
-    result.recommendations = recommend(session, regions)
-    if not result.recommendations:
+    result = CrossCheck(findings, regions, image_support, symptom_support, agreement, messages)
+    result.recommendations = recommend(session, [r for r in regions if r.confirmed])
+    if not result.recommendations and any(r.confirmed for r in regions):
         result.messages.append("no hospital or doctor in the database treats the confirmed regions")
     return result
 
 
 def recommend(session: Session, regions: Sequence[ConfirmedRegion], top: int = 5) -> list[Recommendation]:
-    """Hospitals then doctors treating the confirmed regions, best score first (ties by name)."""
+    """Hospitals then doctors treating the confirmed regions, best score first (ties by name).
+
+    Regions that are not confirmed by the image are ignored: symptoms alone recommend nobody.
+    """
+    regions = [r for r in regions if r.confirmed]
     weight_of: dict[str, float] = {}
     for r in regions:
         weight_of[r.structure] = weight_of.get(r.structure, 0.0) + r.weight
@@ -183,7 +205,7 @@ def recommend(session: Session, regions: Sequence[ConfirmedRegion], top: int = 5
         for obj, structure in pairs:
             grouped.setdefault(key(obj), (obj, []))[1].append(structure)
         out = [Recommendation(kind, k, obj.name, detail(obj), sorted(n for s in structs for n in by_name[s]),
-                              round(sum(weight_of[s] for s in structs), 4))
+                              sum(weight_of[s] for s in structs))
                for k, (obj, structs) in grouped.items()]
         out.sort(key=lambda r: (-r.score, r.name))
         return out[:top]
@@ -195,6 +217,3 @@ def recommend(session: Session, regions: Sequence[ConfirmedRegion], top: int = 5
                    lambda d: ", ".join(x for x in (d.specialty, d.hospital.name if d.hospital else None) if x))
     return hospitals + doctors
 
-
-def _round(x: float | None) -> float | None:
-    return None if x is None else round(float(x), 4)

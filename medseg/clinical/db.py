@@ -38,7 +38,7 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError, IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
 
-from medseg.clinical import ClinicalError
+from medseg.clinical import ClinicalConfigError, ClinicalDatabaseError, ClinicalDataError
 from medseg.clinical.regions import STRUCTURES
 
 log = logging.getLogger(__name__)
@@ -137,13 +137,13 @@ def safe_url(url: str) -> str:
 def connect(url: str, create: bool = True) -> Engine:
     """Engine for ``url``; creates a SQLite file's folder and all tables on first use.
 
-    Raises :class:`~medseg.clinical.ClinicalError` for a malformed URL, a missing driver or an
-    unreachable server.
+    Raises :class:`~medseg.clinical.ClinicalConfigError` for a malformed URL or a missing driver and
+    :class:`~medseg.clinical.ClinicalDatabaseError` for an unreachable server.
     """
     try:
         parsed = make_url(url)
     except ArgumentError as exc:
-        raise ClinicalError(f"invalid database URL {url!r}: {exc}") from None
+        raise ClinicalConfigError(f"invalid database URL (db.url / --url) {url!r}: {exc}") from None
     if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
         Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
     try:
@@ -156,10 +156,10 @@ def connect(url: str, create: bool = True) -> Engine:
             with engine.connect():
                 pass
     except ModuleNotFoundError as exc:
-        raise ClinicalError(f"database driver missing for {safe_url(url)} ({exc.name}); for PostgreSQL "
+        raise ClinicalConfigError(f"database driver missing for {safe_url(url)} ({exc.name}); for PostgreSQL "
                             "install the 'postgres' extra: pip install 'medseg[postgres]'") from None
     except SQLAlchemyError as exc:
-        raise ClinicalError(f"cannot open database {safe_url(url)}: {type(exc).__name__}: {_first_line(exc)}") from None
+        raise ClinicalDatabaseError(f"cannot open database {safe_url(url)}: {type(exc).__name__}: {_first_line(exc)}") from None
     return engine
 
 
@@ -184,12 +184,12 @@ def session_scope(engine: Engine) -> Iterator[Session]:
 
 # ---------------------------------------------------------------------------------- queries
 def get_patient(session: Session, patient_id: str) -> Patient:
-    """The patient with ``patient_id`` (symptoms loaded), or :class:`ClinicalError`."""
+    """The patient with ``patient_id`` (symptoms loaded), or :class:`ClinicalConfigError`."""
     patient = session.scalars(select(Patient).where(Patient.patient_id == patient_id)).one_or_none()
     if patient is None:
         n = session.scalar(select(func.count()).select_from(Patient))
         hint = " (the database is empty: load it with `medseg-db load --demo` or `--csv-dir`)" if not n else ""
-        raise ClinicalError(f"patient {patient_id!r} not found in the patients table{hint}")
+        raise ClinicalConfigError(f"patient {patient_id!r} not found in the patients table{hint}")
     _ = list(patient.symptoms)  # load while the session is open
     return patient
 
@@ -247,20 +247,20 @@ def _coerce(table: str, column: str, value: str, where: str):
         try:
             return int(value)
         except ValueError:
-            raise ClinicalError(f"{where}: age {value!r} is not an integer") from None
+            raise ClinicalDataError(f"{where}: age {value!r} is not an integer") from None
     if column == "weight":
         try:
             return float(value)
         except ValueError:
-            raise ClinicalError(f"{where}: weight {value!r} is not a number") from None
+            raise ClinicalDataError(f"{where}: weight {value!r} is not a number") from None
     if column == "side_rule" and value not in SIDE_RULES:
-        raise ClinicalError(f"{where}: side_rule {value!r} must be one of {', '.join(SIDE_RULES)}")
+        raise ClinicalDataError(f"{where}: side_rule {value!r} must be one of {', '.join(SIDE_RULES)}")
     if column == "structure":
         if value.strip().lower() not in STRUCTURES:
             log.warning("%s: structure %r is not a coarse-atlas structure (fine for a custom label map)", where, value)
         return " ".join(value.split()).lower()
     if column == "side" and value.lower() not in ("left", "right", "both"):
-        raise ClinicalError(f"{where}: side {value!r} must be left, right, both or empty")
+        raise ClinicalDataError(f"{where}: side {value!r} must be left, right, both or empty")
     return value.lower() if column == "side" else value
 
 
@@ -273,22 +273,22 @@ def read_table_csv(path: Path, table: str) -> list[dict]:
         missing = [c for c in required if c not in header]
         unknown = [c for c in header if c not in required + optional]
         if missing:
-            raise ClinicalError(f"{path}: missing column(s) {', '.join(missing)} (expected {', '.join(required + optional)})")
+            raise ClinicalDataError(f"{path}: missing column(s) {', '.join(missing)} (expected {', '.join(required + optional)})")
         if unknown:
-            raise ClinicalError(f"{path}: unknown column(s) {', '.join(unknown)} (expected {', '.join(required + optional)})")
+            raise ClinicalDataError(f"{path}: unknown column(s) {', '.join(unknown)} (expected {', '.join(required + optional)})")
         rows = []
         for line, raw in enumerate(reader, start=2):
             where = f"{path}:{line}"
             if None in raw:
-                raise ClinicalError(f"{where}: more fields than header columns")
+                raise ClinicalDataError(f"{where}: more fields than header columns")
             row = {}
             for col in header:
                 value = raw[col] if raw[col] is not None else ""
                 if col in required and value == "":
-                    raise ClinicalError(f"{where}: required column {col!r} is empty")
+                    raise ClinicalDataError(f"{where}: required column {col!r} is empty")
                 limit = getattr(model.__table__.c[col].type, "length", None)
                 if limit and len(value) > limit:
-                    raise ClinicalError(f"{where}: {col} is {len(value)} characters long, the limit is {limit}")
+                    raise ClinicalDataError(f"{where}: {col} is {len(value)} characters long, the limit is {limit}")
                 row[col] = _coerce(table, col, value, where)
             rows.append(row)
     return rows
@@ -298,14 +298,14 @@ def load_csv_dir(engine: Engine, csv_dir: str | Path, replace: bool = False) -> 
     """Load every ``<table>.csv`` present in ``csv_dir`` in one transaction; returns rows per table.
 
     ``replace=True`` first empties the tables being loaded (children before parents). Duplicate keys
-    or references to missing patients/hospitals/doctors raise :class:`ClinicalError` and load nothing.
+    or references to missing patients/hospitals/doctors raise :class:`ClinicalDatabaseError` and load nothing.
     """
     csv_dir = Path(csv_dir)
     if not csv_dir.is_dir():
-        raise ClinicalError(f"{csv_dir}: CSV folder not found")
+        raise ClinicalDataError(f"{csv_dir}: CSV folder not found")
     present = {t: csv_dir / f"{t}.csv" for t in TABLES if (csv_dir / f"{t}.csv").is_file()}
     if not present:
-        raise ClinicalError(f"{csv_dir}: no table CSV found (expected some of {', '.join(f'{t}.csv' for t in TABLES)})")
+        raise ClinicalDataError(f"{csv_dir}: no table CSV found (expected some of {', '.join(f'{t}.csv' for t in TABLES)})")
     data = {t: read_table_csv(p, t) for t, p in present.items()}
     counts: dict[str, int] = {}
     try:
@@ -320,11 +320,11 @@ def load_csv_dir(engine: Engine, csv_dir: str | Path, replace: bool = False) -> 
                 session.flush()
                 counts[table] = len(rows)
     except IntegrityError as exc:
-        raise ClinicalError(f"{csv_dir}: loading failed, nothing was written: {_first_line(exc)} (duplicate id, "
+        raise ClinicalDatabaseError(f"{csv_dir}: loading failed, nothing was written: {_first_line(exc)} (duplicate id, "
                             "or a row referring to a patient/hospital/doctor that does not exist; use --replace "
                             "to reload tables)") from None
     except SQLAlchemyError as exc:
-        raise ClinicalError(f"{csv_dir}: loading failed, nothing was written: {_first_line(exc)}") from None
+        raise ClinicalDatabaseError(f"{csv_dir}: loading failed, nothing was written: {_first_line(exc)}") from None
     log.info("loaded %s into %s", ", ".join(f"{t}: {n} rows" for t, n in counts.items()), safe_url(str(engine.url)))
     return counts
 

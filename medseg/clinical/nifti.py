@@ -7,30 +7,30 @@ from pathlib import Path
 
 import numpy as np
 
-from medseg.clinical import ClinicalError
+from medseg.clinical import ClinicalDataError
 from medseg.utils.io import atomic_path
 
 
 def read_nifti(path: str | Path, what: str = "volume") -> tuple[np.ndarray, np.ndarray, tuple[float, ...]]:
     """``(array, affine, voxel sizes in mm)`` of a 3D NIfTI file.
 
-    Raises :class:`~medseg.clinical.ClinicalError` naming the file when it is missing, unreadable or
+    Raises :class:`~medseg.clinical.ClinicalDataError` naming the file when it is missing, unreadable or
     not 3D.
     """
     import nibabel as nib
 
     path = Path(path)
     if not path.is_file():
-        raise ClinicalError(f"{path}: {what} not found")
+        raise ClinicalDataError(f"{path}: {what} not found")
     try:
         img = nib.load(str(path))
         data = np.asanyarray(img.dataobj)
     except Exception as exc:  # nibabel raises several exception types for damaged files
-        raise ClinicalError(f"{path}: cannot read {what} as NIfTI ({exc})") from exc
+        raise ClinicalDataError(f"{path}: cannot read {what} as NIfTI ({exc})") from exc
     if data.ndim == 4 and data.shape[3] == 1:
         data = data[..., 0]
     if data.ndim != 3:
-        raise ClinicalError(f"{path}: {what} must be a 3D volume, got shape {data.shape}")
+        raise ClinicalDataError(f"{path}: {what} must be a 3D volume, got shape {data.shape}")
     zooms = tuple(float(z) for z in img.header.get_zooms()[:3])
     return data, np.asarray(img.affine, float), zooms
 

@@ -18,8 +18,9 @@ import numpy as np
 from medseg.utils.io import write_text_atomic
 
 DISCLAIMER = ("**Research software, not a diagnosis.** This report was produced automatically by medseg from "
-              "an image segmentation, a coarse approximate region map and a database. It has not been reviewed "
-              "by a clinician and must not be used to make clinical decisions.")
+              "an image segmentation, an atlas region map reached by an automatic affine registration (or a "
+              "coarse geometric map) and a database. It has not been reviewed by a clinician and must not be "
+              "used to make clinical decisions.")
 
 # (name, colour) of the displayed BraTS sub-regions
 _LAYERS = (("oedema (WT - TC)", (0.2, 0.85, 0.2)), ("necrotic core (TC - ET)", (0.95, 0.2, 0.2)),
@@ -77,6 +78,43 @@ def plot_slices(background: np.ndarray | None, tumour: Mapping[str, np.ndarray |
         ax.set_title(name, fontsize=10)
         ax.axis("off")
     fig.legend(handles=[Patch(color=col, label=n) for n, col in _LAYERS], loc="lower center", ncol=3, fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return _save(fig, Path(path))
+
+
+def plot_registration(template: np.ndarray, t_affine: np.ndarray, registered: np.ndarray, path: str | Path,
+                      title: str = "") -> Path:
+    """The MNI template (axial, coronal, sagittal through its centre) with the outline of the case's brain
+    carried into MNI space by the registration (red) and the template's brain outline (cyan)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
+
+    from medseg.report.plots import _save
+
+    bg = _to_ras(np.asarray(template, np.float32), t_affine)
+    case = _to_ras(np.asarray(registered, bool), t_affine).astype(np.float32)
+    brain = (bg > 0).astype(np.float32)
+    c = np.array(bg.shape) // 2
+    c[2] = int(round(c[2] * 1.1))
+    views = [("axial", lambda a: a[:, :, c[2]]), ("coronal", lambda a: a[:, c[1], :]),
+             ("sagittal", lambda a: a[c[0], :, :])]
+    fig, axes = plt.subplots(1, 3, figsize=(10, 3.6))
+    hi = float(np.percentile(bg[bg > 0], 99)) if (bg > 0).any() else 1.0
+    for ax, (name, cut) in zip(axes, views):
+        def show(a, cut=cut):
+            return cut(a).T[::-1, ::-1]
+        ax.imshow(np.clip(show(bg) / hi, 0, 1), cmap="gray", interpolation="nearest")
+        ax.contour(show(brain), levels=[0.5], colors="cyan", linewidths=0.8)
+        ax.contour(show(case), levels=[0.5], colors="red", linewidths=0.9)
+        ax.set_title(name, fontsize=10)
+        ax.axis("off")
+    fig.legend(handles=[Line2D([], [], color="cyan", label="MNI152 brain"),
+                        Line2D([], [], color="red", label="case brain after registration")],
+               loc="lower center", ncol=2, fontsize=8)
     if title:
         fig.suptitle(title, fontsize=10)
     return _save(fig, Path(path))

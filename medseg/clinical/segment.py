@@ -20,7 +20,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from medseg.clinical import ClinicalError
+from medseg.clinical import ClinicalConfigError, ClinicalDataError, ClinicalError
 from medseg.clinical.localise import regions_from_labels
 from medseg.clinical.nifti import read_nifti
 
@@ -43,32 +43,32 @@ def read_case_images(case_dir: str | Path, modalities: Sequence[str] = MODALITIE
                      ) -> tuple[np.ndarray, np.ndarray]:
     """Stack the modalities of a case -> ``(image (C, X, Y, Z) float32, affine)``.
 
-    Raises :class:`ClinicalError` naming the case and every missing modality file, or a modality whose
+    Raises :class:`ClinicalDataError` naming the case and every missing modality file, or a modality whose
     grid differs from the first.
     """
     case_dir = Path(case_dir)
     if not case_dir.is_dir():
-        raise ClinicalError(f"{case_dir}: case folder not found")
+        raise ClinicalDataError(f"{case_dir}: case folder not found")
     paths = {m: case_file(case_dir, m) for m in modalities}
     missing = [m for m, p in paths.items() if p is None]
     if missing:
         expected = ", ".join(f"{case_dir.name}_{m}.nii.gz" for m in missing)
-        raise ClinicalError(f"{case_dir}: case {case_dir.name} is missing modality {', '.join(missing)} "
+        raise ClinicalDataError(f"{case_dir}: case {case_dir.name} is missing modality {', '.join(missing)} "
                             f"(expected {expected}); the model needs all of {', '.join(modalities)}")
     arrays, affine = [], None
     for m in modalities:
         data, aff, _ = read_nifti(paths[m], f"{m} image")
         if arrays and data.shape != arrays[0].shape:
-            raise ClinicalError(f"{paths[m]}: shape {data.shape} differs from {paths[modalities[0]].name} "
+            raise ClinicalDataError(f"{paths[m]}: shape {data.shape} differs from {paths[modalities[0]].name} "
                                 f"{arrays[0].shape}")
         if affine is not None and not np.allclose(aff, affine, atol=1e-3):
-            raise ClinicalError(f"{paths[m]}: affine differs from {paths[modalities[0]].name}; the modalities "
+            raise ClinicalDataError(f"{paths[m]}: affine differs from {paths[modalities[0]].name}; the modalities "
                                 "must be co-registered on one grid")
         arrays.append(np.asarray(data, np.float32))
         affine = aff if affine is None else affine
     image = np.stack(arrays)
     if not np.isfinite(image).all():
-        raise ClinicalError(f"{case_dir}: an image contains NaN or infinite values")
+        raise ClinicalDataError(f"{case_dir}: an image contains NaN or infinite values")
     return image, affine
 
 
@@ -78,7 +78,7 @@ def read_segmentation(path: str | Path) -> tuple[dict[str, np.ndarray], np.ndarr
     try:
         return regions_from_labels(data), affine
     except ClinicalError as exc:
-        raise ClinicalError(f"{path}: {exc}") from None
+        raise ClinicalDataError(f"{path}: {exc}") from None
 
 
 #: task and classes of the BraTS reader (medseg.data.formats.brats) per ``label_mode``
@@ -99,7 +99,7 @@ def _run_spec(run_cfg, in_channels: int, task: str | None, class_names: Sequence
             cls = get_class(reader.get("_target_"))
             found_task, found_names = cls.task, cls.class_names
         else:
-            raise ClinicalError("the run's config has no data.reader to tell the model's classes")
+            raise ClinicalConfigError("the run's config has no data.reader to tell the model's classes")
         task, class_names = task or found_task, class_names or list(found_names)
     # spatial_dims: build_module passes it to models that take it (3D volumes here)
     return SimpleNamespace(task=task, class_names=list(class_names), in_channels=in_channels, spatial_dims=3)
@@ -146,7 +146,7 @@ def maps_from_prediction(fg: np.ndarray, task: str, class_names: Sequence[str]) 
         for k, value in enumerate((1, 2, 4)):
             labels[fg[k]] = value
         return regions_from_labels(labels)
-    raise ClinicalError(f"cannot turn a {task} model with classes {list(class_names)} into BraTS tumour regions")
+    raise ClinicalDataError(f"cannot turn a {task} model with classes {list(class_names)} into BraTS tumour regions")
 
 
 def segment_with_run(run_dir: str | Path, case_dir: str | Path, ckpt: str = "best",
@@ -169,7 +169,7 @@ def segment_with_run(run_dir: str | Path, case_dir: str | Path, ckpt: str = "bes
     run_dir = Path(run_dir).expanduser()
     saved = run_dir / ".hydra" / "config.yaml"
     if not saved.is_file():
-        raise ClinicalError(f"{run_dir}: not a medseg run folder (no .hydra/config.yaml)")
+        raise ClinicalConfigError(f"{run_dir}: not a medseg run folder (run_dir=) (no .hydra/config.yaml)")
     run_cfg = OmegaConf.load(saved)
     reader_cfg = (run_cfg.get("data") or {}).get("reader") or {}
     modalities = list(reader_cfg.get("modalities") or modalities)  # the run's channel order wins
@@ -180,7 +180,7 @@ def segment_with_run(run_dir: str | Path, case_dir: str | Path, ckpt: str = "bes
     try:
         load_weights(module, path)
     except RuntimeError as exc:
-        raise ClinicalError(f"{path}: checkpoint does not fit the run's model with {image.shape[0]} input "
+        raise ClinicalDataError(f"{path}: checkpoint does not fit the run's model with {image.shape[0]} input "
                             f"channels ({str(exc).splitlines()[0]})") from None
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"

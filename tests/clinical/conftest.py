@@ -11,6 +11,19 @@ import pytest
 from tests.clinical.clinical_synth import write_case
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _atlas_cache(tmp_path_factory):
+    """The MNI region map is built once per session into a private cache (about 5 s), not into ~/.cache;
+    subprocesses inherit the variable."""
+    old = os.environ.get("MEDSEG_CACHE_DIR")
+    os.environ["MEDSEG_CACHE_DIR"] = str(tmp_path_factory.mktemp("medseg_cache"))
+    yield
+    if old is None:
+        os.environ.pop("MEDSEG_CACHE_DIR", None)
+    else:
+        os.environ["MEDSEG_CACHE_DIR"] = old
+
+
 @pytest.fixture
 def brats_case(tmp_path):
     """``brats_case(**kwargs) -> case folder`` (see :func:`write_case`)."""

@@ -1,4 +1,6 @@
-"""The whole flow: synthetic case + demo database -> localisation, cross-check, hospitals, report."""
+"""The whole flow on the coarse geometric map (tiny ellipsoid heads, no registration): synthetic case + demo
+database -> localisation, cross-check, hospitals, report. The MNI atlas with registration is tested in
+tests/clinical/test_mni.py."""
 
 from __future__ import annotations
 
@@ -12,9 +14,16 @@ import numpy as np
 import pytest
 
 from medseg.clinical import ClinicalError, db
-from medseg.clinical.flow import diagnose
+from medseg.clinical.flow import diagnose as _diagnose
+from medseg.clinical.regions import CoarseAtlas
 
 REPO = Path(__file__).resolve().parents[2]
+
+
+def diagnose(**kw):
+    """The flow on the coarse map unless a test gives another atlas."""
+    kw.setdefault("atlas", CoarseAtlas())
+    return _diagnose(**kw)
 
 
 @pytest.fixture
@@ -42,7 +51,9 @@ def test_left_frontal_case_confirms_region_and_recommends_its_hospital(demo_db, 
     page = result.report_html.read_text()
     assert "Research software, not a diagnosis" in md and "Research software, not a diagnosis" in page
     assert "data:image/png;base64," in page and (tmp_path / "out" / "slices.png").stat().st_size > 1000
-    assert "| left frontal lobe | both |" in md and "Northbridge" in page
+    assert "| left frontal lobe | confirmed: image and symptoms |" in md and "Northbridge" in page
+    assert "| left temporal lobe | 0 | aphasia |" in md   # under "suggested by symptoms, not seen in the image"
+    assert "Suggested by symptoms, not seen in the image" in md and "coarse geometric SRI24 map" in md
     assert "DEMO-001" not in md + page + (tmp_path / "out" / "diagnosis.json").read_text()
     # identifiers never reach the logs: medseg's, and SQLAlchemy's statement log with its bound values
     assert any(r.name.startswith("sqlalchemy.engine") and "patients" in r.getMessage() for r in caplog.records)
@@ -111,7 +122,8 @@ def test_tumour_outside_the_map_falls_back_to_symptoms(demo_db, brats_case):
     check = result.crosscheck
     assert any("no region of the map" in m for m in check.messages)
     assert {r.reason for r in check.regions} == {"symptoms only"} and check.agreement == 0.0
-    assert check.recommendations  # still someone to see, from the symptoms
+    assert not any(r.confirmed for r in check.regions)
+    assert check.recommendations == []  # symptoms alone recommend nobody
 
 
 def test_missing_modality_with_a_segmentation_still_reports(demo_db, brats_case, tmp_path, caplog):
@@ -198,7 +210,7 @@ def test_segmenting_with_a_run_localises_the_tumour(demo_db, brats_case, tmp_pat
     import nibabel as nib
 
     run = _fake_run(tmp_path, monkeypatch, **RUNS[kind])
-    case = brats_case(centre_mm=(46.0, 0.0, -20.0), orientation="RAS", with_seg=False)
+    case = brats_case(case_id="BraTS20_Training_002", centre_mm=(46.0, 0.0, -20.0), orientation="RAS", with_seg=False)
     result = diagnose(case_dir=case, run_dir=run, patient_id="DEMO-002", db_url=demo_db, device="cpu")
     assert "model of run" in result.source
     top = result.localisation.found[0]
@@ -211,7 +223,7 @@ def test_segmenting_with_a_run_localises_the_tumour(demo_db, brats_case, tmp_pat
     assert result.localisation.volumes_cm3["ET"] == pytest.approx((seg == 4).sum() * 64 / 1000)
     # a case without one of the modalities the model needs
     (case / f"{case.name}_t1ce.nii.gz").unlink()
-    with pytest.raises(ClinicalError, match="missing modality t1ce.*BraTS20_Training_001_t1ce.nii.gz"):
+    with pytest.raises(ClinicalError, match="missing modality t1ce.*BraTS20_Training_002_t1ce.nii.gz"):
         diagnose(case_dir=case, run_dir=run, patient_id="DEMO-002", db_url=demo_db)
 
 
@@ -266,20 +278,22 @@ def test_cli_loads_demo_and_diagnoses_with_clear_errors(tmp_path):
     out = _cli("medseg.cli.db", ["load", "--demo"], tmp_path)
     assert out.returncode == 0, out.stderr
     assert (tmp_path / "data" / "clinical.db").is_file()
-    ok = _cli("medseg.cli.diagnose", [f"case={case}", "patient=DEMO-001"], tmp_path)
+    ok = _cli("medseg.cli.diagnose", [f"case={case}", "patient=DEMO-001", "atlas.kind=coarse"], tmp_path)
     assert ok.returncode == 0, ok.stderr
     assert "left frontal lobe" in ok.stdout and "Northbridge" in ok.stdout
     run_dirs = list((tmp_path / "outputs" / "diagnose").iterdir())
     assert (run_dirs[0] / "report.html").is_file() and not (run_dirs[0] / ".hydra").exists()
     assert "DEMO-001" not in (run_dirs[0] / "diagnose.log").read_text()
-    bad = _cli("medseg.cli.diagnose", [f"case={case}", "patient=NOBODY"], tmp_path)
-    assert bad.returncode == 2 and "error: patient 'NOBODY' not found" in bad.stderr
+    bad = _cli("medseg.cli.diagnose", [f"case={case}", "patient=NOBODY", "atlas.kind=coarse"], tmp_path)
+    assert bad.returncode == 2 and "config error: patient 'NOBODY' not found" in bad.stderr
     assert "Traceback" not in bad.stderr
     empty = write_case(tmp_path / "BraTS", case_id="BraTS20_Training_002", empty=True)
-    bad = _cli("medseg.cli.diagnose", [f"case={empty}"], tmp_path)
-    assert bad.returncode == 2 and "contains no tumour" in bad.stderr and "Traceback" not in bad.stderr
+    bad = _cli("medseg.cli.diagnose", [f"case={empty}", "atlas.kind=coarse"], tmp_path)
+    assert bad.returncode == 3 and "data error" in bad.stderr and "contains no tumour" in bad.stderr
+    assert "Traceback" not in bad.stderr
     again = _cli("medseg.cli.db", ["load", "--demo"], tmp_path)
-    assert again.returncode == 2 and "--replace" in again.stderr and "Traceback" not in again.stderr
+    assert again.returncode == 5 and "database error" in again.stderr and "--replace" in again.stderr
+    assert "Traceback" not in again.stderr
 
 
 def test_user_label_map_atlas_replaces_the_coarse_map(demo_db, brats_case, tmp_path):

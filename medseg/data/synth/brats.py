@@ -150,6 +150,10 @@ def write_brats(
     seed: int = 0,
     tumour_centers: Sequence[Sequence[int] | None] | None = None,
     validation_cases: int = 0,
+    head: str = "ellipsoid",
+    affine: np.ndarray | None = None,
+    tumours_mni: Sequence[Sequence[tuple[Sequence[float], float]]] | None = None,
+    world_from_mni: Sequence[np.ndarray | None] | None = None,
 ) -> Path:
     """Write ``n_cases`` training cases (and ``validation_cases`` without seg) under ``out``.
 
@@ -166,23 +170,43 @@ def write_brats(
         tumour_centers: optional list, one entry per training case (then validation cases), of 3
             voxel indices (i, j, k) where that case's tumour is centred, or ``None`` for random.
         validation_cases: number of unlabelled validation cases.
+        head: ``"ellipsoid"`` (default, :func:`make_head`) or ``"mni"``: a brain-shaped head resampled from
+            the MNI152 template (:func:`medseg.data.synth.head.mni_head`), with tumours placed at MNI
+            coordinates (``tumours_mni``) instead of voxel indices.
+        affine: header affine of every case (default :func:`brats_affine`; any voxel size or orientation);
+            ``head="mni"`` only.
+        tumours_mni: ``head="mni"``: per case (training, then validation), a list of
+            ``(MNI centre mm, radius mm)``; missing entries get no tumour.
+        world_from_mni: ``head="mni"``: per case, the placement (4 x 4, MNI mm -> world mm) or ``None``
+            for the centred default; recorded in the marker file.
 
     Returns ``out``.
     """
     out = Path(out)
     shape = tuple(int(s) for s in shape)
-    affine = brats_affine(shape)
+    if head not in ("ellipsoid", "mni"):
+        raise ValueError(f"head must be 'ellipsoid' or 'mni', got {head!r}")
+    if head != "mni" and (affine is not None or tumours_mni or world_from_mni):
+        raise ValueError("affine, tumours_mni and world_from_mni need head='mni'")
+    affine = brats_affine(shape) if affine is None else np.asarray(affine, float)
+    zooms = tuple(float(z) for z in np.sqrt((affine[:3, :3] ** 2).sum(axis=0)))
     centers = list(tumour_centers or [])
+    placed: list = []
 
     def save(path: Path, arr: np.ndarray) -> None:
-        write_nifti(path, arr, affine, spacing=(1.0, 1.0, 1.0))
+        write_nifti(path, arr, affine, spacing=zooms)
 
     plan = [(TRAIN_DIR, "Training", i, True) for i in range(n_cases)]
     plan += [(VAL_DIR, "Validation", i, False) for i in range(validation_cases)]
     for k, (folder, kind, i, labelled) in enumerate(plan):
         cid = f"BraTS20_{kind}_{i + 1:03d}"
         center = centers[k] if k < len(centers) else None
-        vols, seg, _ = make_head(np.random.default_rng((seed, k)), shape, center)
+        if head == "mni":
+            vols, seg, placed_k = _mni_case(np.random.default_rng((seed, k)), shape, affine, k, tumours_mni,
+                                            world_from_mni)
+            placed.append(placed_k)
+        else:
+            vols, seg, _ = make_head(np.random.default_rng((seed, k)), shape, center)
         d = out / folder / cid
         for mod, v in vols.items():
             save(d / f"{cid}_{mod}.nii.gz", np.round(v).astype(np.int16))
@@ -190,5 +214,20 @@ def write_brats(
             save(d / f"{cid}_seg.nii.gz", seg)
     write_json_atomic(out / MARKER, {"generator": "medseg.data.synth.brats", "seed": seed, "n_cases": n_cases,
                                      "validation_cases": validation_cases, "shape": list(shape),
-                                     "tumour_centers": [None if c is None else list(map(int, c)) for c in centers]})
+                                     "tumour_centers": [None if c is None else list(map(int, c)) for c in centers],
+                                     **({"head": "mni", "affine": affine.tolist(), "cases": placed} if head == "mni"
+                                        else {})})
     return out
+
+
+def _mni_case(rng: np.random.Generator, shape: tuple[int, ...], affine: np.ndarray, k: int,
+              tumours_mni: Sequence | None, world_from_mni: Sequence | None) -> tuple[dict, np.ndarray, dict]:
+    """One ``head="mni"`` case and what the marker records of it (placement, tumours in MNI mm)."""
+    from medseg.data.synth.head import centred_world_from_mni, mni_head
+
+    tumours = list((tumours_mni or [])[k]) if tumours_mni and k < len(tumours_mni) else []
+    place = world_from_mni[k] if world_from_mni and k < len(world_from_mni) else None
+    place = centred_world_from_mni(shape, affine) if place is None else np.asarray(place, float)
+    vols, seg, _ = mni_head(rng, shape, affine, place, tumours)
+    return vols, seg, {"world_from_mni": place.tolist(),
+                       "tumours_mni": [{"centre": [float(c) for c in t[0]], "radius_mm": float(t[1])} for t in tumours]}
