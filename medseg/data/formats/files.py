@@ -1,0 +1,224 @@
+"""Read one image or volume file of any supported type -> ``(array, meta)``.
+
+* NIfTI (``.nii``, ``.nii.gz``): nibabel, array in the file's index order (i, j, k), its affine.
+* ITK volumes (``.mha``, ``.mhd``, ``.nrrd``, ``.nhdr``): SimpleITK, transposed to the same (i, j, k)
+  index order, with a RAS affine built from ITK's origin, spacing and direction (ITK is LPS).
+* DICOM: one ``.dcm`` file (a single-frame X-ray: rescale slope/intercept and the VOI window
+  applied, MONOCHROME1 inverted, result in [0, 1]; pydicom), or a folder of the slices of one
+  series (sorted by position by SimpleITK/GDCM, spacing and orientation kept).
+* Every other format Pillow reads (png, jpg, tif, bmp, gif, ppm, pgm, pbm, webp, ...), 2D, colour
+  as ``(H, W, C)``.
+
+``meta`` has ``affine`` and ``spacing`` for volumes, ``window`` for DICOM files. Every failure is a
+:class:`~medseg.errors.DataError` naming the file.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from medseg.data.formats.nifti import load_nifti
+from medseg.errors import DataError
+from medseg.utils.io import read_image
+
+NIFTI = (".nii.gz", ".nii")
+ITK = (".mha", ".mhd", ".nrrd", ".nhdr")
+DICOM = (".dcm", ".dicom")
+#: volume formats (3D)
+VOLUME = NIFTI + ITK
+
+
+def _pillow_extensions() -> tuple[str, ...]:
+    from PIL import Image
+
+    Image.init()
+    # Pillow also registers formats it can only write (e.g. .pdf, .h5): keep those it opens
+    return tuple(sorted({e.lower() for e, fmt in Image.registered_extensions().items() if fmt in Image.OPEN},
+                        key=lambda e: (-len(e), e)))
+
+
+PILLOW = _pillow_extensions()
+#: every supported file ending, longest first so ``.nii.gz`` wins over ``.gz``
+EXTENSIONS = tuple(sorted(set(VOLUME + DICOM + PILLOW), key=lambda e: (-len(e), e)))
+
+
+def split_ext(path: str | Path) -> tuple[str, str]:
+    """``a.nii.gz -> ("a", ".nii.gz")``, ``im0001.ah.pgm -> ("im0001.ah", ".pgm")``; ``("", "")`` for
+    unsupported files and hidden files (``._x.nii.gz`` from macOS archives)."""
+    name = Path(path).name
+    if name.startswith("."):
+        return "", ""
+    low = name.lower()
+    for ext in EXTENSIONS:
+        if low.endswith(ext) and len(name) > len(ext):
+            return name[: -len(ext)], ext
+    return "", ""
+
+
+def is_dicom_series(path: Path) -> bool:
+    """A folder whose files are DICOM slices (``.dcm`` or extension-less files with the DICM magic)."""
+    if not path.is_dir():
+        return False
+    files = [f for f in path.iterdir() if f.is_file() and not f.name.startswith(".")]
+    return bool(files) and all(f.suffix.lower() in DICOM or (not f.suffix and _dicm(f)) for f in files)
+
+
+def _dicm(path: Path) -> bool:
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(128)
+            return fh.read(4) == b"DICM"
+    except OSError:
+        return False
+
+
+def is_volume(path: Path) -> bool:
+    return is_dicom_series(path) or split_ext(path)[1] in VOLUME
+
+
+def itk_affine(origin, spacing, direction) -> np.ndarray:
+    """Voxel (i, j, k) -> RAS world affine from ITK's LPS origin, spacing and direction."""
+    d = np.asarray(direction, float).reshape(3, 3)
+    aff = np.eye(4)
+    lps_to_ras = np.diag([-1.0, -1.0, 1.0])
+    aff[:3, :3] = lps_to_ras @ d @ np.diag(np.asarray(spacing, float))
+    aff[:3, 3] = lps_to_ras @ np.asarray(origin, float)
+    return aff
+
+
+def _from_sitk(img, source: Path) -> tuple[np.ndarray, dict]:
+    import SimpleITK as sitk
+
+    if img.GetDimension() == 2:
+        return sitk.GetArrayFromImage(img), {"spacing": tuple(float(s) for s in img.GetSpacing()[::-1])}
+    if img.GetDimension() != 3:
+        raise DataError(f"{source}: {img.GetDimension()}D image; expected 2D or 3D")
+    arr = sitk.GetArrayFromImage(img)  # (z, y, x[, c])
+    arr = np.ascontiguousarray(np.moveaxis(arr, (0, 1, 2), (2, 1, 0)))  # -> (x, y, z[, c]) like NIfTI
+    return arr, {"affine": itk_affine(img.GetOrigin(), img.GetSpacing(), img.GetDirection()),
+                 "spacing": tuple(float(s) for s in img.GetSpacing())}
+
+
+def read_itk(path: Path) -> tuple[np.ndarray, dict]:
+    import SimpleITK as sitk
+
+    try:
+        img = sitk.ReadImage(str(path))
+    except RuntimeError as exc:
+        raise DataError(f"{path}: cannot read ({str(exc).strip().splitlines()[-1][:200]})") from exc
+    return _from_sitk(img, path)
+
+
+def read_dicom_series(folder: Path) -> tuple[np.ndarray, dict]:
+    """The slices of one DICOM series, sorted by position (GDCM), as an (i, j, k) volume."""
+    import SimpleITK as sitk
+
+    reader = sitk.ImageSeriesReader()
+    ids = reader.GetGDCMSeriesIDs(str(folder))
+    if not ids:
+        raise DataError(f"{folder}: no DICOM series found in this folder")
+    if len(ids) > 1:
+        raise DataError(f"{folder}: {len(ids)} DICOM series in one folder ({', '.join(ids[:3])}); "
+                        "put each series in its own folder")
+    files = reader.GetGDCMSeriesFileNames(str(folder), ids[0])
+    if len(files) < 2:
+        raise DataError(f"{folder}: a DICOM series needs at least 2 slices, found {len(files)}")
+    reader.SetFileNames(files)
+    try:
+        img = reader.Execute()
+    except RuntimeError as exc:
+        raise DataError(f"{folder}: cannot read the DICOM series ({str(exc).strip().splitlines()[-1][:200]})") from exc
+    arr, meta = _from_sitk(img, folder)
+    return arr.astype(np.float32), meta
+
+
+def read_dicom_file(path: Path) -> tuple[np.ndarray, dict]:
+    """One single-frame DICOM image (an X-ray) -> float32 ``(H, W)`` in [0, 1].
+
+    Modality LUT (rescale slope / intercept) then the VOI window (WindowCenter / WindowWidth, or
+    the VOI LUT) as pydicom applies them; MONOCHROME1 (white = low) is inverted. Without a
+    window the rescaled values are min-max scaled.
+    """
+    import pydicom
+    from pydicom.pixels import apply_modality_lut, apply_voi_lut
+
+    try:
+        ds = pydicom.dcmread(str(path))
+        raw = ds.pixel_array
+    except Exception as exc:  # pydicom raises many types for broken or pixel-less files
+        raise DataError(f"{path}: cannot read DICOM pixels ({type(exc).__name__}: {exc})") from exc
+    if int(getattr(ds, "NumberOfFrames", 1) or 1) > 1 or raw.ndim not in (2, 3):
+        raise DataError(f"{path}: a multi-frame DICOM; give a series as a folder of single-frame files")
+    arr = apply_modality_lut(raw, ds).astype(np.float64)
+    window = None
+    if "VOILUTSequence" in ds:
+        arr = apply_voi_lut(arr, ds, prefer_lut=True).astype(np.float64)
+    elif "WindowCenter" in ds and "WindowWidth" in ds:
+        c = float(np.atleast_1d(ds.WindowCenter)[0])
+        w = max(float(np.atleast_1d(ds.WindowWidth)[0]), 2.0)
+        window = (c, w)
+        # the linear VOI function of DICOM PS3.3 C.11.2.1.2, written out so the output is [0, 1]
+        # directly (pydicom's apply_voi_lut maps to the stored bit range instead)
+        arr = np.clip((arr - (c - 0.5)) / (w - 1) + 0.5, 0.0, 1.0)
+    if window is None:
+        lo, hi = float(arr.min()), float(arr.max())
+        arr = (arr - lo) / (hi - lo) if hi > lo else np.zeros_like(arr)
+    if getattr(ds, "PhotometricInterpretation", "") == "MONOCHROME1":
+        arr = 1.0 - arr
+    meta = {"window": window}
+    if "PixelSpacing" in ds:
+        meta["spacing"] = tuple(float(s) for s in ds.PixelSpacing)
+    return arr.astype(np.float32), meta
+
+
+def read_array(path: str | Path) -> tuple[np.ndarray, dict]:
+    """Read an image or volume file (or a DICOM series folder) as stored -> ``(array, meta)``."""
+    path = Path(path)
+    if path.is_dir():
+        if is_dicom_series(path):
+            return read_dicom_series(path)
+        raise DataError(f"{path}: a folder that is not a DICOM series")
+    ext = split_ext(path)[1]
+    if ext in NIFTI:
+        data, affine, spacing = load_nifti(path)
+        return data, {"affine": affine, "spacing": spacing}
+    if ext in ITK:
+        return read_itk(path)
+    if ext in DICOM or (not ext and _dicm(path)):
+        return read_dicom_file(path)
+    if not ext:
+        raise DataError(f"{path}: unsupported file type (supported: nii.gz, nii, mha, mhd, nrrd, dcm "
+                        "and the formats Pillow reads)")
+    return read_image(path), {}
+
+
+def lossy(path: str | Path) -> bool:
+    return split_ext(path)[1] in (".jpg", ".jpeg", ".jpe", ".jfif", ".webp")
+
+
+def to_float(arr: np.ndarray) -> np.ndarray:
+    """Integer images to [0, 1] by their dtype's range; float and boolean images as float32."""
+    if arr.dtype == bool:
+        return arr.astype(np.float32)
+    if np.issubdtype(arr.dtype, np.integer):
+        return arr.astype(np.float32) / float(np.iinfo(arr.dtype).max)
+    return arr.astype(np.float32)
+
+
+def align_mask(mask: np.ndarray, mask_affine: np.ndarray | None, image_affine: np.ndarray | None) -> np.ndarray:
+    """Flip / permute a 3D mask array so its axes match the image's (both have an affine).
+
+    A mask saved by another tool (a NIfTI next to a DICOM series) may store the same grid in
+    another axis order; the orientations come from the affines (nibabel). Same orientation: unchanged.
+    """
+    if mask_affine is None or image_affine is None or mask.ndim != 3:
+        return mask
+    import nibabel as nib
+
+    src = nib.orientations.io_orientation(np.asarray(mask_affine))
+    dst = nib.orientations.io_orientation(np.asarray(image_affine))
+    if np.array_equal(src, dst):
+        return mask
+    return np.ascontiguousarray(nib.orientations.apply_orientation(mask, nib.orientations.ornt_transform(src, dst)))
