@@ -31,9 +31,9 @@ from pathlib import Path
 import numpy as np
 
 from medseg.data.case import Case
-from medseg.errors import DataError
 from medseg.data.formats.base import SegmentationReader
 from medseg.data.formats.nifti import load_nifti
+from medseg.errors import DataError
 
 MODALITIES = ("flair", "t1", "t1ce", "t2")
 SPLIT_FOLDERS = {"training": "MICCAI_BraTS2020_TrainingData", "validation": "MICCAI_BraTS2020_ValidationData"}
