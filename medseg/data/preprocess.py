@@ -135,15 +135,20 @@ class CropToForeground:
 
     Args:
         margin: voxels kept around the box on each side.
+        use_roi: crop to the case's ``roi`` when the reader set one (the BraTS brain, found from a
+            brain-mask file or the border value: backgrounds that are not zero) instead of non-zero voxels.
         set_roi: also set ``roi`` to the non-zero region (then ``ZScore(within_roi=True)`` is
             "z-score inside the brain" and patch centres stay inside it).
     """
 
-    def __init__(self, margin: int = 0, set_roi: bool = True) -> None:
-        self.margin, self.set_roi = int(margin), set_roi
+    def __init__(self, margin: int = 0, set_roi: bool = True, use_roi: bool = True) -> None:
+        self.margin, self.set_roi, self.use_roi = int(margin), set_roi, use_roi
 
     def __call__(self, case: Case) -> Case:
-        nonzero = np.any(case.image != 0, axis=0)
+        if self.use_roi and case.roi is not None and case.roi.any():
+            nonzero = np.asarray(case.roi, bool)  # the reader's brain (mask file or border-value rule)
+        else:
+            nonzero = np.any(case.image != 0, axis=0)
         if not nonzero.any():
             return case
         box = []
