@@ -1,6 +1,8 @@
 """Predict with a trained run on a split of its dataset or on a folder of images / volumes.
 
-Outputs under the output folder: ``masks/`` (PNG in 2D, NIfTI with the source affine in 3D),
+Outputs under the output folder: ``masks/`` (PNG in 2D, NIfTI with the source affine in 3D), or with
+``writer=nnunet`` ``nnunet/<case><file_ending>`` label maps in nnU-Net's layout (the dataset's label
+values, region order, source grid) for ``nnUNetv2_evaluate_simple``,
 optionally ``probs/`` (per-class probabilities) and ``submission.csv`` (``image_name,class,rle``,
 row-major RLE: see :mod:`medseg.inference.rle`), and ``predictions.csv`` listing what was written.
 """
@@ -17,10 +19,15 @@ from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, open_dict
 
 from medseg.data.case import Case
-from medseg.errors import DataError
 from medseg.data.preprocess import Compose
+from medseg.errors import DataError
 from medseg.inference.rle import write_rle_csv
-from medseg.inference.writers import write_nifti_labels, write_png_mask, write_probabilities
+from medseg.inference.writers import (
+    write_nifti_labels,
+    write_nnunet_prediction,
+    write_png_mask,
+    write_probabilities,
+)
 from medseg.pipelines.build import build_datamodule, build_module, load_weights
 from medseg.pipelines.eval import load_run_config, resolve_checkpoint
 from medseg.pipelines.evaluate import model_probs
@@ -77,7 +84,8 @@ def _reader_info(run_cfg) -> SimpleNamespace:
         log.warning("%s not found: taking the task from %s's defaults", root, reader_cls.__name__)
     return SimpleNamespace(task=reader.task, class_names=list(reader.class_names),
                            in_channels=int(getattr(reader, "in_channels", 1)),
-                           spatial_dims=int(getattr(reader, "spatial_dims", 2)))
+                           spatial_dims=int(getattr(reader, "spatial_dims", 2)),
+                           reader=reader if root.exists() else None)
 
 
 def predict(cfg: DictConfig, out_dir: str | Path) -> pd.DataFrame:
@@ -114,11 +122,22 @@ def predict(cfg: DictConfig, out_dir: str | Path) -> pd.DataFrame:
     fns = [model_probs(m, cfg.get("tta") or False) for m in modules]
     probs_fn = fns[0] if len(fns) == 1 else (lambda case: combine([f(case) for f in fns]))
     ckpt = ckpts[0] if len(ckpts) == 1 else Path(f"{len(ckpts)} fold checkpoints")
+    writer = str(cfg.get("writer") or "default")
+    if writer not in ("default", "nnunet"):
+        from medseg.errors import ConfigError
+
+        raise ConfigError(f"writer={writer!r}: use default (PNG / NIfTI masks) or nnunet (nnU-Net's layout)")
+    reader = getattr(info, "reader", None)
+    label_values = getattr(reader, "labels", None) if hasattr(getattr(reader, "labels", None), "to_labels") else None
     rows, rle_rows = [], []
     for case in cases:
         probs = probs_fn(case)
         pred = task.discretize(probs[None], threshold)[0]
-        if pred.ndim == 4:
+        if writer == "nnunet":
+            ending = cfg.get("file_ending") or case.meta.get("file_ending") or getattr(reader, "file_ending", None) \
+                or (".nii.gz" if pred.ndim == 4 else ".png")
+            written = [write_nnunet_prediction(out_dir / "nnunet", case, task, pred, str(ending), label_values)]
+        elif pred.ndim == 4:
             written = [write_nifti_labels(out_dir / "masks", case, task, pred, cfg.get("nifti_label_values"))]
         else:
             written = write_png_mask(out_dir / "masks", case.case_id, task, pred)

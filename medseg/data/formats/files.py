@@ -88,6 +88,16 @@ def itk_affine(origin, spacing, direction) -> np.ndarray:
     return aff
 
 
+def itk_geometry(affine: np.ndarray) -> tuple[tuple[float, ...], tuple[float, ...], tuple[float, ...]]:
+    """Inverse of :func:`itk_affine`: a RAS affine -> ITK ``(origin, spacing, direction)`` in LPS."""
+    aff = np.asarray(affine, float)
+    lps = np.diag([-1.0, -1.0, 1.0]) @ aff[:3, :3]
+    spacing = np.linalg.norm(lps, axis=0)
+    direction = lps / np.where(spacing > 0, spacing, 1.0)
+    origin = np.diag([-1.0, -1.0, 1.0]) @ aff[:3, 3]
+    return tuple(origin.tolist()), tuple(spacing.tolist()), tuple(direction.ravel().tolist())
+
+
 def _from_sitk(img, source: Path) -> tuple[np.ndarray, dict]:
     import SimpleITK as sitk
 
