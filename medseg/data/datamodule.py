@@ -124,6 +124,8 @@ class SegmentationDataModule(L.LightningDataModule):
         self.batch_size, self.num_workers = batch_size, num_workers
         self.val_fraction, self.test_fraction, self.fold, self.n_folds = val_fraction, test_fraction, fold, n_folds
         self.train_split, self.test_split, self.use_roi, self.seed = train_split, test_split, use_roi, seed
+        if fov == "auto":
+            self.use_roi = True  # a derived field of view is asked for: metrics and patches inside it
         self.cache_dir, self.lazy, self.max_centres = cache_dir, lazy, max_centres
         self.fixed_splits, self.baseline = splits, baseline
         self.reader: SegmentationReader | None = None
