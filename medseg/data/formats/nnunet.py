@@ -176,8 +176,10 @@ class NnunetReader(SegmentationReader):
             if m:
                 found.setdefault(m.group("case"), {})[int(m.group("ch"))] = f
         out = {}
+        # channel files per case: as many as the most complete case has (an RGB PNG holds 3 channels in one file)
+        n_files = max((max(ch) + 1 for ch in found.values()), default=0)
         for case, chans in found.items():
-            files = [chans.get(i) for i in range(max(chans) + 1)]
+            files = [chans.get(i) for i in range(n_files)]
             if None in files:
                 missing = [f"{case}_{i:04d}{ending}" for i, p in enumerate(files) if p is None]
                 self.incomplete.append(f"{folder / missing[0]}")
