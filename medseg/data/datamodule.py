@@ -103,11 +103,12 @@ class SegmentationDataModule(L.LightningDataModule):
     ) -> None:
         super().__init__()
         if lazy and not cache_dir:
-            raise ValueError("data.lazy=true needs data.cache_dir (cases are memory-mapped from the cache)")
+            raise ConfigError("data.lazy=true needs data.cache_dir (cases are memory-mapped from the cache); "
+                              "set data.cache_dir=<folder> or data.lazy=false")
         if train_mode not in ("patch", "resize"):
-            raise ValueError(f"data.train_mode must be patch or resize, got {train_mode!r}")
+            raise ConfigError(f"data.train_mode must be patch or resize, got {train_mode!r}")
         if train_mode == "resize" and not resize:
-            raise ValueError("data.train_mode=resize needs data.resize (e.g. [512, 512])")
+            raise ConfigError("data.train_mode=resize needs data.resize (e.g. [512, 512])")
         self.root = Path(root).expanduser()
         self.reader_factory, self.synthesize, self.synth_parent = reader, synthesize, synth_parent
         if fov not in (None, "auto", "none"):

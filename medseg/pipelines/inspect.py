@@ -33,9 +33,16 @@ def _label_values(mask: np.ndarray | None, task: str) -> list[int] | list[float]
 
 def inspect_dataset(cfg: DictConfig, max_cases: int | None = 20) -> dict[str, Any]:
     """Inspect ``cfg.data`` -> a JSON-able report (see module docstring)."""
-    dm = instantiate(cfg.data, _convert_="partial")
-    dm.prepare_data()
-    reader = dm.reader_factory(root=str(dm.root))
+    from hydra.errors import InstantiationException
+
+    try:
+        dm = instantiate(cfg.data, _convert_="partial")
+        dm.prepare_data()
+        reader = dm.reader_factory(root=str(dm.root))
+    except InstantiationException as exc:  # Hydra wraps the config / data error: show that one
+        if isinstance(exc.__cause__, MedsegError):
+            raise exc.__cause__ from None
+        raise
     report: dict[str, Any] = {
         "root": str(dm.root), "reader": f"{type(reader).__module__}.{type(reader).__name__}",
         "task": reader.task, "classes": list(reader.class_names), "in_channels": int(reader.in_channels),
