@@ -53,6 +53,17 @@ def read_input(path: Path, channels: int) -> Case:
         case_id = name[: -len(".nii.gz")] if name.endswith(".nii.gz") else path.stem
         return Case(case_id, np.ascontiguousarray(image), spacing=tuple(float(z) for z in img.header.get_zooms()[:3]),
                     meta={"affine": img.affine, "source": str(path)}).validate(str(path))
+    from medseg.data.formats.files import DICOM, ITK, is_dicom_series, read_array, split_ext
+
+    ext = split_ext(path)[1]
+    if ext in ITK or ext in DICOM or is_dicom_series(path):  # .mha/.nrrd, DICOM files and series folders
+        data, meta = read_array(path)
+        image = np.ascontiguousarray(data[None], dtype=np.float32)
+        if image.shape[0] != channels:
+            raise DataError(f"{path}: {image.shape[0]} channels, the model takes {channels}")
+        return Case(split_ext(path)[0] or path.name, image, spacing=meta.get("spacing") if data.ndim == 3 else None,
+                    meta={"source": str(path), **({"affine": meta["affine"]} if "affine" in meta else {})}
+                    ).validate(str(path))
     raw = read_image(path, mode="RGB" if channels == 3 else "L" if channels == 1 else None)
     scale = 65535.0 if raw.dtype == np.uint16 else 255.0 if raw.dtype == np.uint8 else 1.0
     image = (raw[None] if raw.ndim == 2 else raw.transpose(2, 0, 1)).astype(np.float32) / scale
@@ -65,9 +76,15 @@ def folder_cases(folder: str | Path, channels: int, preprocess) -> list[Case]:
     folder = Path(folder).expanduser()
     if not folder.is_dir():
         raise DataError(f"{folder}: input folder not found")
-    files = sorted(p for p in folder.iterdir() if p.name.lower().endswith((*IMAGE_SUFFIXES, ".nii", ".nii.gz")))
+    from medseg.data.formats.files import is_dicom_series, split_ext
+
+    entries = sorted(folder.iterdir())
+    files = [p for p in entries if (p.is_file() and split_ext(p)[0]) or is_dicom_series(p)]
     if not files:
-        raise DataError(f"{folder}: no images (png, jpg, tif, bmp, gif) or NIfTI volumes found")
+        seen = sorted({p.suffix.lower() or p.name for p in entries})[:8]
+        raise DataError(f"{folder}: no images (png, jpg, tif, bmp, gif, ppm, pgm ...), volumes (nii.gz, mha, nrrd) "
+                        f"or DICOM files / series folders found (saw {len(entries)} entries: {seen}); "
+                        "set input_dir to the folder of images")
     return [preprocess(read_input(p, channels)) for p in files]
 
 
