@@ -72,7 +72,8 @@ class HandBoneReader(SegmentationReader):
             if entries:
                 self._index[split] = entries
         if not self._index:
-            raise DataError(f"{self.root}: no hand radiographs found (expected train/DCM/<ID>/<name>.png)")
+            raise DataError(f"{self.root}: no hand radiographs found (expected train/DCM/<ID>/<name>.png; "
+                            f"{self.seen()}); point data.root at the folder holding train/")
 
     def available_splits(self) -> list[str]:
         return list(self._index)

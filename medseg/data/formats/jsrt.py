@@ -105,7 +105,8 @@ class JSRTReader(SegmentationReader):
         if (self.root / "images").is_dir():
             return "folder"
         raise DataError(f"{self.root}: not a JSRT layout (expected All247images/ + scratch/foldN/masks, "
-                        f"org/ + label/, or images/ + masks/)")
+                        f"org/ + label/, or images/ + masks/; {self.seen()}); point data.root at that folder or set "
+                        f"data.reader.layout")
 
     # ------------------------------------------------------------- listing
     def available_splits(self) -> list[str]:

@@ -62,6 +62,28 @@ def test_brats2013_layout_with_exact_names(years, tmp_path):
     assert all(c < s for c, s in zip(cropped.spatial_shape, SHAPE))
 
 
+def test_brats2015_mha_sub_folders(years, tmp_path):
+    """BraTS 2015: brats_2013_pat0001_1/VSD.Brain.XX.O.MR_Flair.54512/VSD.Brain.XX.O.MR_Flair.54512.mha, ..."""
+    import SimpleITK as sitk
+
+    src = years[2013] / "brats_2013_pat0001_1"
+    case_dir = tmp_path / "BRATS2015_Training" / "HGG" / "brats_2013_pat0001_1"
+    names = {"Flair_subtrMeanDivStd": "MR_Flair", "T1_subtrMeanDivStd": "MR_T1", "T1c_subtrMeanDivStd": "MR_T1c",
+             "T2_subtrMeanDivStd": "MR_T2", "OTMultiClass": "OT"}
+    for k, (old, new) in enumerate(names.items()):
+        arr = np.asarray(nib.load(str(src / f"{old}.nii.gz")).dataobj)
+        name = f"VSD.Brain{'_3more' if new == 'OT' else ''}.XX.O.{new}.{54512 + k}"
+        (case_dir / name).mkdir(parents=True)
+        sitk.WriteImage(sitk.GetImageFromArray(np.ascontiguousarray(arr.T)), str(case_dir / name / f"{name}.mha"))
+    reader = BratsReader(tmp_path)
+    assert reader.list_cases("training") == ["brats_2013_pat0001_1"]
+    case = reader.load_case("brats_2013_pat0001_1")
+    ref = BratsReader(years[2013]).load_case("brats_2013_pat0001_1")
+    np.testing.assert_array_equal(case.mask, ref.mask)
+    np.testing.assert_allclose(case.image, ref.image, atol=1e-6)
+    assert case.meta["background_rule"].startswith("most frequent border value")  # no brain mask in 2015
+
+
 def test_scheme_detection_and_patterns(years, tmp_path):
     from pathlib import Path
 
@@ -104,7 +126,7 @@ def test_two_cases_without_splits_points_to_data_splits(tmp_path):
         dm.setup()
 
 
-@pytest.mark.parametrize("year", [2013, 2021, 2023])
+@pytest.mark.parametrize("year", [2013, pytest.param(2021, marks=pytest.mark.slow), 2023])
 def test_smoke_epoch_per_year(train_synth, year):
     results, run_dir = train_synth("brats", f"data.synthesize.year={year}", "data.synthesize.shape=[24,24,16]",
                                    "data.synthesize.n_cases=4", "data.patch_size=[16,16,16]",

@@ -128,6 +128,10 @@ def test_found_nothing_names_what_it_saw(tmp_path):
     (tmp_path / "y" / "pictures").mkdir(parents=True)
     with pytest.raises(DataError, match=r"no folder named 'images'.*\['pictures'\].*data.reader.image_dir"):
         FolderReader(tmp_path / "y")
+    from medseg.data.formats.drive import DriveReader
+
+    with pytest.raises(DataError, match=r"no DRIVE split found .*found \['pictures/'\]\); point data.root"):
+        DriveReader(tmp_path / "y")
 
 
 def test_split_file_shapes(tiny_drive, tmp_path):

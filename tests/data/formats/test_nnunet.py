@@ -44,8 +44,9 @@ def test_nnunet_3d_reads_channels_labels_and_test(nn3d):
     assert case.meta["affine"] is not None and case.spacing == (1.0, 1.0, 1.0)
 
 
-def test_nnunet_2d_png_and_regions(tmp_path):
-    root = write_nnunet(tmp_path / "Dataset902_Shapes2D", n=4, n_test=0, size=(24, 28), file_ending=".png",
+@pytest.mark.parametrize("ending", [".png", ".tif"])
+def test_nnunet_2d_and_regions(tmp_path, ending):
+    root = write_nnunet(tmp_path / "Dataset902_Shapes2D", n=4, n_test=0, size=(24, 28), file_ending=ending,
                         channels=1, folds=None, seed=1)
     reader = NnunetReader(root)
     assert reader.spatial_dims == 2 and reader.in_channels == 1 and reader.splits_file is None
