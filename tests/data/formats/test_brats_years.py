@@ -133,3 +133,15 @@ def test_smoke_epoch_per_year(train_synth, year):
                                    "data.samples_per_epoch=4", "data.batch_size=2", "model.depth=2",
                                    "model.base_channels=4", "data.cache_dir=null", "data.lazy=false")
     assert np.isfinite(results["test/dice"]) and (run_dir / "splits.json").is_file()
+
+
+def test_bad_2013_and_2021_variants_name_the_file(years, tmp_path):
+    copy = shutil.copytree(years[2013], tmp_path / "b13")
+    mask = copy / "brats_2013_pat0002_1" / "brainmask.nii.gz"
+    nib.save(nib.Nifti1Image(np.ones((4, 4, 4), np.uint8), np.eye(4)), str(mask))
+    with pytest.raises(DataError, match=r"pat0002_1/brainmask\.nii\.gz: brain mask shape \(4, 4, 4\) differs"):
+        BratsReader(copy).load_case("brats_2013_pat0002_1")
+    copy = shutil.copytree(years[2021], tmp_path / "b21")
+    (copy / "BraTS2021_00001" / "BraTS2021_00001_seg.nii.gz").unlink()
+    with pytest.raises(DataError, match=r"BraTS2021_00001: training case BraTS2021_00001 has no segmentation"):
+        BratsReader(copy).load_case("BraTS2021_00001")

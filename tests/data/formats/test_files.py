@@ -106,3 +106,33 @@ def test_mask_in_another_axis_order_is_reoriented():
     out = align_mask(mask[::-1], flipped, image_affine)
     np.testing.assert_array_equal(out, mask)
     assert align_mask(mask, image_affine, image_affine) is mask
+
+
+def test_bad_variants_name_the_file(tmp_path):
+    """Truncated ITK / PPM files, two series in one DICOM folder, a 2D nnU-Net label of the wrong size."""
+    root = write_folder(tmp_path / "m", n=2, size=(8, 8, 6), ext="mha", seed=1)
+    p = root / "images" / "case_001.mha"
+    p.write_bytes(p.read_bytes()[:120])
+    with pytest.raises(DataError, match=r"case_001\.mha: cannot read"):
+        FolderReader(root, classes=["round"]).load_case("case_001")
+    root = write_folder(tmp_path / "p", n=2, size=(8, 8), ext="ppm", seed=1)
+    p = root / "images" / "case_000.ppm"
+    p.write_bytes(p.read_bytes()[:30])
+    with pytest.raises(DataError, match=r"case_000\.ppm: cannot read image"):
+        FolderReader(root, classes=["round"]).load_case("case_000")
+    import shutil
+
+    root = write_dicom_series(tmp_path / "ct", n=2, size=(8, 8, 4), seed=1)
+    for f in (root / "images" / "case_001").iterdir():  # a second series in case_000's folder
+        shutil.copy(f, root / "images" / "case_000" / f"b_{f.name}")
+    with pytest.raises(DataError, match=r"case_000: 2 DICOM series in one folder"):
+        FolderReader(root, classes=["round"]).load_case("case_000")
+    from PIL import Image
+
+    from medseg.data.formats.nnunet import NnunetReader
+    from medseg.data.synth.nnunet import write_nnunet
+
+    nn = write_nnunet(tmp_path / "Dataset9_X", n=2, n_test=0, size=(16, 16), file_ending=".png", folds=None)
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(nn / "labelsTr" / "case_001.png")
+    with pytest.raises(DataError, match=r"labelsTr/case_001\.png: label shape \(8, 8\) differs from the image"):
+        NnunetReader(nn).load_case("case_001")

@@ -166,3 +166,23 @@ def test_predict_in_nnunet_layout(train_cfg, tmp_path):
     labels = np.asarray(Image.open(files[0]))
     # the source size (the model ran at 20x20), and the dataset's label values from the regions
     assert labels.shape == (40, 40) and set(np.unique(labels)) <= {0, 1, 2, 3}
+
+
+@pytest.mark.slow
+def test_kfold_runs_the_folds_of_splits_final(tmp_path):
+    """medseg-kfold on an nnU-Net dataset: fold k validates on splits_final.json's fold k (minus the test set)."""
+    from medseg.pipelines.kfold import run_kfold
+    from tests.conftest import compose_cfg
+
+    root = write_nnunet(tmp_path / "Dataset906_CV", n=8, n_test=0, size=(24, 24), file_ending=".png", folds=2,
+                        channels=1, seed=2)
+    out = tmp_path / "cv"
+    cfg = compose_cfg("kfold", ["data=nnunet", f"data.root={root}", "folds=2", "debug=smoke", "loss=ce",
+                                "data.patch_size=[16,16]", "data.samples_per_epoch=4", "model.depth=2",
+                                "model.base_channels=4", "eval_metrics=[]"], out)
+    folds = run_kfold(cfg, out)
+    spec = json.loads((root / "splits_final.json").read_text())
+    for k in range(2):
+        s = json.loads((out / f"fold_{k}" / "splits.json").read_text())
+        assert s["val"] == sorted(set(spec[k]["val"]) - set(s["test"]))
+    assert len(folds) == 2
