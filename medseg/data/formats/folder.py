@@ -160,7 +160,7 @@ class FolderReader(SegmentationReader):
         self._report_unmatched(unmatched)
         first = next(iter(next(iter(self._index.values())).values()))
         arr, _ = read_array(first)
-        self.spatial_dims = 3 if is_volume(first) else 2
+        self.spatial_dims = 3 if is_volume(first) and arr.ndim == 3 else 2  # a 2D NIfTI / .mha is 2D
         self.in_channels = 1 if (self.spatial_dims == 3 or arr.ndim == 2) else min(arr.shape[2], 3)
 
     # ----------------------------------------------------------- discovery
@@ -300,12 +300,13 @@ class FolderReader(SegmentationReader):
         split, path = self._find(case_id)
         arr, meta = read_array(path)
         if self.spatial_dims == 2:
-            if arr.ndim == 3:
+            if arr.ndim == 3 and not is_volume(path):
                 arr = arr[..., :3].transpose(2, 0, 1)
             elif arr.ndim == 2:
                 arr = arr[None]
             else:
-                raise DataError(f"{path}: a {arr.ndim}D array where the dataset's first image is 2D")
+                raise DataError(f"{path}: a {arr.ndim}D array where the dataset's first image is 2D "
+                                f"({self._index[split] and next(iter(self._index[split].values())).name})")
         else:
             if arr.ndim != 3:
                 raise DataError(f"{path}: expected a 3D volume, got shape {arr.shape}")

@@ -124,8 +124,9 @@ def _save(path: Path, arr: np.ndarray) -> None:
     if path.suffix in (".mha", ".nrrd"):
         import SimpleITK as sitk
 
-        # SimpleITK indexes (x, y, z); medseg reads ITK files back in that order (see formats.files)
-        img = sitk.GetImageFromArray(np.ascontiguousarray(arr.T))
+        # 3D: SimpleITK indexes (x, y, z) and medseg reads ITK volumes back in that order (see
+        # formats.files); 2D images stay (rows, columns)
+        img = sitk.GetImageFromArray(np.ascontiguousarray(arr.T if arr.ndim == 3 else arr))
         img.SetSpacing((1.0,) * arr.ndim)
         save_with(path, lambda p: sitk.WriteImage(img, str(p), useCompression=True))
         return

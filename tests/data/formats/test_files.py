@@ -136,3 +136,12 @@ def test_bad_variants_name_the_file(tmp_path):
     Image.fromarray(np.zeros((8, 8), np.uint8)).save(nn / "labelsTr" / "case_001.png")
     with pytest.raises(DataError, match=r"labelsTr/case_001\.png: label shape \(8, 8\) differs from the image"):
         NnunetReader(nn).load_case("case_001")
+
+
+@pytest.mark.parametrize("ext", ["nii.gz", "mha"])
+def test_2d_volume_formats_stay_2d(tmp_path, ext):
+    root = write_folder(tmp_path / ext.replace(".", ""), n=2, size=(16, 20), ext=ext, seed=1)
+    reader = FolderReader(root, classes=["round"])
+    case = reader.load_case("case_001")
+    assert reader.spatial_dims == 2 and case.image.shape == (1, 16, 20)
+    np.testing.assert_array_equal(case.mask, _shapes(1, (16, 20)).labels[0])
