@@ -117,7 +117,7 @@ def find_split(name: str | None, available: Sequence[str]) -> str | None:
     return next((s for s in available if canonical_split(s) == canon), None)
 
 
-def load_split_spec(spec, source: str = "data.splits"):
+def load_split_spec(spec: object, source: str = "data.splits") -> tuple[dict | list, str]:
     """Read ``data.splits`` into ``{"train": [...], "val": [...], "test": [...]}`` (any subset) or a
     list of such mappings (nnU-Net's ``splits_final.json``: one ``{"train", "val"}`` per fold).
 
@@ -203,7 +203,9 @@ def _canonical_keys(spec: dict, source: str) -> dict[str, list[str]]:
     return out
 
 
-def name_resolver(known: Sequence[str], aliases: Callable[[str], Sequence[str]] | None = None):
+def name_resolver(
+    known: Sequence[str], aliases: Callable[[str], Sequence[str]] | None = None
+) -> Callable[[Sequence[str]], tuple[list[str], list[str]]]:
     """``names -> (case ids, unknown names)``: a split file may name a case by its id, its file name
     or its stem, with or without a folder (``stare-images/im0001.ppm`` -> ``im0001``)."""
     from pathlib import PurePosixPath
@@ -217,7 +219,8 @@ def name_resolver(known: Sequence[str], aliases: Callable[[str], Sequence[str]] 
             table.setdefault(str(a).lower(), cid)
 
     def resolve(names: Sequence[str]) -> tuple[list[str], list[str]]:
-        ids, unknown = [], []
+        ids: list[str] = []
+        unknown: list[str] = []
         for n in names:
             base = PurePosixPath(str(n).replace("\\", "/")).name
             stem = split_ext(base)[0] or base

@@ -141,7 +141,7 @@ def write_probabilities(out_dir: str | Path, case: Case, probs: torch.Tensor) ->
     return save_with(Path(out_dir) / f"{case.case_id}.npy", lambda p: np.save(p, arr.astype(np.float16)))
 
 
-def nnunet_labels(task: Task, pred, label_values=None) -> np.ndarray:
+def nnunet_labels(task: Task, pred: torch.Tensor | np.ndarray, label_values: object | None = None) -> np.ndarray:
     """A prediction as an nnU-Net label map: ``label_values`` (a reader's ``LabelMap``, for the
     dataset's own values and nnU-Net region order), else 0/1 for binary, the class index for
     multi-class, BraTS 0/1/2/4 for the three BraTS regions."""
@@ -157,8 +157,8 @@ def nnunet_labels(task: Task, pred, label_values=None) -> np.ndarray:
     return labels.astype(np.uint8) if labels.max() < 256 else labels
 
 
-def write_nnunet_prediction(out_dir: str | Path, case: Case, task: Task, pred, file_ending: str = ".nii.gz",
-                            label_values=None) -> Path:
+def write_nnunet_prediction(out_dir: str | Path, case: Case, task: Task, pred: torch.Tensor | np.ndarray,
+                            file_ending: str = ".nii.gz", label_values: object | None = None) -> Path:
     """One case as nnU-Net writes predictions: ``<out_dir>/<case identifier><file_ending>``, a label map
     with the dataset's label values on the source image's grid (crop and resampling undone; 3D
     with the source affine), so ``nnUNetv2_evaluate_simple <labelsTr> <out_dir> -l 1 2 ...`` scores it."""

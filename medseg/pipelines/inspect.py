@@ -54,7 +54,9 @@ def inspect_dataset(cfg: DictConfig, max_cases: int | None = 20) -> dict[str, An
             report[attr] = value
     if hasattr(reader, "schemes"):
         report["naming"] = {str(k): v for k, v in reader.schemes.items()}
-    shapes, spacings, channels = [], [], Counter()
+    shapes: list[tuple[int, ...]] = []
+    spacings: list[tuple[float, ...]] = []
+    channels: Counter = Counter()
     for split in reader.available_splits():
         ids = reader.list_cases(split)
         info: dict[str, Any] = {"cases": len(ids), "labelled": bool(reader.has_labels(split)), "examples": ids[:3]}
@@ -97,7 +99,7 @@ def inspect_dataset(cfg: DictConfig, max_cases: int | None = 20) -> dict[str, An
     return report
 
 
-def suggest(cfg: DictConfig, report: dict[str, Any], reader) -> list[str]:
+def suggest(cfg: DictConfig, report: dict[str, Any], reader: object = None) -> list[str]:
     """Overrides that fix what the report saw."""
     out: list[str] = []
     data = cfg.data

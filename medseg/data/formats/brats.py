@@ -178,9 +178,10 @@ class BratsReader(SegmentationReader):
                                       for s in subs)
 
     def _case_folders(self) -> list[Path]:
-        out, frontier = [], [self.root]
+        out: list[Path] = []
+        frontier = [self.root]
         for _ in range(4):
-            nxt = []
+            nxt: list[Path] = []
             for d in frontier:
                 for p in sorted(d.iterdir()):
                     if not p.is_dir() or p.name.startswith("."):
@@ -274,9 +275,12 @@ class BratsReader(SegmentationReader):
 
     def load_case(self, case_id: str) -> Case:
         paths = self.paths(case_id)
-        channels, affine, spacing = [], None, None
+        channels: list[np.ndarray] = []
+        affine, spacing = None, None
         for mod in self.modalities:
-            data, meta = self._read(paths[mod])
+            path = paths[mod]
+            assert path is not None  # paths() raised otherwise
+            data, meta = self._read(path)
             data = data.astype(np.float32)
             if not np.isfinite(data).all():
                 n_bad = int((~np.isfinite(data)).sum())

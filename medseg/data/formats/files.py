@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -65,7 +66,7 @@ def is_volume(path: Path) -> bool:
     return is_dicom_series(path) or split_ext(path)[1] in VOLUME
 
 
-def itk_affine(origin, spacing, direction) -> np.ndarray:
+def itk_affine(origin: Sequence[float], spacing: Sequence[float], direction: Sequence[float]) -> np.ndarray:
     """Voxel (i, j, k) -> RAS world affine from ITK's LPS origin, spacing and direction."""
     d = np.asarray(direction, float).reshape(3, 3)
     aff = np.eye(4)

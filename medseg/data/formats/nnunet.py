@@ -27,6 +27,7 @@ import json
 import logging
 import re
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -56,7 +57,7 @@ def read_dataset_json(root: Path) -> dict:
 class LabelMap:
     """nnU-Net / Decathlon ``labels`` -> medseg's task, class names and a raw-label -> mask function."""
 
-    def __init__(self, labels: dict, source: Path, regions_class_order=None) -> None:
+    def __init__(self, labels: dict, source: Path, regions_class_order: list | None = None) -> None:
         self.source = source
         self.ignore: int | None = None
         items = {str(k): v for k, v in labels.items()}
@@ -91,10 +92,10 @@ class LabelMap:
             self.class_names = tuple(k for _, k in by_value)
             self.task = "binary" if len(values) == 1 else "multiclass"
             self.allowed = [0, *values]
-            self.regions_class_order = None
+            self.regions_class_order: list[int] | None = None
         self._ignore_warned = False
 
-    def mask(self, seg: np.ndarray, path: Path, bad) -> np.ndarray:
+    def mask(self, seg: np.ndarray, path: Path, bad: Callable[[str], None]) -> np.ndarray:
         """Raw label array -> medseg mask (indices, or multi-hot regions)."""
         if np.issubdtype(seg.dtype, np.floating):
             if not np.isfinite(seg).all() or not np.all(seg == np.round(seg)):
@@ -217,7 +218,9 @@ class NnunetReader(SegmentationReader):
 
     def load_case(self, case_id: str) -> Case:
         split = self._split_of(case_id)
-        chans, meta0, shape = [], {}, None
+        chans: list[np.ndarray] = []
+        meta0: dict = {}
+        shape = None
         for f in self._cases[split][case_id]:
             arr, meta = read_array(f)
             if self.spatial_dims == 2:
