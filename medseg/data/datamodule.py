@@ -158,7 +158,8 @@ class SegmentationDataModule(L.LightningDataModule):
         for name, ids in self.splits.items():
             self.cases[name] = self._load_split(ids)
             if not self.cases[name]:
-                raise DataError(f"{self.root}: the {name} split has no readable cases")
+                raise DataError(f"{self.root}: the {name} split has no readable cases ({len(ids)} listed, all "
+                                f"skipped: see the warnings above, or run medseg-inspect with the same data options)")
         log.info("splits: %s", {k: len(v) for k, v in self.splits.items()})
 
     def _load_split(self, ids: list[str]) -> Sequence[Case]:
