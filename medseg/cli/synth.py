@@ -8,6 +8,10 @@ images, I J K for BraTS volumes). Defaults are the real datasets' sizes. Example
     medseg-synth handbone --out data/handbone --n 10 --size 256
     medseg-synth jsrt --out data/JSRT --n 40 --size 512 --layout scr
     medseg-synth folder --out data/shapes --task multilabel --ext nii.gz --size 32 32 32
+    medseg-synth brats --out data/BraTS2023 --year 2023 --n 4 --size 96 96 64
+    medseg-synth nnunet --out data/nnUNet_raw/Dataset901_Shapes --size 32 32 32 [--regions] [--ext png --size 64 64]
+    medseg-synth decathlon --out data/Task90_Shapes --size 32 32 32
+    medseg-synth dicom --out data/ct --kind series --size 32 32 16   (--kind xray --size 64 64)
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ def _brats(args) -> None:
     from medseg.data.synth.brats import write_brats
 
     write_brats(args.out, n_cases=args.n, shape=tuple(args.size or (240, 240, 155)), seed=args.seed,
-                validation_cases=_n_test(args, 0))
+                validation_cases=_n_test(args, 0), year=args.year)
 
 
 def _handbone(args) -> None:
@@ -63,8 +67,31 @@ def _folder(args) -> None:
                  seed=args.seed)
 
 
+def _nnunet(args) -> None:
+    from medseg.data.synth.nnunet import write_nnunet
+
+    size = tuple(args.size or (32, 32, 32))
+    volume = args.ext in ("nii.gz", "mha", "nrrd")
+    # 3D sizes need a volume format: the default --ext png then means .nii.gz
+    ending = "." + (args.ext if volume or len(size) == 2 else "nii.gz")
+    write_nnunet(args.out, n=args.n, n_test=_n_test(args, 2), size=size, file_ending=ending,
+                 regions=args.regions, folds=min(5, args.n), seed=args.seed)
+
+
+def _decathlon(args) -> None:
+    from medseg.data.synth.decathlon import write_decathlon
+
+    write_decathlon(args.out, n=args.n, n_test=_n_test(args, 2), size=tuple(args.size or (32, 32, 32)), seed=args.seed)
+
+
+def _dicom(args) -> None:
+    from medseg.data.synth.dicom import write_dicom
+
+    write_dicom(args.out, kind=args.kind, n=args.n, size=tuple(args.size) if args.size else None, seed=args.seed)
+
+
 GENERATORS = {"drive": _drive, "chase": _chase, "jsrt": _jsrt, "brats": _brats, "handbone": _handbone,
-              "folder": _folder}
+              "folder": _folder, "nnunet": _nnunet, "decathlon": _decathlon, "dicom": _dicom}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -78,7 +105,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--layout", choices=["scr", "png", "folder"], default=None, help="jsrt: on-disk variant")
     p.add_argument("--task", choices=["binary", "multiclass", "multilabel"], default="binary", help="folder")
-    p.add_argument("--ext", choices=["png", "jpg", "tif", "bmp", "nii.gz"], default="png", help="folder: file type")
+    p.add_argument("--ext", choices=["png", "jpg", "tif", "bmp", "ppm", "pgm", "nii.gz", "mha", "nrrd"], default="png",
+                   help="folder / nnunet: file type")
+    p.add_argument("--year", type=int, default=2020, help="brats: the layout of 2013, 2018-2021 or 2023+")
+    p.add_argument("--regions", action="store_true", help="nnunet: region labels (multi-label)")
+    p.add_argument("--kind", choices=["series", "xray"], default="series", help="dicom: CT-like series or X-rays")
     args = p.parse_args(argv)
     GENERATORS[args.dataset](args)
     print(f"wrote synthetic {args.dataset} to {args.out}")

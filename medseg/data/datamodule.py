@@ -6,7 +6,6 @@ synthetic generator (``medseg.data.synth.*``); both come from config with ``_tar
 
 from __future__ import annotations
 
-import json
 import logging
 import warnings
 from collections.abc import Callable, Mapping, Sequence
@@ -19,12 +18,12 @@ from torch.utils.data import DataLoader
 
 from medseg.data.cache import CachedCases, CaseCache, fingerprint
 from medseg.data.case import Case
-from medseg.errors import DataError
 from medseg.data.datasets import FullImageDataset, PatchDataset, ResizeDataset
 from medseg.data.formats.base import SegmentationReader
-from medseg.data.preprocess import Compose
+from medseg.data.preprocess import Compose, FieldOfView, Resample
 from medseg.data.samplers import eval_sampler
-from medseg.data.splits import make_splits
+from medseg.data.splits import find_split, grouped_holdout, load_split_spec, make_splits, name_resolver
+from medseg.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
 
@@ -44,10 +43,21 @@ class SegmentationDataModule(L.LightningDataModule):
         resize: training size in ``resize`` mode.
         augment: ``(image, mask, roi) -> ...`` training augmentation, or ``None``.
         val_fraction, test_fraction, fold, n_folds: see :func:`medseg.data.splits.make_splits`.
-        train_split, test_split: names of the dataset's on-disk splits.
+        train_split, test_split: names of the dataset's on-disk splits (aliases work: ``val`` finds
+            ``validation``, ``train`` finds ``training``).
+        val_split: an on-disk split used as the validation set when present (e.g. ``val`` of a
+            folder with ``val_png/``); else validation is held out of the training split.
         use_roi: compute metrics inside the reader's ROI (e.g. FOV) when it has one.
-        splits: fixed ``{"train", "val", "test"}`` case lists, or the path of a ``splits.json``
-            (e.g. an earlier run's): replaces the splitting rules above.
+        splits: fixed case lists replacing the splitting rules above: a mapping
+            ``{train, val, test}`` (``validation``/``training`` aliases; missing val/test are held out
+            as above), a list of folds (nnU-Net ``splits_final.json``; ``fold`` picks one), or the
+            path of such a file (JSON, YAML, CSV ``name,split``, or a folder of ``<split>.txt``).
+            Names may be case ids, file names or stems. See :func:`medseg.data.splits.load_split_spec`.
+        fov: ``auto`` derives a field-of-view ROI from the image for cases whose reader gives none
+            (fundus photos); ``None`` keeps the reader's.
+        max_size, spacing: resample each case before preprocessing (see
+            :class:`medseg.data.preprocess.Resample`): longest side at most ``max_size`` pixels,
+            3D volumes to ``spacing`` mm.
         baseline: the reference the report prints next to the model (``global_threshold``: the best
             single threshold on the green channel, for fundus images), or ``None``.
         cache_dir: if set, preprocessed cases are stored there as ``.npy`` (see
@@ -84,25 +94,39 @@ class SegmentationDataModule(L.LightningDataModule):
         cache_dir: str | None = None,
         lazy: bool = False,
         max_centres: int | None = None,
-        splits: str | Mapping[str, Sequence[str]] | None = None,
+        splits: str | Mapping[str, Sequence[str]] | Sequence[Mapping[str, Sequence[str]]] | None = None,
         baseline: str | None = None,
+        val_split: str | None = None,
+        fov: str | None = None,
+        max_size: int | None = None,
+        spacing: Sequence[float] | None = None,
     ) -> None:
         super().__init__()
         if lazy and not cache_dir:
-            raise ValueError("data.lazy=true needs data.cache_dir (cases are memory-mapped from the cache)")
+            raise ConfigError("data.lazy=true needs data.cache_dir (cases are memory-mapped from the cache); "
+                              "set data.cache_dir=<folder> or data.lazy=false")
         if train_mode not in ("patch", "resize"):
-            raise ValueError(f"data.train_mode must be patch or resize, got {train_mode!r}")
+            raise ConfigError(f"data.train_mode must be patch or resize, got {train_mode!r}")
         if train_mode == "resize" and not resize:
-            raise ValueError("data.train_mode=resize needs data.resize (e.g. [512, 512])")
+            raise ConfigError("data.train_mode=resize needs data.resize (e.g. [512, 512])")
         self.root = Path(root).expanduser()
         self.reader_factory, self.synthesize, self.synth_parent = reader, synthesize, synth_parent
-        self.preprocess = Compose(preprocess or [])
+        if fov not in (None, "auto", "none"):
+            raise ConfigError(f"data.fov must be auto or null, got {fov!r}")
+        head = [FieldOfView()] if fov == "auto" else []
+        if max_size is not None or spacing is not None:
+            head.append(Resample(max_size=max_size, spacing=spacing))
+        self.read_steps = Compose(head)  # applied to raw cases too (overlays, baselines)
+        self.preprocess = Compose(head + list(preprocess or []))
+        self.val_split, self.fov, self.max_size, self.spacing = val_split, fov, max_size, spacing
         self.train_mode, self.patch_size, self.resize = train_mode, list(patch_size), resize
         self.samples_per_epoch, self.foreground_fraction = samples_per_epoch, foreground_fraction
         self.augment = augment
         self.batch_size, self.num_workers = batch_size, num_workers
         self.val_fraction, self.test_fraction, self.fold, self.n_folds = val_fraction, test_fraction, fold, n_folds
         self.train_split, self.test_split, self.use_roi, self.seed = train_split, test_split, use_roi, seed
+        if fov == "auto":
+            self.use_roi = True  # a derived field of view is asked for: metrics and patches inside it
         self.cache_dir, self.lazy, self.max_centres = cache_dir, lazy, max_centres
         self.fixed_splits, self.baseline = splits, baseline
         self.reader: SegmentationReader | None = None
@@ -130,26 +154,12 @@ class SegmentationDataModule(L.LightningDataModule):
         if self.reader is not None:
             return
         self.reader = self.reader_factory(root=str(self.root))
-        splits = self.reader.available_splits()
-        if self.train_split not in splits:
-            raise DataError(f"{self.root}: no '{self.train_split}' split found (found {splits})")
-        pool = self.reader.list_cases(self.train_split)
-        test_ids = None
-        if self.test_split and self.test_split in splits and self.reader.has_labels(self.test_split):
-            test_ids = self.reader.list_cases(self.test_split)
-        else:
-            log.warning("%s: no labelled '%s' split; holding out %.0f%% of '%s' as the test set",
-                        self.root, self.test_split, 100 * self.test_fraction, self.train_split)
-        if self.fixed_splits is not None:
-            self.splits = self._read_fixed_splits(pool + list(test_ids or []))
-        else:
-            self.splits = make_splits(pool, test_ids, val_fraction=self.val_fraction,
-                                      test_fraction=self.test_fraction, seed=self.seed, fold=self.fold,
-                                      n_folds=self.n_folds, group_of=self.reader.group_of)
+        self.splits = self._make_splits()
         for name, ids in self.splits.items():
             self.cases[name] = self._load_split(ids)
             if not self.cases[name]:
-                raise DataError(f"{self.root}: the {name} split has no readable cases")
+                raise DataError(f"{self.root}: the {name} split has no readable cases ({len(ids)} listed, all "
+                                f"skipped: see the warnings above, or run medseg-inspect with the same data options)")
         log.info("splits: %s", {k: len(v) for k, v in self.splits.items()})
 
     def _load_split(self, ids: list[str]) -> Sequence[Case]:
@@ -172,22 +182,90 @@ class SegmentationDataModule(L.LightningDataModule):
         log.info("%d cases cached in %s", len(done), cache.dir)
         return CachedCases(cache, done) if self.lazy else [cache.load(c) for c in done]
 
-    def _read_fixed_splits(self, known: Sequence[str]) -> dict[str, list[str]]:
-        """``data.splits``: a ``splits.json`` (e.g. from an earlier run) or a mapping, used verbatim."""
-        spec, source = self.fixed_splits, "data.splits"
-        if isinstance(spec, (str, Path)):
-            source = str(spec)
-            try:
-                spec = json.loads(Path(spec).read_text())
-            except (OSError, ValueError) as exc:
-                raise DataError(f"{source}: cannot read the splits file ({exc})") from exc
-        missing = [k for k in ("train", "val", "test") if not spec.get(k)]
-        if missing:
-            raise DataError(f"{source}: needs non-empty lists 'train', 'val' and 'test' (missing {missing})")
-        unknown = sorted({c for k in ("train", "val", "test") for c in spec[k]} - set(known))
-        if unknown:
-            raise DataError(f"{source}: case ids not in {self.root}: {unknown[:5]}")
-        return {k: sorted(spec[k]) for k in ("train", "val", "test")}
+    def _make_splits(self) -> dict[str, list[str]]:
+        reader = self.reader
+        splits = reader.available_splits()
+        train_split = find_split(self.train_split, splits)
+        if train_split is None:
+            raise DataError(f"{self.root}: no '{self.train_split}' split found (found {splits}); "
+                            f"set data.train_split to one of these")
+        pool = reader.list_cases(train_split)
+        test_split = find_split(self.test_split, splits)
+        test_ids = None
+        if test_split and test_split != train_split and reader.has_labels(test_split):
+            test_ids = reader.list_cases(test_split)
+        val_split = find_split(self.val_split, splits)
+        val_ids = reader.list_cases(val_split) if val_split and val_split != train_split \
+            and reader.has_labels(val_split) else None
+        spec = self.fixed_splits if self.fixed_splits is not None else getattr(reader, "splits_file", None)
+        if spec is not None:
+            if self.fixed_splits is None:
+                log.info("%s: using the dataset's own %s (fold %s)", self.root, spec, self.fold or 0)
+            return self._read_fixed_splits(spec, pool + list(val_ids or []), test_ids)
+        if test_ids is None:
+            log.warning("%s: no labelled '%s' split; holding out %.0f%% of '%s' as the test set",
+                        self.root, self.test_split, 100 * self.test_fraction, train_split)
+        try:
+            if val_ids is not None and self.fold is None:
+                pool_, test = (sorted(pool), sorted(test_ids)) if test_ids else \
+                    grouped_holdout(pool, self.test_fraction, self.seed + 1, reader.group_of)
+                return {"train": pool_, "val": sorted(val_ids), "test": test}
+            return make_splits(pool + list(val_ids or []), test_ids, val_fraction=self.val_fraction,
+                               test_fraction=self.test_fraction, seed=self.seed, fold=self.fold,
+                               n_folds=self.n_folds, group_of=reader.group_of)
+        except ValueError as exc:
+            n = len(set(pool))
+            raise DataError(
+                f"{self.root}: cannot split the {n} case(s) of split '{train_split}' into train / val / test "
+                f"({exc}). Give the splits with data.splits={{train: [...], val: [...], test: [...]}} (or a "
+                f"splits file), a labelled test split with data.test_split, or more cases") from exc
+
+    def _read_fixed_splits(self, spec, known: Sequence[str], test_ids: Sequence[str] | None) -> dict[str, list[str]]:
+        """``data.splits``: case lists in one of the shapes of :func:`load_split_spec`."""
+        spec, source = load_split_spec(spec)
+        all_known = list(known) + list(test_ids or [])
+        resolve = name_resolver(all_known, getattr(self.reader, "aliases", None))
+
+        def ids(names: Sequence[str], key: str) -> list[str]:
+            found, unknown = resolve(names)
+            if unknown:
+                raise DataError(f"{source}: case ids not in {self.root}: {unknown[:5]} ({len(unknown)} {key} "
+                                f"name(s) match no case; cases look like {sorted(all_known)[:3]})")
+            return found
+
+        group_of = self.reader.group_of
+        if isinstance(spec, list):
+            fold = 0 if self.fold is None else int(self.fold)
+            if self.fold is not None and self.n_folds != len(spec):
+                raise ConfigError(f"{source} holds {len(spec)} folds but data.n_folds={self.n_folds} "
+                                  f"(medseg-kfold folds={len(spec)})")
+            if not 0 <= fold < len(spec):
+                raise ConfigError(f"data.fold={fold} is outside the {len(spec)} folds of {source}")
+            train, val = ids(spec[fold]["train"], "train"), ids(spec[fold]["val"], "val")
+            if test_ids:
+                test = sorted(test_ids)
+            else:  # one test set for every fold: held out of the whole pool, then removed from the fold
+                pool = sorted({c for f in spec for k in ("train", "val") for c in ids(f[k], k)})
+                _, test = grouped_holdout(pool, self.test_fraction, self.seed + 1, group_of)
+                log.warning("%s: no labelled test split: %d cases held out of every fold as the test set",
+                            source, len(test))
+                train = [c for c in train if c not in set(test)]
+                val = [c for c in val if c not in set(test)]
+            return {"train": sorted(train), "val": sorted(val), "test": sorted(test)}
+        train = ids(spec["train"], "train")
+        test = ids(spec["test"], "test") if spec.get("test") else None
+        if test is None and test_ids:
+            test = sorted(test_ids)
+        if test is None:
+            train, test = grouped_holdout(train, self.test_fraction, self.seed + 1, group_of)
+            log.warning("%s: no test list: %d cases of train held out as the test set", source, len(test))
+        val = ids(spec["val"], "val") if spec.get("val") else None
+        if val is None:
+            train, val = grouped_holdout(train, self.val_fraction, self.seed, group_of)
+        overlap = (set(train) & set(val)) | (set(train) & set(test)) | (set(val) & set(test))
+        if overlap:
+            raise DataError(f"{source}: cases in more than one split: {sorted(overlap)[:5]}")
+        return {"train": sorted(train), "val": sorted(val), "test": sorted(test)}
 
     def _prepare(self, case: Case) -> Case:
         case = self.preprocess(case)
@@ -248,8 +326,9 @@ class SegmentationDataModule(L.LightningDataModule):
         return self._eval_loader("test")
 
     def raw_case(self, case_id: str) -> Case:
-        """The case as read from disk, before preprocessing (for overlays and baselines)."""
-        return self._reader().load_case(case_id)
+        """The case as read from disk, before preprocessing (for overlays and baselines); the
+        ``fov`` and ``max_size``/``spacing`` steps are applied, so it matches the predictions' grid."""
+        return self.read_steps(self._reader().load_case(case_id))
 
 
 def _reseed_worker(worker_id: int) -> None:

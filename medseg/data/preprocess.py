@@ -135,15 +135,20 @@ class CropToForeground:
 
     Args:
         margin: voxels kept around the box on each side.
+        use_roi: crop to the case's ``roi`` when the reader set one (the BraTS brain, found from a
+            brain-mask file or the border value: backgrounds that are not zero) instead of non-zero voxels.
         set_roi: also set ``roi`` to the non-zero region (then ``ZScore(within_roi=True)`` is
             "z-score inside the brain" and patch centres stay inside it).
     """
 
-    def __init__(self, margin: int = 0, set_roi: bool = True) -> None:
-        self.margin, self.set_roi = int(margin), set_roi
+    def __init__(self, margin: int = 0, set_roi: bool = True, use_roi: bool = True) -> None:
+        self.margin, self.set_roi, self.use_roi = int(margin), set_roi, use_roi
 
     def __call__(self, case: Case) -> Case:
-        nonzero = np.any(case.image != 0, axis=0)
+        if self.use_roi and case.roi is not None and case.roi.any():
+            nonzero = np.asarray(case.roi, bool)  # the reader's brain (mask file or border-value rule)
+        else:
+            nonzero = np.any(case.image != 0, axis=0)
         if not nonzero.any():
             return case
         box = []
@@ -204,6 +209,56 @@ def resize_nearest(arr: np.ndarray, size: Sequence[int]) -> np.ndarray:
         return arr
     idx = [np.minimum((np.arange(n) + 0.5) * s / n, s - 1).astype(int) for n, s in zip(size, spatial)]
     return np.ascontiguousarray(arr[(Ellipsis,) + np.ix_(*idx)])
+
+
+class FieldOfView:
+    """``data.fov: auto``: set ``roi`` to the field of view derived from the image
+    (:func:`fov_from_image`: the largest bright region, holes filled) where the reader gives none,
+    so fundus-like photos in any layout are scored and sampled inside their FOV."""
+
+    def __init__(self, threshold: float = 0.06) -> None:
+        self.threshold = float(threshold)
+
+    def __call__(self, case: Case) -> Case:
+        if case.roi is not None or case.image.ndim != 3:
+            return case
+        return replace(case, roi=fov_from_image(np.clip(case.image, 0, None), self.threshold))
+
+
+class Resample:
+    """``data.max_size`` / ``data.spacing``: bring large images or anisotropic volumes to a working size.
+
+    ``max_size`` scales a case down (aspect kept) until its longest side is at most that many
+    pixels; ``spacing`` (3D cases with a spacing) resamples to that voxel size in mm. Images are
+    interpolated linearly, masks and ROI by nearest neighbour; the source shape goes to
+    ``meta["resampled_from"]`` so predictions can be written back on the source grid.
+    """
+
+    def __init__(self, max_size: int | None = None, spacing: Sequence[float] | None = None) -> None:
+        self.max_size = None if max_size is None else int(max_size)
+        self.spacing = None if spacing is None else tuple(float(s) for s in spacing)
+
+    def target_shape(self, case: Case) -> tuple[int, ...]:
+        shape = np.asarray(case.spatial_shape, float)
+        if self.spacing is not None and case.spacing is not None and len(case.spacing) >= len(shape):
+            if len(self.spacing) != len(shape):
+                raise ValueError(f"data.spacing={list(self.spacing)} needs {len(shape)} values for a "
+                                 f"{len(shape)}D case")
+            shape = shape * np.asarray(case.spacing[: len(shape)], float) / np.asarray(self.spacing)
+        if self.max_size is not None and shape.max() > self.max_size:
+            shape = shape * self.max_size / shape.max()
+        return tuple(max(1, int(round(s))) for s in shape)
+
+    def __call__(self, case: Case) -> Case:
+        size = self.target_shape(case)
+        if size == case.spatial_shape:
+            return case
+        old = case.spatial_shape
+        out = Resize(size)(case)
+        spacing = None if case.spacing is None else tuple(
+            float(sp) * o / n for sp, o, n in zip(case.spacing, old, size))
+        meta = dict(case.meta, resampled_from=list(old))
+        return replace(out, spacing=spacing if case.spacing is not None else None, meta=meta)
 
 
 class Compose:

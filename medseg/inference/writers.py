@@ -77,9 +77,21 @@ def case_affine(case: Case) -> np.ndarray:
     return np.diag([*spacing[:3], 1.0])
 
 
+def to_source_grid(volume: np.ndarray, meta: dict) -> np.ndarray:
+    """Undo the grid changes of preprocessing: paste back a crop (``meta["crop_bbox"]``), then
+    resample (nearest) to the source shape when ``data.max_size`` / ``data.spacing`` resampled the
+    case (``meta["resampled_from"]``)."""
+    from medseg.data.preprocess import resize_nearest
+
+    volume = uncrop(volume, meta)
+    if meta.get("resampled_from"):
+        volume = resize_nearest(volume, meta["resampled_from"])
+    return volume
+
+
 def _to_file_axes(case: Case, volume: np.ndarray) -> np.ndarray:
     """Our ``(*channels, D, H, W)`` -> the file's ``(X, Y, Z, *channels)`` (see module docstring)."""
-    volume = uncrop(volume, case.meta)  # predictions on a cropped case go back to the source grid
+    volume = to_source_grid(volume, case.meta)  # predictions on a cropped / resampled case: the source grid
     axes = case.meta.get("nifti_axes")
     lead = volume.ndim - 3
     if axes is not None:
@@ -127,3 +139,49 @@ def write_probabilities(out_dir: str | Path, case: Case, probs: torch.Tensor) ->
     if arr.ndim == 4:
         return write_nifti(Path(out_dir) / f"{case.case_id}.nii.gz", arr.astype(np.float32), case)
     return save_with(Path(out_dir) / f"{case.case_id}.npy", lambda p: np.save(p, arr.astype(np.float16)))
+
+
+def nnunet_labels(task: Task, pred: torch.Tensor | np.ndarray, label_values: object | None = None) -> np.ndarray:
+    """A prediction as an nnU-Net label map: ``label_values`` (a reader's ``LabelMap``, for the
+    dataset's own values and nnU-Net region order), else 0/1 for binary, the class index for
+    multi-class, BraTS 0/1/2/4 for the three BraTS regions."""
+    p = pred.numpy() if isinstance(pred, torch.Tensor) else np.asarray(pred)
+    if label_values is not None:
+        return label_values.to_labels(p)
+    if task.kind == "multilabel":
+        if len(task.class_names) != 3:
+            raise ValueError("multi-label predictions overlap: nnU-Net output needs region labels "
+                             "(an nnU-Net dataset's regions_class_order) or the three BraTS regions")
+        return brats_labels_from_regions(p[0], p[1], p[2])
+    labels = label_map(task, pred)
+    return labels.astype(np.uint8) if labels.max() < 256 else labels
+
+
+def write_nnunet_prediction(out_dir: str | Path, case: Case, task: Task, pred: torch.Tensor | np.ndarray,
+                            file_ending: str = ".nii.gz", label_values: object | None = None) -> Path:
+    """One case as nnU-Net writes predictions: ``<out_dir>/<case identifier><file_ending>``, a label map
+    with the dataset's label values on the source image's grid (crop and resampling undone; 3D
+    with the source affine), so ``nnUNetv2_evaluate_simple <labelsTr> <out_dir> -l 1 2 ...`` scores it."""
+    import re
+
+    labels = nnunet_labels(task, pred, label_values)
+    ident = re.sub(r"_\d{4}$", "", case.case_id)  # a channel file name given as input: <case>_0000
+    path = Path(out_dir) / f"{ident}{file_ending}"
+    if labels.ndim == 3:
+        if file_ending in (".nii.gz", ".nii"):
+            return write_nifti(path, labels, case)
+        import SimpleITK as sitk
+
+        from medseg.data.formats.files import itk_geometry
+
+        vol = _to_file_axes(case, labels)  # (i, j, k)
+        img = sitk.GetImageFromArray(np.ascontiguousarray(np.transpose(vol, (2, 1, 0))))
+        origin, spacing, direction = itk_geometry(case_affine(case))
+        img.SetOrigin(origin)
+        img.SetSpacing(spacing)
+        img.SetDirection(direction)
+        return save_with(path, lambda p: sitk.WriteImage(img, str(p), useCompression=True))
+    labels = to_source_grid(labels, case.meta)
+    fmt = {".png": "PNG", ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF"}.get(file_ending.lower(), "PNG")
+    return save_with(path, lambda p: Image.fromarray(labels.astype(np.uint8) if labels.max() < 256
+                                                     else labels.astype(np.uint16)).save(p, format=fmt))

@@ -102,9 +102,28 @@ def run_fold(cfg: DictConfig, fold: int, fold_dir: Path) -> None:
                        probs_max_size=cfg.get("oof_probs_max_size"))
 
 
+def check_fold_file(cfg: DictConfig) -> None:
+    """``data.splits`` given as a list of folds (nnU-Net's ``splits_final.json``): ``folds`` must match
+    it, so each medseg fold is exactly that file's fold (checked before any training)."""
+    spec = cfg.data.get("splits")
+    if spec is None:
+        return
+    from medseg.data.splits import load_split_spec
+    from medseg.errors import ConfigError
+
+    folds, source = load_split_spec(spec)
+    if isinstance(folds, list) and len(folds) != int(cfg.folds):
+        raise ConfigError(f"{source} holds {len(folds)} folds but folds={cfg.folds}: run medseg-kfold folds={len(folds)}")
+
+
 def run_kfold(cfg: DictConfig, kfold_dir: str | Path) -> pd.DataFrame:
-    """Train and score all ``cfg.folds`` folds in ``kfold_dir``. Returns the per-fold table."""
+    """Train and score all ``cfg.folds`` folds in ``kfold_dir``. Returns the per-fold table.
+
+    The folds are medseg's grouped k-fold of the training pool, or the folds of a ``data.splits``
+    list of folds (nnU-Net's ``splits_final.json``; an nnU-Net dataset's own file is found by its
+    reader), fold ``k`` training on that file's ``train`` list and validating on its ``val`` list."""
     kfold_dir = Path(kfold_dir)
+    check_fold_file(cfg)
     n = int(cfg.folds)
     for k in range(n):
         run_fold(cfg, k, kfold_dir / f"fold_{k}")

@@ -1,6 +1,8 @@
 """Predict with a trained run on a split of its dataset or on a folder of images / volumes.
 
-Outputs under the output folder: ``masks/`` (PNG in 2D, NIfTI with the source affine in 3D),
+Outputs under the output folder: ``masks/`` (PNG in 2D, NIfTI with the source affine in 3D), or with
+``writer=nnunet`` ``nnunet/<case><file_ending>`` label maps in nnU-Net's layout (the dataset's label
+values, region order, source grid) for ``nnUNetv2_evaluate_simple``,
 optionally ``probs/`` (per-class probabilities) and ``submission.csv`` (``image_name,class,rle``,
 row-major RLE: see :mod:`medseg.inference.rle`), and ``predictions.csv`` listing what was written.
 """
@@ -17,10 +19,15 @@ from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, open_dict
 
 from medseg.data.case import Case
-from medseg.errors import DataError
 from medseg.data.preprocess import Compose
+from medseg.errors import DataError
 from medseg.inference.rle import write_rle_csv
-from medseg.inference.writers import write_nifti_labels, write_png_mask, write_probabilities
+from medseg.inference.writers import (
+    write_nifti_labels,
+    write_nnunet_prediction,
+    write_png_mask,
+    write_probabilities,
+)
 from medseg.pipelines.build import build_datamodule, build_module, load_weights
 from medseg.pipelines.eval import load_run_config, resolve_checkpoint
 from medseg.pipelines.evaluate import model_probs
@@ -46,6 +53,17 @@ def read_input(path: Path, channels: int) -> Case:
         case_id = name[: -len(".nii.gz")] if name.endswith(".nii.gz") else path.stem
         return Case(case_id, np.ascontiguousarray(image), spacing=tuple(float(z) for z in img.header.get_zooms()[:3]),
                     meta={"affine": img.affine, "source": str(path)}).validate(str(path))
+    from medseg.data.formats.files import DICOM, ITK, is_dicom_series, read_array, split_ext
+
+    ext = split_ext(path)[1]
+    if ext in ITK or ext in DICOM or is_dicom_series(path):  # .mha/.nrrd, DICOM files and series folders
+        data, meta = read_array(path)
+        image = np.ascontiguousarray(data[None], dtype=np.float32)
+        if image.shape[0] != channels:
+            raise DataError(f"{path}: {image.shape[0]} channels, the model takes {channels}")
+        return Case(split_ext(path)[0] or path.name, image, spacing=meta.get("spacing") if data.ndim == 3 else None,
+                    meta={"source": str(path), **({"affine": meta["affine"]} if "affine" in meta else {})}
+                    ).validate(str(path))
     raw = read_image(path, mode="RGB" if channels == 3 else "L" if channels == 1 else None)
     scale = 65535.0 if raw.dtype == np.uint16 else 255.0 if raw.dtype == np.uint8 else 1.0
     image = (raw[None] if raw.ndim == 2 else raw.transpose(2, 0, 1)).astype(np.float32) / scale
@@ -58,9 +76,15 @@ def folder_cases(folder: str | Path, channels: int, preprocess) -> list[Case]:
     folder = Path(folder).expanduser()
     if not folder.is_dir():
         raise DataError(f"{folder}: input folder not found")
-    files = sorted(p for p in folder.iterdir() if p.name.lower().endswith((*IMAGE_SUFFIXES, ".nii", ".nii.gz")))
+    from medseg.data.formats.files import is_dicom_series, split_ext
+
+    entries = sorted(folder.iterdir())
+    files = [p for p in entries if (p.is_file() and split_ext(p)[0]) or is_dicom_series(p)]
     if not files:
-        raise DataError(f"{folder}: no images (png, jpg, tif, bmp, gif) or NIfTI volumes found")
+        seen = sorted({p.suffix.lower() or p.name for p in entries})[:8]
+        raise DataError(f"{folder}: no images (png, jpg, tif, bmp, gif, ppm, pgm ...), volumes (nii.gz, mha, nrrd) "
+                        f"or DICOM files / series folders found (saw {len(entries)} entries: {seen}); "
+                        "set input_dir to the folder of images")
     return [preprocess(read_input(p, channels)) for p in files]
 
 
@@ -77,7 +101,8 @@ def _reader_info(run_cfg) -> SimpleNamespace:
         log.warning("%s not found: taking the task from %s's defaults", root, reader_cls.__name__)
     return SimpleNamespace(task=reader.task, class_names=list(reader.class_names),
                            in_channels=int(getattr(reader, "in_channels", 1)),
-                           spatial_dims=int(getattr(reader, "spatial_dims", 2)))
+                           spatial_dims=int(getattr(reader, "spatial_dims", 2)),
+                           reader=reader if root.exists() else None)
 
 
 def predict(cfg: DictConfig, out_dir: str | Path) -> pd.DataFrame:
@@ -114,11 +139,22 @@ def predict(cfg: DictConfig, out_dir: str | Path) -> pd.DataFrame:
     fns = [model_probs(m, cfg.get("tta") or False) for m in modules]
     probs_fn = fns[0] if len(fns) == 1 else (lambda case: combine([f(case) for f in fns]))
     ckpt = ckpts[0] if len(ckpts) == 1 else Path(f"{len(ckpts)} fold checkpoints")
+    writer = str(cfg.get("writer") or "default")
+    if writer not in ("default", "nnunet"):
+        from medseg.errors import ConfigError
+
+        raise ConfigError(f"writer={writer!r}: use default (PNG / NIfTI masks) or nnunet (nnU-Net's layout)")
+    reader = getattr(info, "reader", None)
+    label_values = getattr(reader, "labels", None) if hasattr(getattr(reader, "labels", None), "to_labels") else None
     rows, rle_rows = [], []
     for case in cases:
         probs = probs_fn(case)
         pred = task.discretize(probs[None], threshold)[0]
-        if pred.ndim == 4:
+        if writer == "nnunet":
+            ending = cfg.get("file_ending") or case.meta.get("file_ending") or getattr(reader, "file_ending", None) \
+                or (".nii.gz" if pred.ndim == 4 else ".png")
+            written = [write_nnunet_prediction(out_dir / "nnunet", case, task, pred, str(ending), label_values)]
+        elif pred.ndim == 4:
             written = [write_nifti_labels(out_dir / "masks", case, task, pred, cfg.get("nifti_label_values"))]
         else:
             written = write_png_mask(out_dir / "masks", case.case_id, task, pred)

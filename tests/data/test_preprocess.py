@@ -76,3 +76,32 @@ def test_resize_nearest_for_labels():
     assert (case.mask[:8] == 2).all() and (case.mask[8:] == 0).all() and case.roi.dtype == bool
     with pytest.raises(ValueError, match="does not match"):
         Resize([4, 4, 4])(case)
+
+
+def test_resample_max_size_and_spacing():
+    from medseg.data.case import Case
+    from medseg.data.preprocess import Resample
+
+    img = np.random.default_rng(0).random((1, 40, 20)).astype(np.float32)
+    mask = np.zeros((40, 20), np.uint8)
+    mask[10:30, 5:15] = 1
+    out = Resample(max_size=20)(Case("a", img, mask=mask))
+    assert out.spatial_shape == (20, 10) and out.meta["resampled_from"] == [40, 20]
+    assert set(np.unique(out.mask)) == {0, 1} and abs(out.mask.mean() - mask.mean()) < 0.02
+    vol = Case("v", np.zeros((1, 10, 10, 4), np.float32), spacing=(1.0, 1.0, 5.0))
+    r = Resample(spacing=(2.0, 2.0, 2.0))(vol)
+    assert r.spatial_shape == (5, 5, 10) and r.spacing == (2.0, 2.0, 2.0)
+    assert Resample(max_size=64)(Case("b", img)).spatial_shape == (40, 20)  # small enough: unchanged
+
+
+def test_field_of_view_only_where_the_reader_has_none():
+    from medseg.data.case import Case
+    from medseg.data.preprocess import FieldOfView
+
+    yy, xx = np.mgrid[0:40, 0:40]
+    disc = (np.hypot(yy - 20, xx - 20) < 15).astype(np.float32)
+    img = np.stack([disc * 0.8, disc * 0.5, disc * 0.1])
+    roi = FieldOfView()(Case("f", img)).roi
+    assert roi[20, 20] and not roi[0, 0] and abs(roi.mean() - disc.mean()) < 0.05
+    given = np.ones((40, 40), bool)
+    assert FieldOfView()(Case("g", img, roi=given)).roi is given

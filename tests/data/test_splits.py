@@ -64,6 +64,8 @@ def test_datamodule_fixed_splits_from_file(tiny_drive, tmp_path):
     path.write_text(json.dumps({**spec, "val": ["99_training"]}))
     with pytest.raises(DataError, match=r"splits.json: case ids not in .*99_training"):
         SegmentationDataModule(root=str(tiny_drive), reader=DriveReader, splits=str(path)).setup()
-    with pytest.raises(DataError, match="missing \\['test'\\]"):
-        SegmentationDataModule(root=str(tiny_drive), reader=DriveReader, splits={"train": ["21_training"],
-                                                                                  "val": ["22_training"]}).setup()
+    # no test list: the dataset's own labelled test split is the test set
+    dm = SegmentationDataModule(root=str(tiny_drive), reader=DriveReader, splits={"train": ["21_training"],
+                                                                                 "val": ["22_training"]})
+    dm.setup()
+    assert dm.splits["test"] == ["01_test", "02_test"]

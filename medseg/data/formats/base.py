@@ -68,6 +68,15 @@ class SegmentationReader(ABC):
                 warnings.warn(f"skipping case {cid}: {exc}", stacklevel=2)
         return cases
 
+    def seen(self, limit: int = 8) -> str:
+        """What the root holds, for "found nothing" messages: ``found ['a/', 'b.png', ...]``."""
+        try:
+            names = sorted(p.name + ("/" if p.is_dir() else "") for p in self.root.iterdir() if not p.name.startswith("."))
+        except OSError:
+            return "cannot list the folder"
+        more = f" and {len(names) - limit} more" if len(names) > limit else ""
+        return f"found {names[:limit]}{more}" if names else "the folder is empty"
+
     def bad(self, message: str) -> None:
         """Raise (strict) or warn (lenient) about a recoverable problem."""
         if self.strict:

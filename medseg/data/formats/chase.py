@@ -18,9 +18,9 @@ from pathlib import Path
 import numpy as np
 
 from medseg.data.case import Case
-from medseg.errors import DataError
 from medseg.data.formats.base import SegmentationReader
 from medseg.data.preprocess import fov_from_image
+from medseg.errors import DataError
 from medseg.utils.io import read_image
 
 _STEM = re.compile(r"^Image_(\d{2})([LR])$")
@@ -49,7 +49,8 @@ class ChaseReader(SegmentationReader):
         self.train_subjects = sorted(int(s) for s in train_subjects)
         self._ids = sorted(p.stem for p in self.root.glob("Image_*.jpg") if _STEM.match(p.stem))
         if not self._ids:
-            raise DataError(f"{self.root}: no CHASE_DB1 images (expected Image_01L.jpg ... in one folder)")
+            raise DataError(f"{self.root}: no CHASE_DB1 images (expected Image_01L.jpg ... in one folder; "
+                            f"{self.seen()}); point data.root at that folder")
 
     def available_splits(self) -> list[str]:
         return ["all"] + [s for s in ("training", "test") if self._split_ids(s)]

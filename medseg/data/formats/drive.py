@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from medseg.data.case import Case
-from medseg.errors import DataError
 from medseg.data.formats.base import SegmentationReader
+from medseg.errors import DataError
 from medseg.utils.io import read_image
 
 _STEM = re.compile(r"^(\d+)_(training|test)$")
@@ -45,7 +45,8 @@ class DriveReader(SegmentationReader):
         if not self.available_splits():
             raise DataError(
                 f"{self.root}: no DRIVE split found (expected training/images/NN_training.tif "
-                f"or test/images/NN_test.tif)"
+                f"or test/images/NN_test.tif; {self.seen()}); point data.root at the folder holding training/, "
+                f"or use data=folder for another layout"
             )
 
     def available_splits(self) -> list[str]:

@@ -20,9 +20,9 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from medseg.data.case import Case
-from medseg.errors import DataError
 from medseg.data.formats.base import SegmentationReader
 from medseg.data.formats.folder import to_float
+from medseg.errors import DataError
 from medseg.utils.io import read_image
 
 CLASSES = tuple(f"finger-{i}" for i in range(1, 20)) + (
@@ -72,7 +72,8 @@ class HandBoneReader(SegmentationReader):
             if entries:
                 self._index[split] = entries
         if not self._index:
-            raise DataError(f"{self.root}: no hand radiographs found (expected train/DCM/<ID>/<name>.png)")
+            raise DataError(f"{self.root}: no hand radiographs found (expected train/DCM/<ID>/<name>.png; "
+                            f"{self.seen()}); point data.root at the folder holding train/")
 
     def available_splits(self) -> list[str]:
         return list(self._index)

@@ -26,9 +26,9 @@ from pathlib import Path
 import numpy as np
 
 from medseg.data.case import Case
-from medseg.errors import DataError
 from medseg.data.formats.base import SegmentationReader
 from medseg.data.formats.folder import FolderReader
+from medseg.errors import DataError
 from medseg.utils.io import read_image
 
 LUNGS = ("right lung", "left lung")
@@ -105,7 +105,8 @@ class JSRTReader(SegmentationReader):
         if (self.root / "images").is_dir():
             return "folder"
         raise DataError(f"{self.root}: not a JSRT layout (expected All247images/ + scratch/foldN/masks, "
-                        f"org/ + label/, or images/ + masks/)")
+                        f"org/ + label/, or images/ + masks/; {self.seen()}); point data.root at that folder or set "
+                        f"data.reader.layout")
 
     # ------------------------------------------------------------- listing
     def available_splits(self) -> list[str]:

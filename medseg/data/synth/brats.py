@@ -1,4 +1,4 @@
-"""Write a synthetic dataset in the exact BraTS 2020 layout (see :mod:`medseg.data.formats.brats`).
+"""Write a synthetic dataset in the exact BraTS layout of a given year (default 2020) (see :mod:`medseg.data.formats.brats`).
 
 Each case is a skull-stripped, head-like MRI: an irregular ellipsoidal brain (zero background)
 with cortex, white matter and ventricles, four modalities whose tissue contrasts differ as on real
@@ -143,6 +143,10 @@ def make_head(
     return volumes, seg, brain
 
 
+#: naming of each year's layout (see :mod:`medseg.data.formats.brats`)
+YEAR_LAYOUTS = (2013, 2020, 2021, 2023)
+
+
 def write_brats(
     out: str | Path,
     n_cases: int = 4,
@@ -154,12 +158,24 @@ def write_brats(
     affine: np.ndarray | None = None,
     tumours_mni: Sequence[Sequence[tuple[Sequence[float], float]]] | None = None,
     world_from_mni: Sequence[np.ndarray | None] | None = None,
+    year: int = 2020,
 ) -> Path:
     """Write ``n_cases`` training cases (and ``validation_cases`` without seg) under ``out``.
 
-    Layout: ``out/MICCAI_BraTS2020_TrainingData/BraTS20_Training_001/BraTS20_Training_001_{flair,t1,
-    t1ce,t2,seg}.nii.gz`` and ``out/MICCAI_BraTS2020_ValidationData/BraTS20_Validation_001/...``.
-    Modalities are int16, seg uint8 {0,1,2,4}, 1 mm voxels, affine :func:`brats_affine`.
+    Layout by ``year``:
+
+    * 2020 (2018-2020): ``out/MICCAI_BraTS2020_TrainingData/BraTS20_Training_001/BraTS20_Training_001_{flair,t1,
+      t1ce,t2,seg}.nii.gz`` and ``out/MICCAI_BraTS2020_ValidationData/BraTS20_Validation_001/...``;
+      modalities int16, seg uint8 {0,1,2,4}.
+    * 2021: ``out/BraTS2021_00000/BraTS2021_00000_{flair,t1,t1ce,t2,seg}.nii.gz`` (validation:
+      ``out/BraTS2021_ValidationData/BraTS2021_01000/...``).
+    * 2023: ``out/ASNR-MICCAI-BraTS2023-GLI-Challenge-TrainingData/BraTS-GLI-00000-000/BraTS-GLI-00000-000-{t2f,
+      t1n,t1c,t2w,seg}.nii.gz``; seg labels {0,1,2,3} with **3 = enhancing tumour**.
+    * 2013: ``out/brats_2013_pat0001_1/{Flair,T1,T1c,T2}_subtrMeanDivStd.nii.gz`` (float32, z-scored
+      inside the brain, so the background is a negative constant, not 0), ``OTMultiClass.nii.gz``
+      {0,1,2,4} and ``brainmask.nii.gz``.
+
+    1 mm voxels, affine :func:`brats_affine`.
 
     Args:
         out: output folder.
@@ -169,7 +185,8 @@ def write_brats(
             ``make_head(np.random.default_rng((seed, k)), shape, tumour_centers[k])``.
         tumour_centers: optional list, one entry per training case (then validation cases), of 3
             voxel indices (i, j, k) where that case's tumour is centred, or ``None`` for random.
-        validation_cases: number of unlabelled validation cases.
+        validation_cases: number of unlabelled validation cases (2020, 2021, 2023).
+        year: the layout, one of :data:`YEAR_LAYOUTS` (2018 and 2019 are named as 2020).
         head: ``"ellipsoid"`` (default, :func:`make_head`) or ``"mni"``: a brain-shaped head resampled from
             the MNI152 template (:func:`medseg.data.synth.head.mni_head`), with tumours placed at MNI
             coordinates (``tumours_mni``) instead of voxel indices.
@@ -192,28 +209,53 @@ def write_brats(
     zooms = tuple(float(z) for z in np.sqrt((affine[:3, :3] ** 2).sum(axis=0)))
     centers = list(tumour_centers or [])
     placed: list = []
+    year = 2020 if year in (2018, 2019) else 2023 if int(year) > 2023 else int(year)
+    if year not in YEAR_LAYOUTS:
+        raise ValueError(f"year must be one of 2013, 2018-2021, 2023+, got {year}")
+    if year == 2013 and validation_cases:
+        raise ValueError("the 2013 layout has no validation folder: use validation_cases=0")
 
     def save(path: Path, arr: np.ndarray) -> None:
         write_nifti(path, arr, affine, spacing=zooms)
 
-    plan = [(TRAIN_DIR, "Training", i, True) for i in range(n_cases)]
-    plan += [(VAL_DIR, "Validation", i, False) for i in range(validation_cases)]
-    for k, (folder, kind, i, labelled) in enumerate(plan):
-        cid = f"BraTS20_{kind}_{i + 1:03d}"
+    plan = [(True, i) for i in range(n_cases)] + [(False, i) for i in range(validation_cases)]
+    for k, (labelled, i) in enumerate(plan):
         center = centers[k] if k < len(centers) else None
         if head == "mni":
             vols, seg, placed_k = _mni_case(np.random.default_rng((seed, k)), shape, affine, k, tumours_mni,
                                             world_from_mni)
+            brain = placed_k.pop("brain")
             placed.append(placed_k)
         else:
-            vols, seg, _ = make_head(np.random.default_rng((seed, k)), shape, center)
-        d = out / folder / cid
+            vols, seg, brain = make_head(np.random.default_rng((seed, k)), shape, center)
+        if year == 2020:
+            kind = "Training" if labelled else "Validation"
+            cid = f"BraTS20_{kind}_{i + 1:03d}"
+            d = out / (TRAIN_DIR if labelled else VAL_DIR) / cid
+            names = {m: f"{cid}_{m}.nii.gz" for m in vols} | {"seg": f"{cid}_seg.nii.gz"}
+        elif year == 2021:
+            cid = f"BraTS2021_{i + (0 if labelled else 1000):05d}"
+            d = out / cid if labelled else out / "BraTS2021_ValidationData" / cid
+            names = {m: f"{cid}_{m}.nii.gz" for m in vols} | {"seg": f"{cid}_seg.nii.gz"}
+        elif year == 2023:
+            cid = f"BraTS-GLI-{i + (0 if labelled else 1000):05d}-000"
+            d = out / f"ASNR-MICCAI-BraTS2023-GLI-Challenge-{'Training' if labelled else 'Validation'}Data" / cid
+            new = {"flair": "t2f", "t1": "t1n", "t1ce": "t1c", "t2": "t2w", "seg": "seg"}
+            names = {m: f"{cid}-{new[m]}.nii.gz" for m in (*vols, "seg")}
+            seg = np.where(seg == 4, 3, seg).astype(np.uint8)  # 2023+: 3 is the enhancing tumour
+        else:
+            cid = f"brats_2013_pat{i + 1:04d}_1"
+            d = out / cid
+            names = {m: f"{m.replace('t1ce', 't1c').capitalize()}_subtrMeanDivStd.nii.gz" for m in vols}
+            names["seg"] = "OTMultiClass.nii.gz"
+            vols = {m: _zscore_in(v, brain) for m, v in vols.items()}
+            save(d / "brainmask.nii.gz", brain.astype(np.uint8))
         for mod, v in vols.items():
-            save(d / f"{cid}_{mod}.nii.gz", np.round(v).astype(np.int16))
+            save(d / names[mod], v if year == 2013 else np.round(v).astype(np.int16))
         if labelled:
-            save(d / f"{cid}_seg.nii.gz", seg)
+            save(d / names["seg"], seg)
     write_json_atomic(out / MARKER, {"generator": "medseg.data.synth.brats", "seed": seed, "n_cases": n_cases,
-                                     "validation_cases": validation_cases, "shape": list(shape),
+                                     "validation_cases": validation_cases, "shape": list(shape), "year": year,
                                      "tumour_centers": [None if c is None else list(map(int, c)) for c in centers],
                                      **({"head": "mni", "affine": affine.tolist(), "cases": placed} if head == "mni"
                                         else {})})
@@ -228,6 +270,13 @@ def _mni_case(rng: np.random.Generator, shape: tuple[int, ...], affine: np.ndarr
     tumours = list((tumours_mni or [])[k]) if tumours_mni and k < len(tumours_mni) else []
     place = world_from_mni[k] if world_from_mni and k < len(world_from_mni) else None
     place = centred_world_from_mni(shape, affine) if place is None else np.asarray(place, float)
-    vols, seg, _ = mni_head(rng, shape, affine, place, tumours)
-    return vols, seg, {"world_from_mni": place.tolist(),
+    vols, seg, brain = mni_head(rng, shape, affine, place, tumours)
+    return vols, seg, {"brain": brain, "world_from_mni": place.tolist(),
                        "tumours_mni": [{"centre": [float(c) for c in t[0]], "radius_mm": float(t[1])} for t in tumours]}
+
+
+def _zscore_in(volume: np.ndarray, brain: np.ndarray) -> np.ndarray:
+    """BraTS 2013's ``subtrMeanDivStd``: z-scored with the brain's statistics, background included
+    (so the background is ``-mean/std``, a negative constant, not 0)."""
+    vals = volume[brain]
+    return ((volume - vals.mean()) / (vals.std() + 1e-6)).astype(np.float32)

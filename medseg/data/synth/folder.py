@@ -66,11 +66,18 @@ def write_folder(
     mask_size: Sequence[int] | None = None,
     image_dir: str = "images",
     mask_dir: str = "masks",
+    image_name: str = "case_{i:03d}",
+    mask_name: str = "{stem}",
+    mask_ext: str | None = None,
+    start: int = 0,
 ) -> Path:
     """Write ``n`` cases ``case_000..`` as ``out/images/<stem>.<ext>`` + ``out/masks/...``.
 
-    ``ext`` is ``png``, ``jpg`` (images only; masks then PNG), ``tif``, ``bmp`` (2D, 8-bit) or
-    ``nii.gz`` (2D or 3D ``size``, float32).
+    ``ext`` is ``png``, ``jpg`` (images only; masks then PNG), ``tif``, ``bmp``, ``ppm`` (colour),
+    ``pgm`` (2D, 8-bit), or ``nii.gz``, ``mha``, ``nrrd`` (2D or 3D ``size``, float32).
+    ``image_name`` (with ``{i}``) and ``mask_name`` (with ``{stem}``, the image name) set the file
+    names without ending; ``mask_ext`` the masks' ending (default: as the images; PNG for JPEG and
+    PPM images); ``start`` the first ``i`` (so two calls can write sibling split folders).
     Binary masks are 0/255, multi-class masks the indices 0..3 (``round, square, diamond``),
     multi-label masks 0/255 under ``masks/<class>/``. ``mask_size`` writes masks at another
     resolution (nearest neighbour), as some lung sets do. Case ``i`` is
@@ -80,30 +87,48 @@ def write_folder(
 
     out = Path(out)
     classes = ["round"] if task == "binary" else list(SHAPES)
-    for i in range(n):
+    volume = ext in VOLUME_EXTS
+    for i in range(start, start + n):
         s = make_shapes(np.random.default_rng((seed, i)), size, overlap=task == "multilabel")
-        stem = f"case_{i:03d}"
+        stem = image_name.format(i=i)
+        mstem = mask_name.format(stem=stem)
         labels = s.labels if mask_size is None else resize_nearest(s.labels, mask_size)
-        _save(out / image_dir / f"{stem}.{ext}", (s.image * 255 + 0.5).astype(np.uint8) if ext != "nii.gz" else s.image)
-        ext_m = "png" if ext == "jpg" else ext  # JPEG is lossy: masks as PNG, as such sets ship them
+        img = s.image if volume else (s.image * 255 + 0.5).astype(np.uint8)
+        if ext == "ppm":  # a colour format: the same shapes in all three channels, tinted
+            img = np.stack([img, (img * 0.8).astype(np.uint8), (img * 0.5).astype(np.uint8)], axis=-1)
+        _save(out / image_dir / f"{stem}.{ext}", img)
+        # JPEG is lossy and PPM is colour: masks as PNG, as such sets ship them
+        ext_m = mask_ext or {"jpg": "png", "ppm": "png"}.get(ext, ext)
         if task == "binary":
-            _save(out / mask_dir / f"{stem}.{ext_m}", labels[0] * np.uint8(255))
+            _save(out / mask_dir / f"{mstem}.{ext_m}", labels[0] * np.uint8(255))
         elif task == "multiclass":
             idx = np.zeros(labels.shape[1:], np.uint8)
             for k in range(len(SHAPES)):
                 idx[labels[k] > 0] = k + 1
-            _save(out / mask_dir / f"{stem}.{ext_m}", idx)
+            _save(out / mask_dir / f"{mstem}.{ext_m}", idx)
         else:
             for k, name in enumerate(SHAPES):
-                _save(out / mask_dir / name / f"{stem}.{ext_m}", labels[k] * np.uint8(255))
+                _save(out / mask_dir / name / f"{mstem}.{ext_m}", labels[k] * np.uint8(255))
     write_json_atomic(out / MARKER, {"generator": "medseg.data.synth.folder", "seed": seed, "n": n, "task": task,
                                      "classes": classes, "size": list(size), "ext": ext})
     return out
+
+
+VOLUME_EXTS = ("nii.gz", "mha", "nrrd")
 
 
 def _save(path: Path, arr: np.ndarray) -> None:
     if path.name.endswith(".nii.gz"):
         write_nifti(path, arr, np.eye(4), spacing=(1.0,) * arr.ndim)
         return
-    fmt = {".png": "PNG", ".tif": "TIFF", ".bmp": "BMP", ".jpg": "JPEG"}[path.suffix]
+    if path.suffix in (".mha", ".nrrd"):
+        import SimpleITK as sitk
+
+        # 3D: SimpleITK indexes (x, y, z) and medseg reads ITK volumes back in that order (see
+        # formats.files); 2D images stay (rows, columns)
+        img = sitk.GetImageFromArray(np.ascontiguousarray(arr.T if arr.ndim == 3 else arr))
+        img.SetSpacing((1.0,) * arr.ndim)
+        save_with(path, lambda p: sitk.WriteImage(img, str(p), useCompression=True))
+        return
+    fmt = {".png": "PNG", ".tif": "TIFF", ".bmp": "BMP", ".jpg": "JPEG", ".ppm": "PPM", ".pgm": "PPM"}[path.suffix]
     save_with(path, lambda p: Image.fromarray(arr).save(p, format=fmt))

@@ -16,6 +16,15 @@ from medseg.cli.synth import GENERATORS, main
     ("handbone", ["--n", "2", "--size", "48"], "medseg.data.formats.handbone.HandBoneReader", "train"),
     ("folder", ["--n", "2", "--size", "32", "32", "--task", "multiclass"], "medseg.data.formats.folder.FolderReader",
      "all"),
+    ("nnunet", ["--n", "2", "--n-test", "1", "--size", "16", "16", "16", "--regions"],
+     "medseg.data.formats.nnunet.NnunetReader", "training"),
+    ("nnunet", ["--n", "2", "--size", "24", "24", "--ext", "png"], "medseg.data.formats.nnunet.NnunetReader",
+     "training"),
+    ("decathlon", ["--n", "2", "--size", "16", "16", "12"], "medseg.data.formats.decathlon.DecathlonReader",
+     "training"),
+    ("dicom", ["--n", "2", "--kind", "xray", "--size", "24", "24"], "medseg.data.formats.folder.FolderReader", "all"),
+    ("brats", ["--n", "2", "--year", "2023", "--size", "24", "24", "16"], "medseg.data.formats.brats.BratsReader",
+     "training"),
 ])
 def test_synth_cli_writes_readable_layout(tmp_path, capsys, name, args, reader_path, split):
     import importlib
@@ -24,7 +33,8 @@ def test_synth_cli_writes_readable_layout(tmp_path, capsys, name, args, reader_p
     assert main([name, "--out", str(out), *args]) == 0
     assert f"wrote synthetic {name}" in capsys.readouterr().out
     module, cls = reader_path.rsplit(".", 1)
-    kwargs = {"classes": ["round", "square", "diamond"], "task": "multiclass"} if name == "folder" else {}
+    kwargs = {"classes": ["round", "square", "diamond"], "task": "multiclass"} if name == "folder" else \
+        {"classes": ["round"]} if name == "dicom" else {}
     reader = getattr(importlib.import_module(module), cls)(out, **kwargs)
     ids = reader.list_cases(split)
     assert len(ids) >= 2
@@ -33,7 +43,7 @@ def test_synth_cli_writes_readable_layout(tmp_path, capsys, name, args, reader_p
 
 
 def test_every_dataset_has_a_generator():
-    assert set(GENERATORS) == {"drive", "chase", "jsrt", "brats", "handbone", "folder"}
+    assert set(GENERATORS) == {"drive", "chase", "jsrt", "brats", "handbone", "folder", "nnunet", "decathlon", "dicom"}
 
 
 @pytest.mark.parametrize("name, folder, synth_args, overrides", [
