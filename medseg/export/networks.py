@@ -127,7 +127,7 @@ def export_torchscript(net: torch.nn.Module, window: Sequence[int], in_channels:
             warnings.simplefilter("ignore")
             traced = torch.jit.trace(net, example, check_trace=False)
             traced.save(str(path))
-        loaded = torch.jit.load(str(path), map_location="cpu").eval()
+            loaded = torch.jit.load(str(path), map_location="cpu").eval()
 
         def run(x: np.ndarray) -> np.ndarray:
             with torch.no_grad():

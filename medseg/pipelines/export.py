@@ -17,12 +17,19 @@ from typing import Any
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
-from medseg.errors import ConfigError, DataError
+from medseg.errors import CheckpointError, ConfigError, DataError
 from medseg.export import card as card_mod
 from medseg.export import runner
 from medseg.export.networks import export_onnx, export_torchscript
-from medseg.export.package import (decision_spec, inference_spec, preprocess_spec, tta_spec, verify,
-                                   write_checksums, copy_runner)
+from medseg.export.package import (
+    copy_runner,
+    decision_spec,
+    inference_spec,
+    preprocess_spec,
+    tta_spec,
+    verify,
+    write_checksums,
+)
 from medseg.pipelines.build import build_module, load_weights
 from medseg.pipelines.eval import load_run_config, resolve_checkpoint
 from medseg.utils.io import write_json_atomic, write_text_atomic
@@ -38,6 +45,18 @@ def _network_channels(steps: list[dict], channels: int, spatial_dims: int) -> in
     case = runner.preprocess({"image": probe, "roi": None, "meta": {}},
                              [s for s in steps if s["name"] not in ("Resize", "CLAHE")])
     return int(case["image"].shape[0])
+
+
+def _checkpoint_in_channels(path: Path) -> int | None:
+    """Input channels of the first convolution in a checkpoint's state dict (its input layer)."""
+    import torch
+
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    state = state.get("state_dict", state)
+    for value in state.values():
+        if getattr(value, "ndim", 0) >= 4:
+            return int(value.shape[1])
+    return None
 
 
 def _splits(run_dir: Path, fold_dirs: list[Path]) -> dict[str, Any]:
@@ -75,6 +94,15 @@ def export_run(cfg: DictConfig, out_dir: str | Path) -> Path:
     info = _reader_info(rc)
     steps = preprocess_spec(rc.data.get("preprocess"))
     net_channels = _network_channels(steps, info.in_channels, info.spatial_dims)
+    first_ckpt = resolve_checkpoint(members[0], str(cfg.get("ckpt", "best")))
+    ckpt_channels = _checkpoint_in_channels(first_ckpt)
+    if ckpt_channels is not None and ckpt_channels != net_channels:
+        # the reader's defaults (data root absent, e.g. BraTS: one channel per chosen modality) are
+        # wrong; the checkpoint's first convolution says how many channels the network takes
+        if _network_channels(steps, ckpt_channels, info.spatial_dims) != ckpt_channels:
+            raise CheckpointError(f"{first_ckpt}: the network takes {ckpt_channels} channels, the run's "
+                                  f"preprocessing gives {net_channels}; set overrides={{data: {{root: <the data>}}}}")
+        info.in_channels = net_channels = ckpt_channels
     net_info = type(info)(**{**vars(info), "in_channels": net_channels})
 
     out_dir = Path(out_dir).expanduser()
@@ -89,7 +117,12 @@ def export_run(cfg: DictConfig, out_dir: str | Path) -> Path:
         for k, (d, c) in enumerate(zip(members, run_cfgs)):
             module = build_module(c, net_info)
             ckpt = resolve_checkpoint(d, str(cfg.get("ckpt", "best")))
-            load_weights(module, ckpt)
+            try:
+                load_weights(module, ckpt)
+            except RuntimeError as exc:  # state-dict shape mismatch: the reader defaults do not fit
+                raise CheckpointError(f"{ckpt}: does not fit the network built from {d}/.hydra/config.yaml "
+                                      f"({str(exc).splitlines()[-1].strip()[:200]}); if data.root is not "
+                                      "present here, pass overrides={data: {root: <the data>}}") from exc
             module.eval()
             task = module.task
             spec = inference_spec(c.inference, getattr(module.net, "size_divisor", 32))

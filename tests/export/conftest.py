@@ -13,7 +13,8 @@ from omegaconf import OmegaConf, open_dict
 from tests.conftest import compose_cfg
 
 
-def make_run(run_dir: Path, overrides: list[str], seed: int = 0, gain: float = 8.0) -> Path:
+def make_run(run_dir: Path, overrides: list[str], seed: int = 0, gain: float = 8.0,
+             in_channels: int | None = None) -> Path:
     from medseg.pipelines.build import build_module
     from medseg.pipelines.predict import _reader_info
 
@@ -26,7 +27,10 @@ def make_run(run_dir: Path, overrides: list[str], seed: int = 0, gain: float = 8
     (run_dir / ".hydra").mkdir(parents=True, exist_ok=True)
     (run_dir / ".hydra" / "config.yaml").write_text(OmegaConf.to_yaml(cfg))
     torch.manual_seed(seed)
-    module = build_module(cfg, _reader_info(cfg))
+    info = _reader_info(cfg)  # the reader's class defaults: the data root does not exist
+    if in_channels is not None:
+        info.in_channels = in_channels
+    module = build_module(cfg, info)
     last = [m for m in module.net.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Conv3d))][-1]
     with torch.no_grad():
         last.weight.mul_(gain)
@@ -42,9 +46,9 @@ def make_run(run_dir: Path, overrides: list[str], seed: int = 0, gain: float = 8
 def run_factory(tmp_path_factory):
     made: dict[str, Path] = {}
 
-    def get(name: str, overrides: list[str], seed: int = 0) -> Path:
+    def get(name: str, overrides: list[str], seed: int = 0, in_channels: int | None = None) -> Path:
         if name not in made:
-            made[name] = make_run(tmp_path_factory.mktemp(name) / "run", overrides, seed)
+            made[name] = make_run(tmp_path_factory.mktemp(name) / "run", overrides, seed, in_channels=in_channels)
         return made[name]
 
     return get
