@@ -11,15 +11,11 @@ from __future__ import annotations
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 import medseg  # noqa: F401
 from medseg.cli._errors import clean_errors
 from medseg.cli._hydra import config_dir
-
-# the first set value: hydra.run.dir is <run_dir>/predict/... or, with package=, <outputs>/predict/...
-OmegaConf.register_new_resolver(
-    "medseg_first", lambda *xs: next((str(x) for x in xs if x not in (None, "", "None")), ""), replace=True)
 
 
 @hydra.main(config_path=config_dir(), config_name="predict", version_base="1.3")
