@@ -44,16 +44,17 @@ def collect_scores(run_dir: Path, is_kfold: bool) -> list[dict[str, Any]]:
 
 
 def versions() -> dict[str, str]:
-    import numpy
-    import onnx
-    import onnxruntime
-    import torch
+    """Versions of what exported the package (``not installed`` for an absent optional one)."""
+    from importlib import metadata
 
-    import medseg
-
-    return {"medseg": getattr(medseg, "__version__", "unknown"), "torch": torch.__version__,
-            "onnx": onnx.__version__, "onnxruntime": onnxruntime.__version__, "numpy": numpy.__version__,
-            "python": platform.python_version()}
+    out = {}
+    for dist in ("medseg", "torch", "onnx", "onnxruntime", "numpy"):
+        try:
+            out[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            out[dist] = "not installed"
+    out["python"] = platform.python_version()
+    return out
 
 
 def _md_scores(scores: list[dict[str, Any]]) -> list[str]:

@@ -82,6 +82,13 @@ def export_run(cfg: DictConfig, out_dir: str | Path) -> Path:
     fmt = str(cfg.get("format", "onnx"))
     if fmt not in FORMATS:
         raise ConfigError(f"format={fmt!r}: choose onnx, torchscript or both")
+    if fmt in ("onnx", "both"):
+        import importlib.util
+
+        missing = [m for m in ("onnx", "onnxruntime") if importlib.util.find_spec(m) is None]
+        if missing:
+            raise ConfigError(f"format={fmt} needs {' and '.join(missing)}: pip install 'medseg[export]' "
+                              "(or export with format=torchscript)")
     run_dir = Path(str(cfg.run_dir)).expanduser()
     if not run_dir.is_dir():
         raise DataError(f"{run_dir}: run folder not found")
