@@ -80,9 +80,11 @@ def _forward_arg(net: torch.nn.Module) -> list[str]:
 
 
 def export_onnx(net: torch.nn.Module, window: Sequence[int], in_channels: int, path: str | Path,
-                size_divisor: int = 16, need_dynamic_spatial: bool = False) -> dict[str, Any]:
+                size_divisor: int = 16, need_dynamic_spatial: bool = False,
+                exporters: Sequence[str] = ("legacy", "dynamo")) -> dict[str, Any]:
     """Write ``net`` (eval mode, CPU) to ``path``; returns ``{"exporter", "opset", "dynamic_spatial",
-    "max_abs_error"}``. Raises :class:`CheckpointError` naming the network if no way works."""
+    "max_abs_error"}``. ``exporters``: which to try, in order. Raises :class:`CheckpointError`
+    naming the network if no way works."""
     path = Path(path)
     net = net.eval().cpu()
     window = [int(w) for w in window]
@@ -91,7 +93,7 @@ def export_onnx(net: torch.nn.Module, window: Sequence[int], in_channels: int, p
     checks_fixed = [example, torch.randn(3, in_channels, *window, generator=torch.Generator().manual_seed(1))]
     checks_dynamic = checks_fixed + [torch.randn(1, in_channels, *other, generator=torch.Generator().manual_seed(2))]
     # legacy first: it keeps medseg's U-Nets dynamic and takes a second where dynamo takes several
-    attempts = [("legacy", True), ("dynamo", True)] + ([] if need_dynamic_spatial else [("legacy", False), ("dynamo", False)])
+    attempts = [(e, True) for e in exporters] + ([] if need_dynamic_spatial else [(e, False) for e in exporters])
     errors = []
     for exporter, dynamic in attempts:
         try:
