@@ -192,6 +192,7 @@ def run(threads: int = 2, repeats: int = 3, cases: tuple[str, ...] = ("2d", "3d"
               "(peak RSS of the process; growth during the call). Max |diff| is against eager's probabilities."), "",
              "| case | engine | s / image | speed-up vs eager | max abs diff | peak RSS MiB | growth MiB |",
              "|---|---|---|---|---|---|---|"]
+    load = [os.getloadavg()[0]]
     with tempfile.TemporaryDirectory() as tmp:
         for key in cases:
             case = CASES[key]
@@ -204,7 +205,9 @@ def run(threads: int = 2, repeats: int = 3, cases: tuple[str, ...] = ("2d", "3d"
                        f"{diffs[e]:.1e} | {mem[e]['peak'] / 2**20:.0f} | {mem[e]['growth'] / 2**20:.0f} |")
                 print(row, f"(times: {[round(t, 3) for t in all_times[e]]})", flush=True)
                 lines.append(row)
-    lines.append("")
+    load.append(os.getloadavg()[0])
+    lines += ["", f"1-minute load average of the machine (other jobs included): {load[0]:.1f} at the start, "
+              f"{load[1]:.1f} at the end, on {os.cpu_count()} logical CPUs.", ""]
     text = "\n".join(lines)
     print(text)
     return text

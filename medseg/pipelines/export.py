@@ -122,6 +122,8 @@ def export_run(cfg: DictConfig, out_dir: str | Path) -> Path:
         (work / "models").mkdir()
         manifest_members, task, inference = [], None, None
         for k, (d, c) in enumerate(zip(members, run_cfgs)):
+            if preprocess_spec(c.data.get("preprocess")) != steps:
+                raise ConfigError(f"{d}: data.preprocess differs from {members[0]}'s; the folds cannot share a package")
             module = build_module(c, net_info)
             ckpt = resolve_checkpoint(d, str(cfg.get("ckpt", "best")))
             try:
@@ -171,7 +173,7 @@ def export_run(cfg: DictConfig, out_dir: str | Path) -> Path:
             "network": {"in_channels": net_channels, "out_channels": task.out_channels},
             "preprocessing": {"steps": steps},
             "inference": inference,
-            "tta": tta_spec(cfg.get("tta")),
+            "tta": tta_spec(cfg.tta if cfg.get("tta") is not None else rc.get("tta", False)),
             "ensemble": {"method": "mean", "weights": None},
             "decision": decision,
             "postprocessing": postprocessing,
