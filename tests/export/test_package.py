@@ -179,3 +179,34 @@ def test_medseg_predict_from_package_equals_run_folder(run_factory, binary_packa
         mb = np.asarray(Image.open(tmp_path / "b" / "masks" / f"{name}.png"))
         np.testing.assert_array_equal(ma, mb)
         assert 0 < (ma > 0).mean() < 1
+
+
+def test_runner_imports_only_numpy_engines_and_readers():
+    """runner.py imports nothing of medseg, Lightning, Hydra or MONAI: only the standard library,
+    numpy, an engine (onnxruntime / torch) and optional readers / postprocessing."""
+    import ast
+
+    allowed = {"numpy", "onnxruntime", "torch", "PIL", "nibabel", "scipy", "skimage"}
+    tree = ast.parse(Path(runner.__file__).read_text())
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names |= {a.name.split(".")[0] for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module.split(".")[0])
+    third_party = names - set(sys.stdlib_module_names) - {"__future__"}
+    assert third_party <= allowed, third_party - allowed
+    assert "medseg" not in names and "hydra" not in names and "lightning" not in names
+
+
+def test_predict_package_config_errors(binary_package, tmp_path):
+    from medseg.errors import ConfigError
+    from medseg.pipelines.predict import predict
+
+    with pytest.raises(ConfigError, match="input_dir"):
+        predict(compose_cfg("predict", [f"package={binary_package}"], tmp_path / "a"), tmp_path / "a")
+    with pytest.raises(ConfigError, match="not both"):
+        predict(compose_cfg("predict", [f"package={binary_package}", f"run_dir={tmp_path}"], tmp_path / "b"),
+                tmp_path / "b")
+    with pytest.raises(ConfigError, match="run_dir: missing"):
+        predict(compose_cfg("predict", [], tmp_path / "c"), tmp_path / "c")
