@@ -58,7 +58,7 @@ def main() -> None:
             for name, fn in (("onnx", export_onnx), ("ts", export_torchscript)):
                 try:
                     info = fn(net, window, in_ch, Path(tmp) / f"m.{name}", div)
-                    how = (f"{info['exporter']} exporter, opset {info['opset']}, " if name == "onnx" else "trace, ")
+                    how = (f"{info['exporter']} exporter, opset {info['opset']}, " if name == "onnx" else f"{info['method']}, ")
                     cells.append(how + ("dynamic spatial axes" if info["dynamic_spatial"] else "fixed window")
                                  + f" (max err {info['max_abs_error']:.0e})")
                 except CheckpointError as exc:

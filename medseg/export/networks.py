@@ -138,7 +138,10 @@ def export_torchscript(net: torch.nn.Module, window: Sequence[int], in_channels:
             with torch.no_grad():
                 return loaded(torch.from_numpy(x)).numpy()
         err = _check_outputs(run, net, checks)
-        dyn_err = _check_outputs(run, net, dynamic_checks)
+        try:
+            dyn_err = _check_outputs(run, net, dynamic_checks)
+        except Exception:  # a trace frozen to the window size fails on another size: fixed window
+            dyn_err = float("inf")
     except Exception as exc:  # tracing raises many types; the message names the network
         path.unlink(missing_ok=True)
         raise CheckpointError(f"{type(net).__name__}: cannot be traced to TorchScript ({type(exc).__name__}: "

@@ -605,7 +605,10 @@ def write_outputs(model: Model, result: dict, out_dir: Path, save_probs: bool = 
         if save_probs:
             probs = uncrop(result["probs"], meta)
             path = out_dir / "probs" / f"{case_id}.npy"
-            _write_atomic(path, lambda p: np.save(open(p, "wb"), probs.astype(np.float32)))
+            def save(p: Path) -> None:
+                with open(p, "wb") as f:  # a file object: np.save would append .npy to the tmp name
+                    np.save(f, probs.astype(np.float32))
+            _write_atomic(path, save)
             written.append(path)
         return written
     import nibabel as nib

@@ -64,3 +64,20 @@ def test_dynamo_exporter_alone_gives_a_checked_network(tmp_path):
     net = UNet(1, 2, spatial_dims=2, depth=2, base_channels=4).eval()
     info = export_onnx(net, [32, 32], 1, tmp_path / "m.onnx", size_divisor=4, exporters=("dynamo",))
     assert info["exporter"] == "dynamo" and info["opset"] == 18 and info["max_abs_error"] <= 1e-4
+
+
+class WindowOnly(torch.nn.Module):
+    """A network whose trace fails on any size but the window (a reshape to the traced size)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = torch.nn.Conv2d(1, 2, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.conv(x)
+        return y.reshape(y.shape[0], 2, int(x.shape[2]), int(x.shape[3]))
+
+
+def test_torchscript_trace_bound_to_the_window_is_a_fixed_window_export(tmp_path):
+    info = export_torchscript(WindowOnly().eval(), [32, 32], 1, tmp_path / "m.ts", size_divisor=8)
+    assert info["dynamic_spatial"] is False and info["max_abs_error"] <= 1e-4
