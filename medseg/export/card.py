@@ -59,7 +59,7 @@ def versions() -> dict[str, str]:
 
 def _md_scores(scores: list[dict[str, Any]]) -> list[str]:
     if not scores:
-        return ["No per-image score table was found in the run folder: the model is **unvalidated**."]
+        return ["No per-image score table was found in the run folder: the model is **unvalidated**.", ""]
     lines = []
     for s in scores:
         lines += [f"**{s['source']}**, {s['n_cases']} cases (mean, 95 % bootstrap CI over cases):", "",
@@ -93,12 +93,15 @@ def render_markdown(card: dict[str, Any]) -> str:
         "## Inference", "",
         f"- {inf['mode']}" + (f", windows {inf.get('roi_size')}, overlap {inf.get('overlap')}, "
                               f"{inf.get('blend')} weighting (sigma 0.125 x window)" if inf["mode"] == "sliding_window" else ""),
-        f"- test-time augmentation: {card['tta']}",
+        "- test-time augmentation: " + (("flips" if card["tta"].get("flips") else "") +
+                                         (" + 90-degree rotations" if card["tta"].get("rot90") else "")
+                                         if card["tta"].get("enabled") else "none"),
         f"- ensemble: {card['ensemble']}", f"- temperature: {card['calibration']['temperature']}",
         f"- postprocessing: {post}", "",
         "## Training data and splits", "",
         f"- dataset reader: `{d['reader']}`; data root at training time: `{d['root']}`",
-        f"- splits: {d['splits']}", "",
+        "- splits (cases per split): " + ("; ".join(f"{k}: {v}" for k, v in d["splits"].items())
+                                            or "not recorded (no splits.json)"), "",
         "## Scores", "", *_md_scores(card["scores"]),
         "## Calibration", "", card["calibration"]["note"], "",
         "## Intended use and limits", "", card["intended_use"], "", *[f"- {x}" for x in card["limits"]], "",

@@ -234,10 +234,18 @@ def build_card(cfg: DictConfig, manifest: dict, rc: DictConfig, run_dir: Path, m
                             "Research use: segmentation of images like the training data (same modality, "
                             "acquisition and preprocessing). Not a medical device; every output needs review "
                             "by a qualified reader."),
-        "limits": list(cfg.get("limits") or [
-            "Scores hold for data like the evaluation split only; other scanners, sites or populations may differ.",
-            "No out-of-distribution detection: the model always returns a mask.",
-            "Inputs must be read as the card's Input section says (scaling, channel order)."]),
+        "limits": list(cfg.get("limits") or _default_limits(manifest)),
         "versions": card_mod.versions(),
         "licence": str(cfg.get("licence") or "not stated: set licence= at export; check the training data's licence"),
     }
+
+
+def _default_limits(manifest: dict) -> list[str]:
+    limits = ["Scores hold for data like the evaluation split only; other scanners, sites or populations may differ.",
+              "No out-of-distribution detection: the model always returns a mask.",
+              "Inputs must be read as the card's Input section says (scaling, channel order)."]
+    if any(s["args"].get("within_roi") for s in manifest["preprocessing"]["steps"]):
+        limits.append("Normalisation statistics were taken inside the dataset's region of interest (e.g. the "
+                      "field of view) in training; give the runner that mask with --roi, or the statistics "
+                      "come from the whole image (as medseg-predict input_dir= does).")
+    return limits

@@ -152,3 +152,29 @@ def test_2d_multilabel_parity_full_2048(run_factory, tmp_path):
     pkg = export(run, tmp_path / "pkg")
     image = _png(tmp_path / "hand.png", (2048, 2048), seed=6, rgb=False)
     assert_parity(medseg_prediction(run, image), runner_prediction(pkg, image))
+
+
+def test_2d_binary_parity_with_a_field_of_view(run_factory, tmp_path):
+    """ZScore inside the ROI (the DRIVE protocol): the runner's --roi gives medseg's statistics."""
+    from dataclasses import replace
+
+    from medseg.data.preprocess import Compose
+    from medseg.pipelines.eval import load_model, load_run_config
+    from medseg.pipelines.evaluate import model_probs
+    from medseg.pipelines.predict import _reader_info, read_input
+
+    run = run_factory("binary", BINARY)
+    pkg = export(run, tmp_path / "pkg")
+    image = _png(tmp_path / "eye.png", (71, 66), seed=11, rgb=True)
+    yy, xx = np.mgrid[:71, :66]
+    fov = (yy - 35) ** 2 + (xx - 33) ** 2 < 30 ** 2
+    rc = load_run_config(run)
+    info = _reader_info(rc)
+    case = Compose(instantiate(rc.data.preprocess))(replace(read_input(image, 3), roi=fov))
+    module, _ = load_model(rc, info, run)
+    probs = model_probs(module)(case).numpy()
+    raw = runner.read_input(image, 3)
+    result = runner.Model(pkg).predict(raw["image"], fov, raw["meta"])
+    assert_parity((probs, probs > 0.5, case), result)
+    without = runner.Model(pkg).predict(raw["image"], None, raw["meta"])
+    assert np.abs(without["probs"] - probs).max() > 1e-3  # the ROI really changes the statistics
