@@ -6,7 +6,7 @@ This one file is copied into every package as ``runner.py``. It needs ``numpy`` 
 ``Pillow`` to read 2D images and ``nibabel`` for NIfTI volumes; ``scipy`` only when the package
 asks for connected-component postprocessing, ``scikit-image`` only for a CLAHE preprocessing step.
 
-    python runner.py IMAGE_OR_FOLDER [...] --out predictions/ [--engine onnx|torchscript]
+    python runner.py IMAGE_VOLUME_OR_FOLDER [...] --out predictions/ [--engine onnx|torchscript]
                      [--threads 2] [--roi FOV.png] [--save-probs]
 
 Every step re-implements the medseg step named in ``package.json`` in numpy (tested for equality
@@ -570,6 +570,42 @@ def read_input(path: str | os.PathLike, channels: int) -> dict:
     return {"image": np.ascontiguousarray(image), "roi": None, "meta": meta}
 
 
+def read_case_folder(folder: str | os.PathLike, modalities: Sequence[str]) -> dict:
+    """One case stored as a NIfTI file per modality (``<case>_flair.nii.gz``, ``<case>_t1.nii.gz``...,
+    the BraTS layout), stacked in the package's channel order."""
+    import re
+
+    folder = Path(folder)
+    try:
+        import nibabel as nib
+    except ImportError as exc:
+        raise InputError("reading NIfTI needs nibabel: pip install nibabel") from exc
+    channels, img = [], None
+    for m in modalities:
+        found = sorted(f for f in folder.iterdir() if re.search(rf"[_-]{re.escape(m)}\.nii(\.gz)?$", f.name, re.I))
+        if len(found) != 1:
+            raise InputError(f"{folder}: expected one *_{m}.nii.gz file, found {len(found)} "
+                             f"(the model takes {', '.join(modalities)})")
+        try:
+            img = nib.load(str(found[0]))
+            channels.append(np.asarray(img.dataobj, dtype=np.float32))
+        except Exception as exc:  # nibabel raises several types for broken files
+            raise InputError(f"{found[0]}: cannot read NIfTI ({exc})") from exc
+        if channels[-1].shape != channels[0].shape:
+            raise InputError(f"{found[0]}: shape {channels[-1].shape} differs from {channels[0].shape}")
+    image = np.stack(channels)
+    if not np.isfinite(image).all():
+        raise InputError(f"{folder}: image contains NaN or infinite values")
+    meta = {"affine": img.affine, "source": str(folder), "case_id": folder.name,
+            "spacing": [float(z) for z in img.header.get_zooms()[:3]]}
+    return {"image": np.ascontiguousarray(image), "roi": None, "meta": meta}
+
+
+def is_case_folder(folder: Path, modalities: Sequence[str] | None) -> bool:
+    return bool(modalities) and folder.is_dir() and all(
+        any(f.name.lower().endswith((f"_{m}.nii.gz", f"_{m}.nii")) for f in folder.iterdir()) for m in modalities)
+
+
 def _write_atomic(path: Path, write: Callable[[Path], None]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
@@ -648,10 +684,18 @@ def _label_map(masks: np.ndarray) -> np.ndarray:
     return labels
 
 
-def input_files(paths: Sequence[str]) -> list[Path]:
+def input_files(paths: Sequence[str], modalities: Sequence[str] | None = None) -> list[Path]:
+    """Files and case folders to predict: a folder is one case when it holds a NIfTI per modality,
+    else a folder of inputs (each of its case folders, images and volumes)."""
     files: list[Path] = []
     for p in map(Path, paths):
-        if p.is_dir():
+        if is_case_folder(p, modalities):
+            files.append(p)
+        elif p.is_dir():
+            cases = sorted(f for f in p.iterdir() if is_case_folder(f, modalities))
+            if cases:
+                files += cases
+                continue
             found = sorted(f for f in p.iterdir() if f.name.lower().endswith((*IMAGE_SUFFIXES, ".nii", ".nii.gz")))
             if not found:
                 raise InputError(f"{p}: no images (png, jpg, tif, bmp, gif) or NIfTI volumes found")
@@ -665,7 +709,8 @@ def input_files(paths: Sequence[str]) -> list[Path]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Run a medseg export package on images or NIfTI volumes.")
-    parser.add_argument("inputs", nargs="+", help="image / NIfTI files or folders of them")
+    parser.add_argument("inputs", nargs="+", help="image / NIfTI files, case folders (one NIfTI per "
+                        "modality, e.g. BraTS) or folders of them")
     parser.add_argument("--out", required=True, help="output folder (masks/, probs/, predictions.csv)")
     parser.add_argument("--package", default=str(Path(__file__).resolve().parent),
                         help="the package folder (default: the folder holding this runner)")
@@ -677,11 +722,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         model = Model(args.package, engine=args.engine, threads=args.threads)
-        files = input_files(args.inputs)
+        modalities = model.manifest["input"].get("modalities")
+        files = input_files(args.inputs, modalities)
         out = Path(args.out)
         rows = ["case_id,files," + ",".join(f"fraction_{n}" for n in model.classes)]
         for path in files:
-            case = read_input(path, int(model.manifest["input"]["channels"]))
+            if path.is_dir():
+                case = read_case_folder(path, modalities)
+            else:
+                case = read_input(path, int(model.manifest["input"]["channels"]))
             roi = None
             if args.roi:
                 roi_case = read_input(args.roi, 1)

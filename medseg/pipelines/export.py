@@ -47,6 +47,19 @@ def _network_channels(steps: list[dict], channels: int, spatial_dims: int) -> in
     return int(case["image"].shape[0])
 
 
+def _reader_modalities(rc: DictConfig) -> list[str] | None:
+    """The reader's channel modalities (BraTS: flair, t1, t1ce, t2), from the config or its default."""
+    import inspect
+
+    from hydra.utils import get_class
+
+    given = rc.data.reader.get("modalities")
+    if given is not None:
+        return [str(m) for m in given]
+    param = inspect.signature(get_class(str(rc.data.reader._target_)).__init__).parameters.get("modalities")
+    return [str(m) for m in param.default] if param is not None and param.default is not inspect.Parameter.empty else None
+
+
 def _checkpoint_in_channels(path: Path) -> int | None:
     """Input channels of the first convolution in a checkpoint's state dict (its input layer)."""
     import torch
@@ -161,13 +174,15 @@ def export_run(cfg: DictConfig, out_dir: str | Path) -> Path:
             raise ConfigError(f"postprocessing: unknown classes {unknown} (classes: {task.class_names})")
         reader_target = str(rc.data.reader._target_)
         reader_cls = reader_target.rsplit(".", 1)[-1]
-        modality = ", ".join(rc.data.reader.get("modalities") or []) or f"{reader_cls} images"
+        modalities = _reader_modalities(rc)
+        modality = ", ".join(modalities or []) or f"{reader_cls} images"
         manifest = {
             "format_version": runner.FORMAT_VERSION,
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "name": str(cfg.get("name") or rc.get("task_name") or run_dir.name),
             "task": {"kind": task.kind, "classes": list(task.class_names)},
             "input": {"spatial_dims": info.spatial_dims, "channels": info.in_channels, "modality": modality,
+                      "modalities": modalities,
                       "reading": "2D image scaled to [0, 1] (8-bit / 255, 16-bit / 65535), RGB for 3 channels, "
                                  "grey for 1; NIfTI float32, channels last in a 4D file"},
             "network": {"in_channels": net_channels, "out_channels": task.out_channels},

@@ -152,7 +152,7 @@ def predict_package(cfg: DictConfig, out_dir: Path) -> pd.DataFrame:
     The package's networks run through medseg's own copy of the standalone runner (the package's
     ``runner.py`` is never imported); the outputs are written exactly as for a run folder."""
     from medseg.export.package import load_package
-    from medseg.export.runner import InputError
+    from medseg.export.runner import InputError, input_files, read_case_folder
     from medseg.export.runner import read_input as read_package_input
 
     if not cfg.get("input_dir"):
@@ -164,14 +164,17 @@ def predict_package(cfg: DictConfig, out_dir: Path) -> pd.DataFrame:
     folder = Path(cfg.input_dir).expanduser()
     if not folder.is_dir():
         raise DataError(f"{folder}: input folder not found")
-    files = sorted(p for p in folder.iterdir() if p.name.lower().endswith((*IMAGE_SUFFIXES, ".nii", ".nii.gz")))
-    if not files:
-        raise DataError(f"{folder}: no images (png, jpg, tif, bmp, gif) or NIfTI volumes found")
+    modalities = model.manifest["input"].get("modalities")
+    try:  # images, volumes, or case folders with one NIfTI per modality (BraTS)
+        files = input_files([str(folder)], modalities)
+    except InputError as exc:
+        raise DataError(str(exc)) from exc
     rows, rle_rows = [], []
     values = cfg.get("nifti_label_values") or model.manifest.get("output", {}).get("nifti_label_values")
     for path in files:
         try:
-            raw = read_package_input(path, int(model.manifest["input"]["channels"]))
+            raw = (read_case_folder(path, modalities) if path.is_dir()
+                   else read_package_input(path, int(model.manifest["input"]["channels"])))
             result = model.predict(raw["image"], raw["roi"], raw["meta"])
         except InputError as exc:
             raise DataError(str(exc)) from exc

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from hydra.utils import instantiate
 from PIL import Image
 
@@ -178,3 +179,30 @@ def test_2d_binary_parity_with_a_field_of_view(run_factory, tmp_path):
     assert_parity((probs, probs > 0.5, case), result)
     without = runner.Model(pkg).predict(raw["image"], None, raw["meta"])
     assert np.abs(without["probs"] - probs).max() > 1e-3  # the ROI really changes the statistics
+
+
+def test_3d_case_folder_one_nifti_per_modality_equals_the_brats_reader(run_factory, brats_root, tmp_path):
+    """A BraTS case folder (flair, t1, t1ce, t2 files) given to the runner as it comes from the
+    scanner export: the same probabilities as medseg's BraTS reader + preprocessing + model."""
+    from medseg.data.formats.brats import BratsReader
+    from medseg.data.preprocess import Compose
+    from medseg.data.synth.brats import write_brats
+    from medseg.pipelines.eval import load_model, load_run_config
+    from medseg.pipelines.evaluate import model_probs
+
+    run = run_factory("regions3d", [*REGIONS_3D, f"data.root={brats_root}"], seed=3)
+    pkg = export(run, tmp_path / "pkg")
+    data = write_brats(tmp_path / "new", n_cases=1, shape=(41, 37, 29), seed=9)
+    reader = BratsReader(data)
+    case_id = reader.list_cases("training")[0]
+    rc = load_run_config(run)
+    case = Compose(instantiate(rc.data.preprocess))(reader.load_case(case_id))
+    module, _ = load_model(rc, reader, run)
+    probs = model_probs(module)(case).numpy()
+    folder = reader.case_dir(case_id)
+    assert runner.input_files([str(folder.parent)], ["flair", "t1", "t1ce", "t2"]) == [folder]
+    model = runner.Model(pkg)
+    raw = runner.read_case_folder(folder, model.manifest["input"]["modalities"])
+    result = model.predict(raw["image"], None, raw["meta"])
+    assert np.abs(result["probs"] - probs).max() <= ATOL
+    np.testing.assert_array_equal(result["masks"], module.task.discretize(torch.from_numpy(probs)[None])[0].numpy())
