@@ -67,6 +67,29 @@ def read_checksums(package: Path) -> dict[str, str]:
     return sums
 
 
+def unpack_zip(path: Path) -> Path:
+    """Extract a zipped package into a temporary folder (member paths checked: nothing outside it)."""
+    import tempfile
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as zf:
+            names = zf.namelist()
+            bad = [n for n in names if n.startswith("/") or ".." in Path(n).parts]
+            if bad:
+                raise PackageError(f"{path}: unsafe member paths {bad[:3]}")
+            dest = Path(tempfile.mkdtemp(prefix="medseg-package-"))
+            import atexit
+            import shutil
+
+            atexit.register(shutil.rmtree, dest, True)  # the extracted copy goes when the process ends
+            zf.extractall(dest)
+    except zipfile.BadZipFile as exc:
+        raise PackageError(f"{path}: not a zip file ({exc})") from exc
+    top = {Path(n).parts[0] for n in names if n.strip("/")}
+    return dest / next(iter(top)) if len(top) == 1 and (dest / next(iter(top))).is_dir() else dest
+
+
 def verify_package(package: str | os.PathLike) -> dict[str, Any]:
     """Check every file against ``checksums.sha256`` and the format version; return ``package.json``.
 
@@ -432,6 +455,8 @@ class Model:
     def __init__(self, package: str | os.PathLike, engine: str | None = None, threads: int | None = None,
                  verify: bool = True) -> None:
         self.dir = Path(package)
+        if self.dir.is_file() and self.dir.suffix == ".zip":
+            self.dir = unpack_zip(self.dir)
         self.manifest = verify_package(self.dir) if verify else json.loads((self.dir / MANIFEST).read_text())
         m = self.manifest
         self.task, self.classes = m["task"]["kind"], list(m["task"]["classes"])

@@ -210,6 +210,17 @@ def export_run(cfg: DictConfig, out_dir: str | Path) -> Path:
     finally:
         if work.exists():
             shutil.rmtree(work, ignore_errors=True)
+    if cfg.get("zip"):
+        import zipfile
+
+        from medseg.utils.io import save_with
+
+        def write_zip(tmp: Path) -> None:
+            with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:
+                for p in sorted(out_dir.rglob("*")):
+                    if p.is_file():
+                        zf.write(p, Path(out_dir.name) / p.relative_to(out_dir))
+        save_with(out_dir.with_name(out_dir.name + ".zip"), write_zip)
     log.info("package written to %s (%d member(s), %s)", out_dir, len(members), fmt)
     return out_dir
 

@@ -210,3 +210,19 @@ def test_predict_package_config_errors(binary_package, tmp_path):
                 tmp_path / "b")
     with pytest.raises(ConfigError, match="run_dir: missing"):
         predict(compose_cfg("predict", [], tmp_path / "c"), tmp_path / "c")
+
+
+def test_zipped_package_predicts_like_the_folder(run_factory, tmp_path):
+    run = run_factory("binary", BINARY)
+    pkg = export(run, tmp_path / "pkg", "zip=true")
+    zipped = tmp_path / "pkg.zip"
+    assert zipped.is_file()
+    image = _png(tmp_path / "eye.png", (39, 47), seed=12, rgb=True)
+    case = runner.read_input(image, 3)
+    a = runner.Model(pkg).predict(case["image"])
+    b = load_package(zipped).predict(case["image"])
+    np.testing.assert_array_equal(a["probs"], b["probs"])
+    bad = tmp_path / "bad.zip"
+    bad.write_bytes(zipped.read_bytes()[:-200])
+    with pytest.raises(CheckpointError, match="bad.zip"):
+        load_package(bad)
