@@ -14,7 +14,7 @@ install: $(VENV)/.installed
 # disk where they are; see README "Install").
 $(VENV)/.installed: pyproject.toml requirements/constraints.txt Makefile
 	test -x $(PY) || python3 -m venv $(VENV)
-	$(PIP) install --quiet --disable-pip-version-check -c requirements/constraints.txt -e ".[dev,postgres,slurm,clinical]"
+	$(PIP) install --quiet --disable-pip-version-check -c requirements/constraints.txt -e ".[dev,postgres,slurm,clinical,export]"
 	touch $@
 
 demo: install

@@ -6,10 +6,11 @@ Sections, each measured in this run with its ratio against the reference in the 
 2. data loading (``bench_dataloading``: loader samples/s vs the model's step rate);
 3. sliding-window inference (``bench_sliding_window``: ``Predictor`` vs MONAI);
 4. metrics (``bench_metrics``: medseg vs MONAI and torchmetrics);
+6. exported model on CPU (``bench_export``: PyTorch eager vs TorchScript vs ONNX Runtime, 2 threads);
 5. quality per CPU minute on real DRIVE (``bench_quality``) - only with ``--quality-minutes N``:
    it is long (2 x N minutes) and needs ``shared/data/DRIVE``.
 
-1-4 at the default arguments take under 15 minutes on 2 CPU cores. The results file is written
+1-4 at the default arguments take under 15 minutes on 2 CPU cores, 6 about 5 more. The results file is written
 atomically after every section, so an interrupted run keeps what it measured.
 
 Run:  python experiments/benchmarks/run_all.py [--only overhead,sliding] [--quality-minutes 25] [--out FILE]
@@ -57,8 +58,15 @@ def _metrics(device: str) -> str:
     return bench_metrics.run()
 
 
+def _export(device: str) -> str:
+    import bench_export
+
+    return bench_export.run(threads=2)  # CPU deployment: always the CPU, 2 threads
+
+
 SECTIONS: dict[str, Callable[[str], str]] = {
     "overhead": _overhead, "dataloading": _dataloading, "sliding": _sliding, "metrics": _metrics,
+    "export": _export,
 }
 
 

@@ -15,12 +15,13 @@ from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
+import torch
 from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, open_dict
 
 from medseg.data.case import Case
 from medseg.data.preprocess import Compose
-from medseg.errors import DataError
+from medseg.errors import ConfigError, DataError
 from medseg.inference.rle import write_rle_csv
 from medseg.inference.writers import (
     write_nifti_labels,
@@ -31,6 +32,7 @@ from medseg.inference.writers import (
 from medseg.pipelines.build import build_datamodule, build_module, load_weights
 from medseg.pipelines.eval import load_run_config, resolve_checkpoint
 from medseg.pipelines.evaluate import model_probs
+from medseg.tasks import Task
 from medseg.utils.io import read_image, save_with
 
 log = logging.getLogger(__name__)
@@ -109,11 +111,18 @@ def predict(cfg: DictConfig, out_dir: str | Path) -> pd.DataFrame:
     """Write predictions for ``cfg.input_dir`` (a folder) or ``cfg.split`` of the run's dataset.
 
     ``cfg.run_dir`` is a run folder or a k-fold folder; for the latter the prediction is the mean of
-    the folds' probabilities (the fold ensemble)."""
+    the folds' probabilities (the fold ensemble). ``cfg.package`` instead: an exported package
+    (:func:`predict_package`)."""
     from medseg.inference.ensemble import combine
     from medseg.pipelines.ensemble import fold_dirs
 
     out_dir = Path(out_dir)
+    if cfg.get("package"):
+        if cfg.get("run_dir"):
+            raise ConfigError("give run_dir= or package=, not both")
+        return predict_package(cfg, out_dir)
+    if not cfg.get("run_dir"):
+        raise ConfigError("run_dir: missing; give a run folder, a k-fold folder, or package=<exported package>")
     run_dir = Path(cfg.run_dir).expanduser()
     run_dirs = fold_dirs(run_dir) or [run_dir]
     run_cfgs = [load_run_config(rd, cfg.get("overrides")) for rd in run_dirs]
@@ -141,7 +150,6 @@ def predict(cfg: DictConfig, out_dir: str | Path) -> pd.DataFrame:
     ckpt = ckpts[0] if len(ckpts) == 1 else Path(f"{len(ckpts)} fold checkpoints")
     writer = str(cfg.get("writer") or "default")
     if writer not in ("default", "nnunet"):
-        from medseg.errors import ConfigError
 
         raise ConfigError(f"writer={writer!r}: use default (PNG / NIfTI masks) or nnunet (nnU-Net's layout)")
     reader = getattr(info, "reader", None)
@@ -170,4 +178,58 @@ def predict(cfg: DictConfig, out_dir: str | Path) -> pd.DataFrame:
     table = pd.DataFrame(rows).set_index("case_id")
     save_with(out_dir / "predictions.csv", lambda p: table.to_csv(p, float_format="%.6f"))
     log.info("%d predictions from %s written to %s", len(table), ckpt.name, out_dir)
+    return table
+
+
+def predict_package(cfg: DictConfig, out_dir: Path) -> pd.DataFrame:
+    """Predict ``cfg.input_dir`` with an exported package (``medseg-export``), verified first.
+
+    The package's networks run through medseg's own copy of the standalone runner (the package's
+    ``runner.py`` is never imported); the outputs are written exactly as for a run folder."""
+    from medseg.export.package import load_package
+    from medseg.export.runner import InputError, input_files, read_case_folder
+    from medseg.export.runner import read_input as read_package_input
+
+    if not cfg.get("input_dir"):
+        raise ConfigError("package= predicts a folder: set input_dir=<folder of images or NIfTI volumes>")
+    if cfg.get("tta") or cfg.get("threshold") is not None:
+        raise ConfigError("package=: tta and threshold are fixed in the package (export it again to change them)")
+    model = load_package(cfg.package, engine=cfg.get("engine"), threads=cfg.get("threads"))
+    task = Task(model.task, model.classes)
+    folder = Path(cfg.input_dir).expanduser()
+    if not folder.is_dir():
+        raise DataError(f"{folder}: input folder not found")
+    modalities = model.manifest["input"].get("modalities")
+    try:  # images, volumes, or case folders with one NIfTI per modality (BraTS)
+        files = input_files([str(folder)], modalities)
+    except InputError as exc:
+        raise DataError(str(exc)) from exc
+    rows, rle_rows = [], []
+    values = cfg.get("nifti_label_values") or model.manifest.get("output", {}).get("nifti_label_values")
+    for path in files:
+        try:
+            raw = (read_case_folder(path, modalities) if path.is_dir()
+                   else read_package_input(path, int(model.manifest["input"]["channels"])))
+            result = model.predict(raw["image"], raw["roi"], raw["meta"])
+        except InputError as exc:
+            raise DataError(str(exc)) from exc
+        meta = dict(result["case"]["meta"])
+        spacing = tuple(meta.pop("spacing")) if meta.get("spacing") else None
+        case = Case(meta.pop("case_id"), result["case"]["image"], spacing=spacing, meta=meta)
+        pred = torch.from_numpy(result["masks"])
+        if pred.ndim == 4:
+            written = [write_nifti_labels(out_dir / "masks", case, task, pred, values)]
+        else:
+            written = write_png_mask(out_dir / "masks", case.case_id, task, pred)
+        if cfg.get("save_probs"):
+            written.append(write_probabilities(out_dir / "probs", case, torch.from_numpy(result["probs"])))
+        if cfg.get("rle"):
+            rle_rows += [(path.name, name, pred[k].numpy()) for k, name in enumerate(task.class_names)]
+        rows.append({"case_id": case.case_id, "files": ";".join(str(p.relative_to(out_dir)) for p in written),
+                     **{f"fraction_{n}": float(pred[k].float().mean()) for k, n in enumerate(task.class_names)}})
+    if cfg.get("rle"):
+        write_rle_csv(rle_rows, out_dir / "submission.csv", order=cfg.get("rle_order", "C"))
+    table = pd.DataFrame(rows).set_index("case_id")
+    save_with(out_dir / "predictions.csv", lambda p: table.to_csv(p, float_format="%.6f"))
+    log.info("%d predictions from package %s written to %s", len(table), cfg.package, out_dir)
     return table

@@ -1,0 +1,120 @@
+"""The export package format: its manifest (``package.json``), checksums and loading.
+
+A package is one folder::
+
+    package.json        format_version, task, decision (thresholds, temperature), preprocessing
+                        steps, inference (mode, window, overlap, blend), tta, ensemble, networks
+    models/member_<i>.onnx / .ts    one network per ensemble member (ONNX and/or TorchScript)
+    runner.py           the standalone runner (medseg/export/runner.py, copied)
+    model_card.md, model_card.json
+    checksums.sha256    sha256 of every other file (``sha256sum -c checksums.sha256`` verifies it)
+
+Selection (``medseg-select``: per-class thresholds, postprocessing, temperature, ensemble weights)
+plugs in through :func:`decision_spec` / ``package.json`` keys ``decision``, ``postprocessing`` and
+``ensemble.weights``, which the runner already applies.
+"""
+
+from __future__ import annotations
+
+import inspect
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from hydra.utils import get_class
+from omegaconf import DictConfig, OmegaConf
+
+from medseg.errors import CheckpointError, ConfigError, DataError
+from medseg.export import runner
+from medseg.export.runner import CHECKSUMS, FORMAT_VERSION, MANIFEST, PackageError, sha256_file
+from medseg.utils.io import write_text_atomic
+
+PREPROCESS_MODULE = "medseg.data.preprocess"
+
+
+def preprocess_spec(steps_cfg) -> list[dict[str, Any]]:
+    """``data.preprocess`` of a run config -> ``[{"name", "args"}]`` with every default filled in.
+
+    A step the standalone runner has no implementation of is refused (``ConfigError``)."""
+    out = []
+    for i, step in enumerate(OmegaConf.to_container(steps_cfg, resolve=True) if steps_cfg else []):
+        target = str(step.get("_target_", ""))
+        name = target.rsplit(".", 1)[-1]
+        if not target.startswith(PREPROCESS_MODULE + ".") or name not in runner.STEPS:
+            raise ConfigError(f"data.preprocess[{i}]: step {target!r} has no implementation in the standalone "
+                              f"runner (supported: {sorted(runner.STEPS)}); it cannot be exported")
+        params = inspect.signature(get_class(target).__init__).parameters
+        args = {k: p.default for k, p in params.items() if k != "self" and p.default is not inspect.Parameter.empty}
+        args.update({k: v for k, v in step.items() if not k.startswith("_")})
+        args = {k: (list(v) if isinstance(v, tuple) else v) for k, v in args.items()}
+        out.append({"name": name, "args": args})
+    return out
+
+
+def inference_spec(inference_cfg: DictConfig, size_divisor: int) -> dict[str, Any]:
+    """The run's ``inference`` group (a :class:`medseg.inference.predictor.Predictor`) as plain values."""
+    c = OmegaConf.to_container(inference_cfg, resolve=True)
+    if not str(c.get("_target_", "")).endswith("Predictor"):
+        raise ConfigError(f"inference._target_={c.get('_target_')!r}: only medseg's Predictor can be exported")
+    mode = c.get("mode", "sliding_window")
+    spec: dict[str, Any] = {"mode": mode, "size_divisor": int(size_divisor)}
+    if mode == "sliding_window":
+        spec.update(roi_size=[int(r) for r in c["roi_size"]], overlap=float(c.get("overlap", 0.25)),
+                    sw_batch_size=int(c.get("sw_batch_size", 16)), blend=c.get("blend", "gaussian"), sigma_scale=0.125)
+    elif mode == "resize":
+        spec["resize_to"] = [int(r) for r in c["resize_to"]]
+    return spec
+
+
+def tta_spec(tta) -> dict[str, Any]:
+    if not tta:
+        return {"enabled": False}
+    opts = OmegaConf.to_container(tta) if isinstance(tta, DictConfig) else (tta if isinstance(tta, dict) else {})
+    return {"enabled": True, "flips": bool(opts.get("flips", True)), "rot90": bool(opts.get("rot90", True))}
+
+
+def decision_spec(task_kind: str, classes: Sequence[str], threshold: float | Sequence[float],
+                  temperature: float = 1.0) -> dict[str, Any]:
+    """Thresholds per class (binary / multi-label; multi-class is argmax) and the logit temperature."""
+    th = [float(threshold)] * len(classes) if isinstance(threshold, (int, float)) else [float(t) for t in threshold]
+    if len(th) != len(classes):
+        raise ConfigError(f"threshold: {len(th)} values for {len(classes)} classes")
+    rule = "argmax over classes" if task_kind == "multiclass" else "probability > threshold, per class"
+    return {"rule": rule, "thresholds": th if task_kind != "multiclass" else None, "temperature": float(temperature)}
+
+
+def write_checksums(package: Path) -> Path:
+    """``checksums.sha256`` (``sha256sum`` format) over every file of the package but itself."""
+    lines = [f"{sha256_file(p)}  {p.relative_to(package).as_posix()}"
+             for p in sorted(package.rglob("*")) if p.is_file() and p.name != CHECKSUMS]
+    return write_text_atomic(package / CHECKSUMS, "\n".join(lines) + "\n")
+
+
+def copy_runner(package: Path) -> Path:
+    dest = package / "runner.py"
+    shutil.copyfile(runner.__file__, dest)
+    return dest
+
+
+def verify(package: str | Path) -> dict[str, Any]:
+    """Checksums and format version of a package (``CheckpointError`` naming the file on failure)."""
+    try:
+        return runner.verify_package(package)
+    except PackageError as exc:
+        raise CheckpointError(str(exc)) from exc
+
+
+def load_package(package: str | Path, engine: str | None = None, threads: int | None = None) -> runner.Model:
+    """A verified package, ready to predict (medseg's own copy of the runner: the package's
+    ``runner.py`` is never imported). ``CheckpointError`` naming the file when it is refused."""
+    try:
+        return runner.Model(package, engine=engine, threads=threads)
+    except PackageError as exc:
+        raise CheckpointError(str(exc)) from exc
+    except runner.InputError as exc:
+        raise DataError(str(exc)) from exc
+
+
+__all__ = ["FORMAT_VERSION", "MANIFEST", "CHECKSUMS", "preprocess_spec", "inference_spec", "tta_spec",
+           "decision_spec", "write_checksums", "copy_runner", "verify", "load_package"]
