@@ -150,7 +150,6 @@ def predict(cfg: DictConfig, out_dir: str | Path) -> pd.DataFrame:
     ckpt = ckpts[0] if len(ckpts) == 1 else Path(f"{len(ckpts)} fold checkpoints")
     writer = str(cfg.get("writer") or "default")
     if writer not in ("default", "nnunet"):
-
         raise ConfigError(f"writer={writer!r}: use default (PNG / NIfTI masks) or nnunet (nnU-Net's layout)")
     reader = getattr(info, "reader", None)
     label_values = getattr(reader, "labels", None) if hasattr(getattr(reader, "labels", None), "to_labels") else None
