@@ -10,6 +10,7 @@ the best checkpoint(s) via :func:`medseg.pipelines.build.load_weights` and
 
 What travels to the browser (one request per array, each sent once per case):
 * ``image``: uint8 per channel, ``(C, *spatial)``, windowed to the 0.5-99.5 percentiles;
+* ``roi``: uint8 0/1 where the run computes its metrics, when it has one;
 * ``gt`` / ``pred``: one bit per class per pixel, little-endian (uint8 up to 8 classes, uint16 up to
   16, uint32 up to 32), so 29 overlapping hand bones are one uint32 per pixel;
 all gzip-compressed (masks shrink by 100x and more). 3D volumes are sent in display order
@@ -33,7 +34,7 @@ from hydra.utils import instantiate
 from medseg.apps.viewer.cache import ByteLRU
 from medseg.apps.viewer.sources import Model
 from medseg.data.case import Case
-from medseg.errors import DataError
+from medseg.errors import DataError, MedsegError
 from medseg.inference.ensemble import combine
 from medseg.module import SegmentationModule
 from medseg.pipelines.build import build_module, load_weights
@@ -129,6 +130,10 @@ def make_view(case: Case, task: Task, pred: np.ndarray, target: np.ndarray | Non
     if target is not None:
         words, dtype = pack_bits(target)
         view.arrays["gt"] = (gzip_bytes(words.tobytes()), dtype, spatial)
+    if case.roi is not None:  # where the metrics are computed (DRIVE field of view, BraTS brain)
+        roi = display_order(np.asarray(case.roi, dtype=bool), nifti)
+        view.arrays["roi"] = (gzip_bytes(roi.astype(np.uint8).tobytes()), "uint8", spatial)
+    view.meta["has_roi"] = case.roi is not None
     if len(spatial) == 3:  # slice with the largest tumour (union of classes) along each axis
         union = ref.any(0)
         view.meta["largest_slice"] = [int(union.sum(axis=tuple(j for j in range(3) if j != a)).argmax())
@@ -166,6 +171,11 @@ class RunAssets:
                 self._module = module.eval()
             return self._module
 
+    def channel_names(self, n: int) -> list[str] | None:
+        """The image channels' names where the reader has them (BraTS modalities)."""
+        names = self.cfg.data.reader.get("modalities")
+        return [str(x) for x in names] if names is not None and len(names) == n else None
+
     def upload_cases(self, folder: Path) -> list[Case]:
         """An uploaded image/volume in ``folder``, read and preprocessed by ``medseg-predict``'s
         functions (the same preprocessing as training)."""
@@ -186,7 +196,13 @@ class CaseStore:
     def assets(self, run_dir: Path) -> RunAssets:
         with self._runs_lock:
             if run_dir not in self._runs:
-                self._runs[run_dir] = RunAssets(run_dir)
+                try:
+                    self._runs[run_dir] = RunAssets(run_dir)
+                except MedsegError:
+                    raise
+                except Exception as exc:  # a corrupt config, missing reader...: this run only
+                    raise DataError(f"{run_dir}: cannot load the run's config and data "
+                                    f"({type(exc).__name__}: {exc})") from exc
             return self._runs[run_dir]
 
     def model(self, model_id: str) -> Model:
@@ -236,6 +252,7 @@ class CaseStore:
             target = target.numpy() if target is not None else None
             del probs
         extra = {"model": model.id, "prediction_source": source, "threshold": thr,
+                 "channel_names": assets.channel_names(int(case.image.shape[0])),
                  "metrics": _row(model.per_image, case_id), "class_metrics": _class_rows(model, case_id)}
         return make_view(case, assets.task, pred, target, extra)
 
@@ -257,6 +274,7 @@ class CaseStore:
             pred = assets.task.discretize(probs[None], thr)[0].numpy()
             del probs
         view = make_view(case, assets.task, pred, None, {"model": model.id, "prediction_source": "upload",
+                                                         "channel_names": assets.channel_names(int(case.image.shape[0])),
                                                          "threshold": thr, "metrics": {}, "class_metrics": {}})
         return self.cache.put(("upload", token), view)
 

@@ -12,6 +12,8 @@ shown in the app; the other folders are still served.
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import logging
 from dataclasses import dataclass, field
@@ -97,6 +99,21 @@ def _threshold(*folders: Path) -> float | None:
     return None
 
 
+def check_complete(table: Path) -> None:
+    """A ``per_image.csv`` / ``per_class.csv`` cut short by a crash (pandas would read the partial last
+    row as a case with missing values) raises :class:`DataError`."""
+    if not table.is_file():
+        return
+    raw = table.read_bytes()
+    if not raw.endswith(b"\n"):
+        raise DataError(f"{table}: the last line is cut short (the file looks half-written: rerun the "
+                        "evaluation that writes it)")
+    rows = list(csv.reader(io.StringIO(raw.decode("utf-8", errors="replace"))))
+    short = [i + 1 for i, r in enumerate(rows) if r and len(r) != len(rows[0])]
+    if short:
+        raise DataError(f"{table}: line {short[0]} has a different number of fields than the header")
+
+
 def load_sources(paths: list[str | Path]) -> tuple[list[Model], list[SourceError]]:
     """Models of every folder in ``paths``, and one error per folder that could not be read.
 
@@ -115,6 +132,13 @@ def load_sources(paths: list[str | Path]) -> tuple[list[Model], list[SourceError
             continue
         except Exception as exc:  # pandas/OS errors of a half-written folder: shown, not fatal
             errors.append(SourceError(str(source), f"{source}: cannot read ({type(exc).__name__}: {exc})"))
+            continue
+        try:
+            for r in results:
+                check_complete(r.folder / "per_image.csv")
+                check_complete(r.folder / "per_class.csv")
+        except DataError as exc:
+            errors.append(SourceError(str(source), str(exc)))
             continue
         found += [(source, r) for r in results]
     results = [r for _, r in found]
