@@ -20,6 +20,7 @@ all gzip-compressed (masks shrink by 100x and more). 3D volumes are sent in disp
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import zlib
 from dataclasses import dataclass, field
@@ -30,10 +31,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
 
 from medseg.apps.viewer.cache import ByteLRU
 from medseg.apps.viewer.sources import Model
 from medseg.data.case import Case
+from medseg.data.formats.brats import REGIONS as BRATS_REGIONS
 from medseg.errors import DataError, MedsegError
 from medseg.inference.ensemble import combine
 from medseg.module import SegmentationModule
@@ -73,15 +76,18 @@ def unpack_bits(words: np.ndarray, k: int) -> np.ndarray:
     return np.stack([(words >> i) & 1 for i in range(k)]).astype(bool)
 
 
-def window_uint8(image: np.ndarray) -> np.ndarray:
-    """Each channel to uint8 between its 0.5 and 99.5 percentiles (inside the non-zero region for
-    volumes, so the background of a skull-stripped MRI does not set the window)."""
-    out = np.empty(image.shape, np.uint8)
+def window_uint8(image: np.ndarray, roi: np.ndarray | None = None) -> np.ndarray:
+    """Each channel to uint8 between its 0.5 and 99.5 percentiles, taken inside ``roi`` when there is
+    one (the brain of a z-scored MRI: outside it is shown black), else over the whole image."""
+    out = np.zeros(image.shape, np.uint8)
+    inside = roi.astype(bool) if roi is not None and roi.any() else None
     for c, ch in enumerate(image):
-        sample = ch[::max(1, ch.size // 1_000_000)] if ch.ndim == 2 else ch
-        vals = sample[sample != 0] if ch.ndim == 3 and (sample != 0).any() else sample
+        vals = ch[inside] if inside is not None else ch.ravel()
+        vals = vals[:: max(1, vals.size // 1_000_000)]  # percentiles of a 2048^2 image from a subsample
         lo, hi = np.percentile(vals, [0.5, 99.5]) if vals.size else (0.0, 1.0)
         out[c] = np.clip((ch - lo) * (255.0 / max(float(hi - lo), 1e-8)), 0, 255).astype(np.uint8)
+        if inside is not None:
+            out[c][~inside] = 0
     return out
 
 
@@ -111,13 +117,16 @@ def make_view(case: Case, task: Task, pred: np.ndarray, target: np.ndarray | Non
     """Pack image, prediction and (optional) target of ``case`` for the browser."""
     nifti = len(case.spatial_shape) == 3 and case.meta.get("affine") is not None \
         and case.meta.get("nifti_axes") is None
-    image = display_order(window_uint8(np.asarray(case.image, dtype=np.float32)), nifti)
+    image = display_order(window_uint8(np.asarray(case.image, dtype=np.float32), case.roi), nifti)
     pred = display_order(np.asarray(pred, dtype=bool), nifti)
     target = display_order(np.asarray(target, dtype=bool), nifti) if target is not None else None
     spatial = tuple(int(s) for s in image.shape[1:])
     view = CaseView(meta={
         "case_id": case.case_id, "ndim": len(spatial), "shape": list(spatial), "channels": int(image.shape[0]),
         "classes": list(task.class_names), "has_gt": target is not None,
+        # nested regions (BraTS WT > TC > ET) are drawn innermost on top; overlapping classes (hand
+        # bones) in the mean colour of the classes at the pixel
+        "nested": list(task.class_names) == list(BRATS_REGIONS),
         # 3D: coronal and sagittal slices are shown with the first axis (z: inferior->superior) up
         "flip_rows_non_axial": bool(nifti),
         "pred_pixels": [int(n) for n in pred.reshape(pred.shape[0], -1).sum(1)],
@@ -141,12 +150,34 @@ def make_view(case: Case, task: Task, pred: np.ndarray, target: np.ndarray | Non
     return view
 
 
+HYDRA_REF = re.compile(r"\$\{hydra:([A-Za-z0-9_.]+)\}")
+
+
+def run_config(run_dir: Path) -> DictConfig:
+    """The run's saved config with its ``${hydra:...}`` references (``paths.root_dir``,
+    ``paths.output_dir``) replaced by the values the run had (``.hydra/hydra.yaml``): the viewer is
+    not a Hydra app, so Hydra's resolver is not there to answer them."""
+    cfg = load_run_config(run_dir)
+    hydra_yaml = run_dir / ".hydra" / "hydra.yaml"
+    hydra = OmegaConf.load(hydra_yaml).get("hydra") if hydra_yaml.is_file() else None
+    fallback = {"runtime.cwd": str(run_dir), "runtime.output_dir": str(run_dir)}
+
+    def value(m: re.Match) -> str:
+        v = OmegaConf.select(hydra, m.group(1), default=None) if hydra is not None else None
+        v = fallback.get(m.group(1)) if v is None else v
+        if v is None:
+            raise DataError(f"{run_dir / '.hydra' / 'config.yaml'}: cannot resolve ${{hydra:{m.group(1)}}}")
+        return str(v)
+
+    return OmegaConf.create(HYDRA_REF.sub(value, OmegaConf.to_yaml(cfg)))
+
+
 class RunAssets:
     """The parts of one run folder the viewer needs: its config, reader + preprocessing, network."""
 
     def __init__(self, run_dir: Path) -> None:
         self.run_dir = run_dir
-        self.cfg = load_run_config(run_dir)
+        self.cfg = run_config(run_dir)
         root = Path(str(self.cfg.data.root)).expanduser()
         if not root.exists():
             raise DataError(f"{run_dir}: the run's data.root {root} does not exist (the viewer reads images "

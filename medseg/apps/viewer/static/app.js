@@ -80,7 +80,7 @@ class Viewer {
     this.shape = meta.shape;
     this.ndim = meta.ndim;
     this.visible = new Array(this.K).fill(true);
-    this.mode = opts.mode || (meta.has_gt ? "pred" : "pred");
+    this.mode = opts.mode || "pred";
     this.opacity = 0.5;
     this.channel = 0;
     this.axis = 0;
@@ -132,6 +132,11 @@ class Viewer {
     // overlapping labels (hand bones): the mean colour of the classes set at the pixel
     let c = this.colourCache.get(bits);
     if (c) return c;
+    if (this.meta.nested) { // innermost region on top
+      c = RGB[31 - Math.clz32(bits)];
+      this.colourCache.set(bits, c);
+      return c;
+    }
     let r = 0, g = 0, b = 0, n = 0;
     for (let k = 0; k < this.K; k++) {
       if ((bits >>> k) & 1) { r += RGB[k][0]; g += RGB[k][1]; b += RGB[k][2]; n++; }
@@ -153,6 +158,7 @@ class Viewer {
     const off = this.channel * N;
     const mode = this.mode;
     const gt = p.gt ? p.gt.data : null;
+    const roi = p.roi ? p.roi.data : null; // errors are counted where the metrics are: inside the ROI
     const pred = p.pred ? p.pred.data : null;
     const pa = p.kind === "diff" ? p.a.pred.data : null;
     const pb = p.kind === "diff" ? p.b.pred.data : null;
@@ -166,9 +172,11 @@ class Viewer {
           const aOnly = (u & ~v) >>> 0, bOnly = (v & ~u) >>> 0;
           col = aOnly && bOnly ? ERR.both : aOnly ? DIFF.a : bOnly ? DIFF.b : null;
         } else if (mode === "errors" && gt) {
+          if (roi && !roi[i]) { col = null; } else {
           const pp = (pred[i] & vis) >>> 0, tt = (gt[i] & vis) >>> 0;
           const fp = (pp & ~tt) >>> 0, fn = (tt & ~pp) >>> 0;
           col = fp && fn ? ERR.both : fp ? ERR.fp : fn ? ERR.fn : pp ? ERR.tp : null;
+          }
         } else {
           const src = mode === "gt" && gt ? gt : pred;
           const bits = (src[i] & vis) >>> 0;
@@ -483,7 +491,7 @@ async function pageModel(main, mid) {
   if (bars.classes.length > 1) charts.append(barChart(`${bars.metric} per class (mean over cases)`, bars.classes, bars.values));
 }
 
-function metricsTable(meta, visibleClassNames) {
+function metricsTable(meta) {
   const t = h("table", { class: "metrics" });
   const rows = Object.entries(meta.metrics || {}).filter(([, v]) => typeof v === "number");
   t.append(h("tbody", {}, rows.map(([k, v]) => h("tr", {}, h("td", {}, k), h("td", {}, fmt(v))))));
@@ -493,10 +501,11 @@ function metricsTable(meta, visibleClassNames) {
 async function loadCase(mid, cid) {
   const base = `/api/models/${mid}/cases/${enc(cid)}`;
   const meta = await api(`${base}/meta`);
-  const [image, pred, gt] = await Promise.all([
+  const [image, pred, gt, roi] = await Promise.all([
     fetchArray(`${base}/array/image`), fetchArray(`${base}/array/pred`),
-    meta.has_gt ? fetchArray(`${base}/array/gt`) : Promise.resolve(null)]);
-  return { meta, image, pred, gt };
+    meta.has_gt ? fetchArray(`${base}/array/gt`) : Promise.resolve(null),
+    meta.has_roi ? fetchArray(`${base}/array/roi`) : Promise.resolve(null)]);
+  return { meta, image, pred, gt, roi };
 }
 
 function caseNav(mid, cid) {
@@ -513,7 +522,7 @@ async function pageCase(main, mid, cid) {
   main.append(h("h1", {}, cid, " ", h("span", { class: "muted" }, m.name)), caseNav(mid, cid));
   status("loading case…");
   const c = await loadCase(mid, cid);
-  const v = new Viewer(c.meta, [{ title: `${m.name} (${c.meta.prediction_source}, threshold ${fmt(c.meta.threshold, 2)})`, image: c.image, gt: c.gt, pred: c.pred }]);
+  const v = new Viewer(c.meta, [{ title: `${m.name} (${c.meta.prediction_source}, threshold ${fmt(c.meta.threshold, 2)})`, image: c.image, gt: c.gt, pred: c.pred, roi: c.roi }]);
   v.side.prepend(h("h3", {}, "Metrics"), metricsTable(c.meta));
   main.append(v.el);
   status("");
@@ -535,11 +544,11 @@ async function pageCompare(main, a, b, cid) {
   const [ca, cb] = await Promise.all([loadCase(a, cid), loadCase(b, cid)]);
   if (ca.meta.shape.join() !== cb.meta.shape.join()) throw new Error(`the two models' cases differ in shape (${ca.meta.shape} vs ${cb.meta.shape})`);
   const panes = [
-    { title: `A: ${ma.name}`, image: ca.image, gt: ca.gt, pred: ca.pred },
-    { title: `B: ${mb.name}`, image: cb.image, gt: cb.gt, pred: cb.pred },
+    { title: `A: ${ma.name}`, image: ca.image, gt: ca.gt, pred: ca.pred, roi: ca.roi },
+    { title: `B: ${mb.name}`, image: cb.image, gt: cb.gt, pred: cb.pred, roi: cb.roi },
     { title: "difference A vs B", kind: "diff", a: ca, b: cb },
   ];
-  const v = new Viewer(ca.meta, panes, { size: 380 });
+  const v = new Viewer(ca.meta, panes, { size: 300 });
   main.append(v.el);
   // every case both scored, by difference (the worst regressions first)
   const t = h("table", { id: "compare-cases" }, h("thead", {}, h("tr", {}, ["case", "A", "B", "B − A"].map((x) => h("th", {}, x)))),
