@@ -37,6 +37,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--port", type=int, default=8765, help="port (default 8765; 0: any free port)")
     p.add_argument("--cache-mb", type=int, default=512, help="memory for cached case views (default 512)")
     p.add_argument("--max-upload-mb", type=int, default=64, help="largest upload accepted in 'Try it' (default 64)")
+    p.add_argument("--clinical-db", default=None, metavar="URL",
+                   help="clinical database (e.g. sqlite:///clinical.db, see medseg-db): adds the brain-tumour "
+                        "cross-check to BraTS cases")
     p.add_argument("--allow-host", action="append", default=[],
                    help="extra Host header to accept (e.g. the machine's name when binding elsewhere)")
     return p.parse_args(argv)
@@ -55,7 +58,8 @@ def main(argv: list[str] | None = None) -> int:
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     hosts = ["127.0.0.1", "localhost", "[::1]", "::1", args.host, *args.allow_host]
-    app = create_app(args.runs, cache_mb=args.cache_mb, max_upload_mb=args.max_upload_mb, allowed_hosts=hosts)
+    app = create_app(args.runs, cache_mb=args.cache_mb, max_upload_mb=args.max_upload_mb, allowed_hosts=hosts,
+                     clinical_db=args.clinical_db)
     models, errors = app.state.store.models, app.state.errors
     print(f"medseg-view: {len(models)} model(s) from {len(args.runs)} folder(s)", flush=True)
     for e in errors:

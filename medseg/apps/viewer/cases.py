@@ -19,11 +19,12 @@ all gzip-compressed (masks shrink by 100x and more). 3D volumes are sent in disp
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import threading
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -308,6 +309,31 @@ class CaseStore:
                                                          "channel_names": assets.channel_names(int(case.image.shape[0])),
                                                          "threshold": thr, "metrics": {}, "class_metrics": {}})
         return self.cache.put(("upload", token), view)
+
+    def clinical(self, model_id: str, case_id: str, db_url: str, use_prediction: bool) -> dict:
+        """The brain-tumour cross-check of a BraTS case (regions, symptoms, hospitals) through
+        :func:`medseg.clinical.flow.diagnose`, from the case's ground truth or the model's prediction."""
+        from medseg.clinical.flow import diagnose
+
+        model = self.model(model_id)
+        if case_id not in model.per_image.index:
+            raise KeyError(case_id)
+        if not model.run_dirs:
+            raise DataError(f"{model.name}: no run folder, so no BraTS case folder to cross-check")
+        reader = self.assets(model.run_dirs[0]).dm.reader
+        if not hasattr(reader, "case_dir"):
+            raise DataError(f"{model.name}: the clinical cross-check is for BraTS cases (this run reads "
+                            f"{type(reader).__name__})")
+        with self._compute:
+            result = diagnose(case_dir=reader.case_dir(case_id), db_url=db_url,
+                              run_dir=model.run_dirs[0] if use_prediction else None, out_dir=None)
+        loc, check = result.localisation, result.crosscheck
+        out = {"source": result.source, "hemisphere": loc.hemisphere, "volumes_cm3": loc.volumes_cm3,
+               "found": [asdict(r) for r in loc.found], "crosscheck": check.to_dict(),
+               "patient": {"age": result.patient.age, "sex": result.patient.sex},
+               "disclaimer": "research software, not a diagnosis"}
+        # numpy scalars and tuples -> JSON types
+        return json.loads(json.dumps(out, default=lambda o: o.item() if hasattr(o, "item") else str(o)))
 
     def upload_view(self, token: str) -> CaseView | None:
         return self.cache.get(("upload", token))

@@ -84,8 +84,12 @@ def _json_clean(df: pd.DataFrame) -> list[dict]:
 
 
 def create_app(paths: list[str | Path], *, cache_mb: int = 512, max_upload_mb: int = 64,
-               allowed_hosts: list[str] | None = None, n_boot: int = 2000) -> FastAPI:
+               allowed_hosts: list[str] | None = None, n_boot: int = 2000,
+               clinical_db: str | None = None) -> FastAPI:
     """The viewer over the run / k-fold / evaluation / ensemble folders ``paths``.
+
+    ``clinical_db``: SQLAlchemy URL of the clinical database; with it, BraTS cases get the clinical
+    cross-check (``medseg.clinical.flow.diagnose``).
 
     ``allowed_hosts``: ``Host`` headers accepted (DNS-rebinding guard); default: loopback names."""
     models, errors = load_sources(paths)
@@ -151,7 +155,7 @@ def create_app(paths: list[str | Path], *, cache_mb: int = 512, max_upload_mb: i
 
     @app.get("/api/models")
     def list_models():
-        return {"models": [m.summary() for m in models],
+        return {"models": [m.summary() for m in models], "clinical": clinical_db is not None,
                 "errors": [{"source": e.source, "message": e.message} for e in errors]}
 
     @app.get("/api/leaderboard")
@@ -210,6 +214,18 @@ def create_app(paths: list[str | Path], *, cache_mb: int = 512, max_upload_mb: i
     @app.get("/api/models/{mid}/cases/{cid}/array/{name}")
     def case_array(request: Request, mid: str, cid: str, name: str):
         return array_response(request, view_or_404(mid, cid), name)
+
+    @app.get("/api/models/{mid}/cases/{cid}/clinical")
+    def clinical(mid: str, cid: str, source: str = "gt"):
+        if clinical_db is None:
+            raise HTTPException(404, "no clinical database configured (start medseg-view with --clinical-db URL)")
+        if source not in ("gt", "pred"):
+            raise HTTPException(422, "source must be gt or pred")
+        model_or_404(mid)
+        try:
+            return store.clinical(mid, cid, clinical_db, use_prediction=source == "pred")
+        except KeyError:
+            raise HTTPException(404, f"no case {cid!r} in model {mid!r}") from None
 
     @app.get("/api/compare/{a}/{b}")
     def compare(a: str, b: str, metric: str = "dice"):

@@ -7,6 +7,7 @@ import gzip
 import io
 import os
 import shutil
+from pathlib import Path
 
 import nibabel as nib
 import numpy as np
@@ -233,3 +234,51 @@ def test_cache_stays_within_budget_while_browsing(viewer_runs):
                 assert c.get(f"/api/models/{mid}/cases/{cid['case_id']}/meta").status_code == 200
                 sizes.append(store.cache.nbytes)
     assert max(sizes) <= 6000 and len(store.cache) < len(sizes)
+
+
+def test_hydra_references_of_the_saved_config_are_resolved(viewer_runs, tmp_path):
+    """A run's config refers to ``${hydra:runtime.cwd}`` (paths.root_dir without MEDSEG_ROOT); the
+    viewer is not a Hydra app and answers them from the run's own ``.hydra/hydra.yaml``."""
+    from omegaconf import OmegaConf
+
+    run = tmp_path / "run"
+    shutil.copytree(viewer_runs["hand_a"], run)
+    cfg = OmegaConf.load(run / ".hydra" / "config.yaml")
+    cfg.paths.root_dir = "${oc.env:MEDSEG_VIEWER_TEST_UNSET,${hydra:runtime.cwd}}"
+    cfg.data.synth_parent = "${paths.root_dir}/data"
+    OmegaConf.save(cfg, run / ".hydra" / "config.yaml")
+    assert "${hydra:runtime.cwd}" in (run / ".hydra" / "config.yaml").read_text()
+    with TestClient(create_app([run]), base_url=BASE) as c:
+        cid = c.get("/api/models/m0/cases").json()["cases"][0]["case_id"]
+        r = c.get(f"/api/models/m0/cases/{cid}/meta")
+        assert r.status_code == 200, r.text
+
+
+def test_clinical_view_calls_the_clinical_flow(viewer_runs, tmp_path, client):
+    from medseg.clinical import db
+    from medseg.clinical.flow import diagnose
+
+    cid = str(pd.read_csv(viewer_runs["brats"] / "per_image.csv", index_col=0).index[0])
+    demo = Path(shutil.copytree(db.DEMO_DIR, tmp_path / "demo"))
+    patients = pd.read_csv(demo / "patients.csv")
+    if cid not in set(patients["case_id"]):  # link a patient to the run's test case
+        patients.loc[len(patients)] = ["VIEW-001", 50, "F", cid]
+        patients.to_csv(demo / "patients.csv", index=False)
+    url = f"sqlite:///{tmp_path / 'clinical.db'}"
+    engine = db.connect(url)
+    db.load_csv_dir(engine, demo)
+    engine.dispose()
+    assert client.get(f"/api/models/m1/cases/{cid}/clinical").status_code == 404  # no database configured
+    with TestClient(create_app([viewer_runs["brats"]], clinical_db=url), base_url=BASE) as c:
+        assert c.get("/api/models").json()["clinical"] is True
+        r = c.get(f"/api/models/m0/cases/{cid}/clinical?source=gt")
+        assert r.status_code == 200, r.text
+        body = r.json()
+        case_dir = next((viewer_runs["data"] / "synthetic" / "BraTS2020").rglob(cid))
+        direct = diagnose(case_dir=case_dir, db_url=url)
+        assert body["hemisphere"] == direct.localisation.hemisphere
+        assert body["crosscheck"]["agreement"] == pytest.approx(direct.crosscheck.agreement)
+        assert [x["key"] for x in body["crosscheck"]["recommendations"]] == [
+            x.key for x in direct.crosscheck.recommendations]
+        pred = c.get(f"/api/models/m0/cases/{cid}/clinical?source=pred")
+        assert pred.status_code == 200 or (pred.status_code == 422 and pred.json()["error"])

@@ -16,7 +16,7 @@ const ERR = { tp: [255, 255, 255], fp: [255, 40, 40], fn: [40, 110, 255], both: 
 const DIFF = { a: [255, 150, 0], b: [0, 220, 255] };
 const AXES = ["axial", "coronal", "sagittal"];
 
-const state = { models: [], errors: [], byId: {} };
+const state = { models: [], errors: [], byId: {}, clinical: false };
 
 // ------------------------------------------------------------------ helpers
 function h(tag, attrs, ...children) {
@@ -525,9 +525,43 @@ async function pageCase(main, mid, cid) {
   const v = new Viewer(c.meta, [{ title: `${m.name} (${c.meta.prediction_source}, threshold ${fmt(c.meta.threshold, 2)})`, image: c.image, gt: c.gt, pred: c.pred, roi: c.roi }]);
   v.side.prepend(h("h3", {}, "Metrics"), metricsTable(c.meta));
   main.append(v.el);
+  if (state.clinical && c.meta.ndim === 3) main.append(clinicalSection(mid, cid));
   status("");
   performance.mark("case-painted");
   v.el.dataset.ready = "1";
+}
+
+function clinicalSection(mid, cid) {
+  const out = h("div", { id: "clinical-result" });
+  const run = async (source) => {
+    out.replaceChildren(h("p", { class: "muted" }, "cross-checking…"));
+    try {
+      const r = await api(`/api/models/${mid}/cases/${enc(cid)}/clinical?source=${source}`);
+      const cc = r.crosscheck;
+      out.replaceChildren(
+        h("p", {}, `Tumour from ${r.source}; hemisphere `, h("b", {}, r.hemisphere),
+          `; whole tumour ${fmt(r.volumes_cm3.WT, 1)} cm³; patient ${r.patient.sex || "?"}, ${r.patient.age ?? "?"} years. `,
+          `Agreement of image and symptoms: `, h("b", { id: "clinical-agreement" }, fmt(cc.agreement, 2))),
+        h("h3", {}, "Regions"),
+        h("table", {}, h("thead", {}, h("tr", {}, ["region", "why", "share of tumour", "symptoms"].map((x) => h("th", {}, x)))),
+          h("tbody", {}, cc.regions.map((g) => h("tr", {}, h("td", {}, g.name), h("td", {}, g.reason),
+            h("td", {}, fmt(g.image_fraction, 2)), h("td", {}, g.symptoms.join(", ")))))),
+        h("h3", {}, "Symptoms"),
+        h("ul", {}, cc.symptoms.map((x) => h("li", {}, `${x.symptom}${x.side ? ` (${x.side})` : ""}: `,
+          x.known ? (x.explained ? "explained by the image" : "not explained by the image") : "unknown symptom"))),
+        h("h3", {}, "Suggested hospitals and doctors"),
+        h("ul", { id: "clinical-recommendations" }, cc.recommendations.map((x) => h("li", {}, `${x.name} (${x.kind}, ${x.detail}): ${x.structures.join(", ")}`))),
+        cc.messages.length ? h("div", { class: "error-box" }, cc.messages.join(" ")) : null,
+        h("p", { class: "muted" }, r.disclaimer));
+    } catch (e) {
+      out.replaceChildren(h("div", { class: "error-box", id: "clinical-error" }, e.message));
+    }
+  };
+  return h("section", {}, h("h2", {}, "Clinical cross-check"),
+    h("div", { class: "controls" },
+      h("button", { id: "clinical-gt", onclick: () => run("gt") }, "from the ground truth"),
+      h("button", { id: "clinical-pred", onclick: () => run("pred") }, "from the prediction")),
+    out);
 }
 
 async function pageCompare(main, a, b, cid) {
@@ -605,7 +639,7 @@ async function route() {
 async function start() {
   try {
     const r = await api("/api/models");
-    state.models = r.models; state.errors = r.errors;
+    state.models = r.models; state.errors = r.errors; state.clinical = r.clinical;
     for (const m of r.models) state.byId[m.id] = m;
   } catch (e) {
     document.getElementById("main").replaceChildren(h("div", { class: "error-box" }, e.message));
