@@ -9,11 +9,12 @@ the best checkpoint(s) via :func:`medseg.pipelines.build.load_weights` and
 ``medseg-predict`` does). Uploads are read and preprocessed by ``medseg-predict``'s own functions.
 
 What travels to the browser (one request per array, each sent once per case):
-* ``image``: uint8 per channel, ``(C, *spatial)``, windowed to the 0.5-99.5 percentiles;
+* ``image``: uint8 per channel, ``(C, *spatial)``, windowed to the 0.5-99.5 percentiles (not
+  compressed);
 * ``roi``: uint8 0/1 where the run computes its metrics, when it has one;
 * ``gt`` / ``pred``: one bit per class per pixel, little-endian (uint8 up to 8 classes, uint16 up to
   16, uint32 up to 32), so 29 overlapping hand bones are one uint32 per pixel;
-all gzip-compressed (masks shrink by 100x and more). 3D volumes are sent in display order
+the masks gzip-compressed (they shrink by 100x and more). 3D volumes are sent in display order
 ``(axial, coronal, sagittal)`` slices so the browser only indexes.
 """
 
@@ -23,10 +24,12 @@ import json
 import logging
 import re
 import threading
+import time
 import zlib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -102,16 +105,23 @@ def display_order(volume: np.ndarray, nifti: bool) -> np.ndarray:
     return np.ascontiguousarray(np.flip(out, axis=lead + 1))
 
 
+class Packed(NamedTuple):
+    data: bytes
+    dtype: str
+    shape: tuple[int, ...]
+    gzipped: bool
+
+
 @dataclass
 class CaseView:
-    """One case as the browser receives it: JSON metadata and gzip-compressed arrays."""
+    """One case as the browser receives it: JSON metadata and packed arrays."""
 
     meta: dict
-    arrays: dict[str, tuple[bytes, str, tuple[int, ...]]] = field(default_factory=dict)
+    arrays: dict[str, Packed] = field(default_factory=dict)
 
     @property
     def nbytes(self) -> int:
-        return sum(len(b) for b, _, _ in self.arrays.values()) + 4096
+        return sum(len(p.data) for p in self.arrays.values()) + 4096
 
 
 def make_view(case: Case, task: Task, pred: np.ndarray, target: np.ndarray | None, extra: dict) -> CaseView:
@@ -133,16 +143,18 @@ def make_view(case: Case, task: Task, pred: np.ndarray, target: np.ndarray | Non
         "pred_pixels": [int(n) for n in pred.reshape(pred.shape[0], -1).sum(1)],
         "gt_pixels": [int(n) for n in target.reshape(target.shape[0], -1).sum(1)] if target is not None else None,
         **extra})
-    view.arrays["image"] = (gzip_bytes(image.tobytes()), "uint8", tuple(image.shape))
+    # the image is sent as it is: gzip takes longer than the loopback transfer and gains little on
+    # noisy radiographs; the masks shrink 100x and more
+    view.arrays["image"] = Packed(image.tobytes(), "uint8", tuple(image.shape), False)
     words, dtype = pack_bits(pred)
-    view.arrays["pred"] = (gzip_bytes(words.tobytes()), dtype, spatial)
+    view.arrays["pred"] = Packed(gzip_bytes(words.tobytes()), dtype, spatial, True)
     ref = target if target is not None and target.any() else pred
     if target is not None:
         words, dtype = pack_bits(target)
-        view.arrays["gt"] = (gzip_bytes(words.tobytes()), dtype, spatial)
+        view.arrays["gt"] = Packed(gzip_bytes(words.tobytes()), dtype, spatial, True)
     if case.roi is not None:  # where the metrics are computed (DRIVE field of view, BraTS brain)
         roi = display_order(np.asarray(case.roi, dtype=bool), nifti)
-        view.arrays["roi"] = (gzip_bytes(roi.astype(np.uint8).tobytes()), "uint8", spatial)
+        view.arrays["roi"] = Packed(gzip_bytes(roi.astype(np.uint8).tobytes()), "uint8", spatial, True)
     view.meta["has_roi"] = case.roi is not None
     if len(spatial) == 3:  # slice with the largest tumour (union of classes) along each axis
         union = ref.any(0)
@@ -272,7 +284,9 @@ class CaseStore:
                             "(give the run or k-fold folder itself to see its predictions)")
         assets = self.assets(model.run_dirs[0])
         with self._compute:
+            t0 = time.perf_counter()
             case = assets.load_case(case_id)
+            t1 = time.perf_counter()
             probs = self._saved_probs(model, case)
             source = "saved probabilities" if probs is not None else (
                 f"best checkpoint{'s' if len(model.run_dirs) > 1 else ''} of {len(model.run_dirs)} run(s)")
@@ -283,10 +297,13 @@ class CaseStore:
             target = case_target(assets.task, case)
             target = target.numpy() if target is not None else None
             del probs
-        extra = {"model": model.id, "prediction_source": source, "threshold": thr,
+            t2 = time.perf_counter()
+        extra = {"server_ms": {"read": round(1000 * (t1 - t0)), "predict": round(1000 * (t2 - t1))},"model": model.id, "prediction_source": source, "threshold": thr,
                  "channel_names": assets.channel_names(int(case.image.shape[0])),
                  "metrics": _row(model.per_image, case_id), "class_metrics": _class_rows(model, case_id)}
-        return make_view(case, assets.task, pred, target, extra)
+        view = make_view(case, assets.task, pred, target, extra)
+        view.meta["server_ms"]["pack"] = round(1000 * (time.perf_counter() - t2))
+        return view
 
     def predict_upload(self, model_id: str, folder: Path, token: str) -> CaseView:
         """Predict the one file in ``folder`` with ``model``; the view is cached under ``token``."""

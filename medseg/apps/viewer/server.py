@@ -13,6 +13,8 @@ import logging
 import secrets
 import shutil
 import tempfile
+import zlib
+from contextlib import asynccontextmanager
 from pathlib import Path, PurePosixPath
 
 import numpy as np
@@ -97,14 +99,15 @@ def create_app(paths: list[str | Path], *, cache_mb: int = 512, max_upload_mb: i
     upload_root = Path(tempfile.mkdtemp(prefix="medseg-view-"))
     max_upload = int(max_upload_mb * 2**20)
 
-    app = FastAPI(title="medseg-view", docs_url=None, redoc_url=None, openapi_url=None)
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI):
+        yield
+        shutil.rmtree(upload_root, ignore_errors=True)  # uploads never outlive the server
+
+    app = FastAPI(title="medseg-view", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
     app.state.store, app.state.errors, app.state.upload_root = store, errors, upload_root
     app.add_middleware(TrustedHostMiddleware,
                        allowed_hosts=allowed_hosts or ["127.0.0.1", "localhost", "[::1]", "::1"])
-
-    @app.on_event("shutdown")
-    def _cleanup() -> None:
-        shutil.rmtree(upload_root, ignore_errors=True)
 
     @app.middleware("http")
     async def _headers(request: Request, call_next):
@@ -134,12 +137,13 @@ def create_app(paths: list[str | Path], *, cache_mb: int = 512, max_upload_mb: i
     def array_response(request: Request, view: CaseView, name: str) -> Response:
         if name not in view.arrays:
             raise HTTPException(404, f"no array {name!r}")
-        data, dtype, shape = view.arrays[name]
-        headers = {"X-Dtype": dtype, "X-Shape": ",".join(map(str, shape)), "Cache-Control": "private, max-age=600"}
-        if "gzip" in request.headers.get("accept-encoding", ""):
+        packed = view.arrays[name]
+        data = packed.data
+        headers = {"X-Dtype": packed.dtype, "X-Shape": ",".join(map(str, packed.shape)),
+                   "Cache-Control": "private, max-age=600"}
+        if packed.gzipped and "gzip" in request.headers.get("accept-encoding", ""):
             headers["Content-Encoding"] = "gzip"
-        else:  # a client without gzip gets the raw bytes
-            import zlib
+        elif packed.gzipped:  # a client without gzip gets the raw bytes
             data = zlib.decompress(data, 31)
         return Response(data, media_type="application/octet-stream", headers=headers)
 

@@ -234,6 +234,7 @@ def test_cache_stays_within_budget_while_browsing(viewer_runs):
                 assert c.get(f"/api/models/{mid}/cases/{cid['case_id']}/meta").status_code == 200
                 sizes.append(store.cache.nbytes)
     assert max(sizes) <= 6000 and len(store.cache) < len(sizes)
+    assert not app.state.upload_root.exists()  # the upload folder goes with the server
 
 
 def test_hydra_references_of_the_saved_config_are_resolved(viewer_runs, tmp_path):

@@ -143,11 +143,14 @@ def test_2d_multilabel_run_case_compare_and_upload(browser, server, viewer_runs,
     page.select_option("#mode", "pred")
     # zoom and pan redraw from what the browser already has: no array is fetched again
     unzoomed = pg.canvas_hash()
-    page.mouse.move(200, 380)
+    page.locator("#pane-0").scroll_into_view_if_needed()
+    box = page.locator("#pane-0").bounding_box()
+    cx, cy = box["x"] + box["width"] * 0.4, box["y"] + box["height"] * 0.45
+    page.mouse.move(cx, cy)
     page.mouse.wheel(0, -300)
     page.wait_for_timeout(100)
     page.mouse.down()
-    page.mouse.move(260, 420)
+    page.mouse.move(cx + 60, cy + 40)
     page.mouse.up()
     assert pg.canvas_hash() != unzoomed
     page.click("#fit")
