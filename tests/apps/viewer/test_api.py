@@ -283,3 +283,31 @@ def test_clinical_view_calls_the_clinical_flow(viewer_runs, tmp_path, client):
             x.key for x in direct.crosscheck.recommendations]
         pred = c.get(f"/api/models/m0/cases/{cid}/clinical?source=pred")
         assert pred.status_code == 200 or (pred.status_code == 422 and pred.json()["error"])
+
+
+def test_kfold_folder_models_map_to_their_fold_runs(tmp_path):
+    """A k-fold folder: each fold model predicts with its own fold run, the fold ensemble with all
+    folds (the mean, as medseg-predict does); an OOF folder with its fold run."""
+    from medseg.apps.viewer.sources import load_sources, run_dirs_for
+
+    kf = tmp_path / "cv"
+    table = "case_id,dice\na,0.5\nb,0.7\n"
+    for k in range(2):
+        fold = kf / f"fold_{k}"
+        (fold / ".hydra").mkdir(parents=True)
+        (fold / ".hydra" / "config.yaml").write_text("seed: 0\n")
+        (fold / "checkpoints").mkdir()
+        (fold / "results.json").write_text("{}")
+        (fold / "oof").mkdir()
+        (fold / "oof" / "per_image.csv").write_text(table)
+        (kf / "ensemble" / "models" / f"cv_fold_{k}").mkdir(parents=True)
+        (kf / "ensemble" / "models" / f"cv_fold_{k}" / "per_image.csv").write_text(table)
+    (kf / "ensemble" / "models" / "cv").mkdir()
+    (kf / "ensemble" / "models" / "cv" / "per_image.csv").write_text(table)
+    (kf / "ensemble" / "leaderboard.csv").write_text("model,kind\ncv,2-fold ensemble\ncv/fold_0,fold\ncv/fold_1,fold\n")
+    models, errors = load_sources([kf])
+    assert errors == []
+    runs = {m.name: [p.name for p in m.run_dirs] for m in models}
+    assert runs == {"cv": ["fold_0", "fold_1"], "cv_fold_0": ["fold_0"], "cv_fold_1": ["fold_1"]}
+    assert run_dirs_for(kf, kf / "fold_1" / "oof", "oof") == [kf / "fold_1"]
+    assert run_dirs_for(tmp_path, tmp_path / "elsewhere", "x") == []
