@@ -29,7 +29,7 @@ test: install
 	@$(call run_pytest,-m "not slow and not browser" -q)
 
 test-slow: install
-	@$(call run_pytest,-m "slow and not browser" -q)
+	@$(call run_pytest,-m "slow" -q)
 
 # medseg-view in a real browser: Debian's chromium (/usr/bin/chromium) driven by Playwright, headless
 # (skips, saying why, where chromium is missing); about 2 minutes on 2 cores
