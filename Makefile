@@ -6,7 +6,7 @@ PYTEST := $(PY) -m pytest
 export NO_ALBUMENTATIONS_UPDATE := 1
 export PYTHONUNBUFFERED := 1
 
-.PHONY: install demo test test-slow test-sweeps test-all bench lint clean
+.PHONY: install demo test test-slow test-sweeps test-all bench lint clean test-browser viewer-screenshots
 
 install: $(VENV)/.installed
 
@@ -14,7 +14,7 @@ install: $(VENV)/.installed
 # disk where they are; see README "Install").
 $(VENV)/.installed: pyproject.toml requirements/constraints.txt Makefile
 	test -x $(PY) || python3 -m venv $(VENV)
-	$(PIP) install --quiet --disable-pip-version-check -c requirements/constraints.txt -e ".[dev,postgres,slurm,clinical,export]"
+	$(PIP) install --quiet --disable-pip-version-check -c requirements/constraints.txt -e ".[dev,postgres,slurm,clinical,export,viewer]"
 	touch $@
 
 demo: install
@@ -26,10 +26,19 @@ define run_pytest
 endef
 
 test: install
-	@$(call run_pytest,-m "not slow" -q)
+	@$(call run_pytest,-m "not slow and not browser" -q)
 
 test-slow: install
 	@$(call run_pytest,-m "slow" -q)
+
+# medseg-view in a real browser: Debian's chromium (/usr/bin/chromium) driven by Playwright, headless
+# (skips, saying why, where chromium is missing); about 2 minutes on 2 cores
+test-browser: install
+	@$(call run_pytest,-m "browser" -q tests/apps/viewer)
+
+# the screenshots of docs/viewer.md, made by the browser tests
+viewer-screenshots: install
+	MEDSEG_VIEWER_SCREENSHOTS=docs/img $(PYTEST) -m "browser" -q tests/apps/viewer
 
 # the slower multi-process checks CI also runs: 2-process DDP vs 1 process, DDP sweep trials,
 # a sweep killed mid-trial and resumed (about 2-3 minutes on 2 cores)

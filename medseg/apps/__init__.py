@@ -1,0 +1,1 @@
+"""Applications built on the medseg core (the core never imports them): the web viewer."""
