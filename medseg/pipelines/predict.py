@@ -17,9 +17,10 @@ from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, open_dict
 
 from medseg.data.case import Case
-from medseg.errors import DataError
 from medseg.data.preprocess import Compose
+from medseg.errors import DataError
 from medseg.inference.rle import write_rle_csv
+from medseg.inference.selected import Selection
 from medseg.inference.writers import write_nifti_labels, write_png_mask, write_probabilities
 from medseg.pipelines.build import build_datamodule, build_module, load_weights
 from medseg.pipelines.eval import load_run_config, resolve_checkpoint
@@ -84,13 +85,17 @@ def predict(cfg: DictConfig, out_dir: str | Path) -> pd.DataFrame:
     """Write predictions for ``cfg.input_dir`` (a folder) or ``cfg.split`` of the run's dataset.
 
     ``cfg.run_dir`` is a run folder or a k-fold folder; for the latter the prediction is the mean of
-    the folds' probabilities (the fold ensemble)."""
+    the folds' probabilities (the fold ensemble). With ``cfg.selection`` (a ``selection.json`` from
+    ``medseg-select``) the members, weights, temperature, thresholds and postprocessing come from it
+    (:class:`medseg.inference.selected.Selection`)."""
     from medseg.inference.ensemble import combine
     from medseg.pipelines.ensemble import fold_dirs
 
     out_dir = Path(out_dir)
-    run_dir = Path(cfg.run_dir).expanduser()
-    run_dirs = fold_dirs(run_dir) or [run_dir]
+    selection = Selection.load(cfg.selection) if cfg.get("selection") else None
+    member_dirs = selection.members if selection is not None else [Path(cfg.run_dir).expanduser()]
+    groups = [fold_dirs(m) or [m] for m in member_dirs]  # per member: its fold runs, or the run itself
+    run_dirs = [rd for g in groups for rd in g]
     run_cfgs = [load_run_config(rd, cfg.get("overrides")) for rd in run_dirs]
     run_cfg = run_cfgs[0]
     if cfg.get("input_dir"):
@@ -109,15 +114,27 @@ def predict(cfg: DictConfig, out_dir: str | Path) -> pd.DataFrame:
         ckpts.append(resolve_checkpoint(rd, str(cfg.ckpt)))
         load_weights(module, ckpts[-1])
         modules.append(module)
+        if selection is not None:
+            selection.check_task(module.task, str(rd))
     task = modules[0].task
     threshold = task.threshold if cfg.get("threshold") is None else float(cfg.threshold)
-    fns = [model_probs(m, cfg.get("tta") or False) for m in modules]
-    probs_fn = fns[0] if len(fns) == 1 else (lambda case: combine([f(case) for f in fns]))
-    ckpt = ckpts[0] if len(ckpts) == 1 else Path(f"{len(ckpts)} fold checkpoints")
+    fns = iter([model_probs(m, cfg.get("tta") or False) for m in modules])
+    member_fns = [[next(fns) for _ in g] for g in groups]
+
+    def member_probs(case) -> list:
+        return [fs[0](case) if len(fs) == 1 else combine([f(case) for f in fs]) for fs in member_fns]
+
+    if selection is not None:
+        probs_fn = lambda case: selection.combine(member_probs(case))  # noqa: E731
+        decide = selection.decide
+    else:
+        probs_fn = lambda case: member_probs(case)[0]  # noqa: E731
+        decide = lambda probs: task.discretize(probs[None], threshold)[0]  # noqa: E731
+    ckpt = ckpts[0] if len(ckpts) == 1 else Path(f"{len(ckpts)} checkpoints")
     rows, rle_rows = [], []
     for case in cases:
         probs = probs_fn(case)
-        pred = task.discretize(probs[None], threshold)[0]
+        pred = decide(probs)
         if pred.ndim == 4:
             written = [write_nifti_labels(out_dir / "masks", case, task, pred, cfg.get("nifti_label_values"))]
         else:
