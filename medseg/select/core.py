@@ -29,7 +29,8 @@ def discretize(kind: str, probs: np.ndarray, thresholds: Sequence[float] | None 
         labels = probs.argmax(0)
         return np.stack([labels == k for k in range(1, probs.shape[0])])
     thr = np.full(probs.shape[0], 0.5) if thresholds is None else np.asarray(thresholds, dtype=float)
-    return probs > thr.reshape((-1,) + (1,) * (probs.ndim - 1))
+    # compared in the maps' dtype, as torch does in medseg-predict (float32 0.3 is not > float32 0.3)
+    return probs > thr.astype(probs.dtype).reshape((-1,) + (1,) * (probs.ndim - 1))
 
 
 def dice_per_class(pred: np.ndarray, target: np.ndarray, roi: np.ndarray | None) -> np.ndarray:
@@ -117,32 +118,30 @@ def greedy_ensemble(kind: str, cand_probs: Sequence[Sequence[np.ndarray]], targe
     return GreedyResult(counts, history)
 
 
-def fit_thresholds(probs: Sequence[np.ndarray], targets, rois, bins: int = 100) -> tuple[np.ndarray, np.ndarray]:
+def fit_thresholds(probs: Sequence[np.ndarray], targets, rois) -> tuple[np.ndarray, np.ndarray]:
     """Per-class threshold maximising mean (over cases) Dice of ``p > t`` on the grid
-    :data:`THRESHOLD_GRID` (binary / multi-label). Counts per threshold come from per-case histograms of
-    the foreground and background probabilities, so every threshold costs one cumulative sum. Ties go
-    to the threshold nearest 0.5. Returns ``(thresholds (K,), mean Dice at them (K,))``."""
+    :data:`THRESHOLD_GRID` (binary / multi-label). Each case's foreground and background probabilities
+    are sorted once, so every threshold costs two binary searches. Among tied thresholds the median
+    is taken (the middle of the best plateau: the largest margin either side). Returns
+    ``(thresholds (K,), mean Dice at them (K,))``."""
     k_classes = targets[0].shape[0]
-    edges = np.linspace(0.0, 1.0, bins + 1)
-    grid_idx = np.clip(np.round(THRESHOLD_GRID * bins).astype(int), 0, bins)
     thr, best = np.full(k_classes, 0.5), np.zeros(k_classes)
     for k in range(k_classes):
-        dice = np.zeros(len(grid_idx))
+        dice = np.zeros(len(THRESHOLD_GRID))
         for p, t, r in zip(probs, targets, rois):
             pk, tk = p[k], t[k]
             if r is not None:
                 pk, tk = pk[r], tk[r]
-            h1 = np.histogram(pk[tk], edges)[0]
-            h0 = np.histogram(pk[~tk], edges)[0]
-            # predicted foreground at threshold edges[j]: probabilities in bins j.. (p >= edges[j])
-            tp = np.cumsum(h1[::-1])[::-1][np.minimum(grid_idx, bins - 1)].astype(np.float64)
-            fp = np.cumsum(h0[::-1])[::-1][np.minimum(grid_idx, bins - 1)]
-            fn = h1.sum() - tp
+            fg, bg = np.sort(pk[tk].astype(np.float64)), np.sort(pk[~tk].astype(np.float64))
+            grid = THRESHOLD_GRID.astype(pk.dtype).astype(np.float64)  # compare as the maps' dtype does
+            tp = (fg.size - np.searchsorted(fg, grid, side="right")).astype(np.float64)
+            fp = bg.size - np.searchsorted(bg, grid, side="right")
+            fn = fg.size - tp
             den = 2 * tp + fp + fn
             dice += np.where(den > 0, 2 * tp / np.maximum(den, 1), 1.0)
         dice /= len(probs)
         top = np.flatnonzero(dice >= dice.max() - 1e-12)
-        j = top[np.argmin(np.abs(THRESHOLD_GRID[top] - 0.5))]
+        j = int(top[len(top) // 2])
         thr[k], best[k] = float(THRESHOLD_GRID[j]), float(dice[j])
     return thr, best
 
