@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 import numpy as np
 from scipy import ndimage
+from skimage.morphology import skeletonize
 
 from medseg.errors import DataError
 from medseg.inference.postprocess import component_sizes
@@ -104,7 +105,9 @@ def fingerprint(dm, pool: Sequence[str] = ("train", "val")) -> dict:
             if not m.any():
                 continue
             sizes.extend(component_sizes(m).tolist())
-            widths.append(float(np.median(ndimage.distance_transform_edt(m)[m])) * 2)
+            # local width = twice the distance to the background on the medial axis (skeleton)
+            skel = skeletonize(m)
+            widths.append(float(np.median(ndimage.distance_transform_edt(m)[skel if skel.any() else m])) * 2)
         width = float(np.median(widths)) if widths else float("nan")
         objects.append({"class": name, "components_per_case": len(sizes) / max(1, min(len(cases), MAX_SHAPE_CASES)),
                         "median_component_px": float(np.median(sizes)) if sizes else 0.0,
