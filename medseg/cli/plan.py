@@ -24,7 +24,7 @@ def main(cfg: DictConfig) -> None:
     from medseg.plan.fingerprint import summary_lines
 
     hc = HydraConfig.get()
-    fp, plan, out = run_plan(cfg, hc.runtime.output_dir, hc.runtime.choices["data"])
+    fp, plan, out = run_plan(cfg, hc.runtime.output_dir, hc.runtime.choices["data"], config_dir())
     print("\n" + "\n".join(summary_lines(fp)))
     print("\nplan:")
     for c in plan.choices:

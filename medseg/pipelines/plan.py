@@ -18,7 +18,6 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from medseg.cli._hydra import config_dir
 from medseg.errors import ConfigError
 from medseg.pipelines.build import build_datamodule, build_module
 from medseg.plan import rules
@@ -28,18 +27,14 @@ from medseg.utils.io import write_json_atomic, write_text_atomic
 log = logging.getLogger(__name__)
 
 
-def _group(name: str, option: str) -> DictConfig:
-    return OmegaConf.load(Path(config_dir()) / name / f"{option}.yaml")
-
-
-def _module(cfg: DictConfig, dm, model: str, loss: str, depth: int):
+def _module(cfg: DictConfig, dm, model: str, loss: str, depth: int, conf_dir: str | Path):
     c = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
     with open_dict(c):
-        c.model = _group("model", model)
+        c.model = OmegaConf.load(Path(conf_dir) / "model" / f"{model}.yaml")
         c.model.depth = depth
         if model == "unet3d":
             c.model.dropout = 0.0
-        c.loss = _group("loss", loss)
+        c.loss = OmegaConf.load(Path(conf_dir) / "loss" / f"{loss}.yaml")
         c.module = {}
     return build_module(c, dm)
 
@@ -56,8 +51,9 @@ def _fwd_seconds(module, batch: int, patch: list[int], in_ch: int, device: str) 
     return (datetime.now() - t0).total_seconds()
 
 
-def make_plan(cfg: DictConfig) -> tuple[dict, rules.Plan]:
-    """Fingerprint ``cfg.data`` and plan an experiment for ``cfg.device`` and ``cfg.budget_min``."""
+def make_plan(cfg: DictConfig, conf_dir: str | Path) -> tuple[dict, rules.Plan]:
+    """Fingerprint ``cfg.data`` and plan an experiment for ``cfg.device`` and ``cfg.budget_min``
+    (model and loss configs are read from ``conf_dir``)."""
     device = str(cfg.device)
     if device not in ("cpu", "cuda"):
         raise ConfigError(f"device={device}: choose cpu or cuda")
@@ -84,7 +80,7 @@ def make_plan(cfg: DictConfig) -> tuple[dict, rules.Plan]:
     tried = []
     for _ in range(8):
         depth = rules.depth_for(patch)
-        module = _module(cfg, dm, model, loss, depth)
+        module = _module(cfg, dm, model, loss, depth, conf_dir)
         m2 = rules.measure_step(module, 2, patch, in_ch, device)
         tried.append(m2)
         steps = budget_s * rules.TRAIN_SHARE / max(m2["step_s"], 1e-6)
@@ -92,7 +88,7 @@ def make_plan(cfg: DictConfig) -> tuple[dict, rules.Plan]:
             break
         patch = [rules.round_down(s * 0.75, 16) if s > 32 else s for s in patch]
     else:  # no candidate fitted: the smallest one, measured
-        module = _module(cfg, dm, model, loss, rules.depth_for(patch))
+        module = _module(cfg, dm, model, loss, rules.depth_for(patch), conf_dir)
         m2 = rules.measure_step(module, 2, patch, in_ch, device)
         tried.append(m2)
     depth = rules.depth_for(patch)
@@ -202,16 +198,18 @@ def experiment_yaml(cfg: DictConfig, fp: dict, plan: rules.Plan, data_choice: st
     return "\n".join(out) + "\n"
 
 
-def run_plan(cfg: DictConfig, run_dir: str | Path, data_choice: str) -> tuple[dict, rules.Plan, Path]:
-    """Plan, write ``fingerprint.json`` + ``plan.json`` in ``run_dir`` and the experiment YAML."""
+def run_plan(cfg: DictConfig, run_dir: str | Path, data_choice: str,
+             conf_dir: str | Path) -> tuple[dict, rules.Plan, Path]:
+    """Plan, write ``fingerprint.json`` + ``plan.json`` in ``run_dir`` and the experiment YAML (default
+    ``<conf_dir>/experiment/<name>.yaml``)."""
     run_dir = Path(run_dir)
-    fp, plan = make_plan(cfg)
+    fp, plan = make_plan(cfg, conf_dir)
     for line in summary_lines(fp):
         log.info(line)
     write_json_atomic(run_dir / "fingerprint.json", fp)
     write_json_atomic(run_dir / "plan.json", {"choices": [c.__dict__ for c in plan.choices],
                                               "measurements": plan.measurements})
-    out = Path(cfg.out).expanduser() if cfg.get("out") else Path(config_dir()) / "experiment" / f"{cfg.name}.yaml"
+    out = Path(cfg.out).expanduser() if cfg.get("out") else Path(conf_dir) / "experiment" / f"{cfg.name}.yaml"
     text = experiment_yaml(cfg, fp, plan, data_choice)
     write_text_atomic(out, text)
     return fp, plan, out
