@@ -13,6 +13,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
+import torch
 from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, open_dict
 
@@ -81,6 +82,19 @@ def _reader_info(run_cfg) -> SimpleNamespace:
                            spatial_dims=int(getattr(reader, "spatial_dims", 2)))
 
 
+def write_uncertainty(out_dir: Path, case_id: str, task, probs, model_probs_list) -> Path:
+    """``<case_id>.npz``: predictive entropy (nats, float16) and, with several models (folds and/or
+    members), their disagreement: the largest per-class standard deviation of their probabilities."""
+    p = probs.float().clamp(1e-7, 1 - 1e-7)
+    ent = -(p * p.log()).sum(0) if task.kind == "multiclass" else -(p * p.log() + (1 - p) * (-p).log1p()).sum(0)
+    arrays = {"entropy": ent.numpy().astype(np.float16)}
+    if len(model_probs_list) > 1:
+        fg = slice(1, None) if task.kind == "multiclass" else slice(None)
+        stack = torch.stack([m.float()[fg] for m in model_probs_list])
+        arrays["disagreement"] = stack.std(0).amax(0).numpy().astype(np.float16)
+    return save_with(Path(out_dir) / f"{case_id}.npz", lambda q: np.savez_compressed(q, **arrays))
+
+
 def predict(cfg: DictConfig, out_dir: str | Path) -> pd.DataFrame:
     """Write predictions for ``cfg.input_dir`` (a folder) or ``cfg.split`` of the run's dataset.
 
@@ -121,19 +135,23 @@ def predict(cfg: DictConfig, out_dir: str | Path) -> pd.DataFrame:
     fns = iter([model_probs(m, cfg.get("tta") or False) for m in modules])
     member_fns = [[next(fns) for _ in g] for g in groups]
 
-    def member_probs(case) -> list:
-        return [fs[0](case) if len(fs) == 1 else combine([f(case) for f in fs]) for fs in member_fns]
+    def fold_probs(case) -> list[list]:
+        return [[f(case) for f in fs] for fs in member_fns]
+
+    def member_probs(folds: list[list]) -> list:
+        return [fp[0] if len(fp) == 1 else combine(fp) for fp in folds]
 
     if selection is not None:
-        probs_fn = lambda case: selection.combine(member_probs(case))  # noqa: E731
+        probs_fn = lambda folds: selection.combine(member_probs(folds))  # noqa: E731
         decide = selection.decide
     else:
-        probs_fn = lambda case: member_probs(case)[0]  # noqa: E731
+        probs_fn = lambda folds: member_probs(folds)[0]  # noqa: E731
         decide = lambda probs: task.discretize(probs[None], threshold)[0]  # noqa: E731
     ckpt = ckpts[0] if len(ckpts) == 1 else Path(f"{len(ckpts)} checkpoints")
     rows, rle_rows = [], []
     for case in cases:
-        probs = probs_fn(case)
+        folds = fold_probs(case)
+        probs = probs_fn(folds)
         pred = decide(probs)
         if pred.ndim == 4:
             written = [write_nifti_labels(out_dir / "masks", case, task, pred, cfg.get("nifti_label_values"))]
@@ -141,6 +159,9 @@ def predict(cfg: DictConfig, out_dir: str | Path) -> pd.DataFrame:
             written = write_png_mask(out_dir / "masks", case.case_id, task, pred)
         if cfg.get("save_probs"):
             written.append(write_probabilities(out_dir / "probs", case, probs))
+        if cfg.get("save_uncertainty"):
+            written.append(write_uncertainty(out_dir / "uncertainty", case.case_id, task, probs,
+                                             [p for fp in folds for p in fp]))
         if cfg.get("rle"):
             image_name = Path(case.meta.get("source", case.case_id)).name
             rle_rows += [(image_name, name, pred[k].numpy()) for k, name in enumerate(task.class_names)]

@@ -48,9 +48,15 @@ def test_select_from_oof_without_test_labels_then_predict_applies_it(kfold_copy)
 
     out = root / "pred"
     proc = run_cli("medseg.cli.predict", ["--config-dir", str(sel), "--config-name", "selected",
-                                          f"input_dir={data / 'test' / 'images'}", f"hydra.run.dir={out}"], root)
+                                          f"input_dir={data / 'test' / 'images'}", "save_uncertainty=true",
+                                          f"hydra.run.dir={out}"], root)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert len(list((out / "masks").glob("*.png"))) == 2
+    import numpy as np
+
+    with np.load(sorted((out / "uncertainty").glob("*.npz"))[0]) as u:
+        assert u["entropy"].shape == (64, 64) and float(u["entropy"].max()) > 0
+        assert u["disagreement"].shape == (64, 64)  # the two folds' disagreement
 
 
 def test_select_refuses_runs_on_different_splits(kfold_copy):
