@@ -70,7 +70,7 @@ def main() -> None:
     wall, per_image = {}, {}
     for name, args in runs.items():
         rd = work / name
-        wall[name] = _run("medseg.cli.train", [*args, *data, f"trainer.max_time={_dhms(budget)}",
+        wall[name] = _run("medseg.cli.train", [*args, *data, f"+trainer.max_time={_dhms(budget)}",
                                                f"hydra.run.dir={rd}"], work)
         per_image[name] = pd.read_csv(rd / "per_image.csv", index_col=0)["dice"]
     cmp = paired_comparison(per_image["shipped"], per_image["planned"], "shipped drive_unet", "planned")

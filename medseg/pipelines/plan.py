@@ -78,7 +78,18 @@ def make_plan(cfg: DictConfig, conf_dir: str | Path) -> tuple[dict, rules.Plan]:
     cap = 128 if dims == 3 else 512
     patch = [rules.round_down(min(s, cap), 16) for s in median]
     tried = []
-    for _ in range(8):
+    # a small probe first: candidates whose extrapolated peak (bytes per voxel x voxels) would not fit
+    # are skipped unmeasured, so measuring never allocates far beyond the budget on a shared machine
+    probe_patch = [min(p, 32 if dims == 3 else 64) for p in patch]
+    probe = rules.measure_step(_module(cfg, dm, model, loss, rules.depth_for(probe_patch), conf_dir), 2,
+                               probe_patch, in_ch, device)
+    per_voxel = probe["peak_bytes"] / float(np.prod(probe_patch))
+    skipped = []
+    for _ in range(12):
+        if per_voxel * float(np.prod(patch)) > 1.5 * mem and min(patch) > 32:
+            skipped.append(list(patch))
+            patch = [rules.round_down(s * 0.75, 16) if s > 32 else s for s in patch]
+            continue
         depth = rules.depth_for(patch)
         module = _module(cfg, dm, model, loss, depth, conf_dir)
         m2 = rules.measure_step(module, 2, patch, in_ch, device)
@@ -101,13 +112,14 @@ def make_plan(cfg: DictConfig, conf_dir: str | Path) -> tuple[dict, rules.Plan]:
     batch = max(1, min(fit_mem, batch_cap if device == "cuda" else min(batch_cap, max(2, fit_time))))
     final = rules.measure_step(module, batch, patch, in_ch, device)
     plan.measurements = {"device": device, "memory_budget_bytes": mem, "memory_budget": mem_note,
-                         "candidates": tried, "batch_1": m1, "chosen": final, "per_sample_bytes": per_sample}
+                         "probe": probe, "skipped_unmeasured": skipped, "candidates": tried, "batch_1": m1, "chosen": final, "per_sample_bytes": per_sample}
 
     pmsg = (f"median image {median}; first patch that fits: batch 2 measured at "
             f"{m2['peak_bytes'] / 2**20:.0f} MiB peak, {m2['step_s'] * 1000:.0f} ms/step on {device} "
             f"(memory budget {mem / 2**30:.1f} GiB: {mem_note}"
             + (f"; >= {rules.MIN_STEPS} steps in {cfg.budget_min} min" if device == "cpu" else "")
-            + f"; tried {[t['patch'] for t in tried]})")
+            + f"; tried {[t['patch'] for t in tried]}"
+            + (f"; skipped by extrapolation from a {probe_patch} probe: {skipped}" if skipped else "") + ")")
     plan.add("data.patch_size", patch, pmsg)
     plan.add("model.depth", depth, f"patch side {min(patch)} px: {depth} poolings keep a bottleneck of "
                                    f">= {rules.MIN_BOTTLENECK} px (nnU-Net pools down to 4-8)")
@@ -134,10 +146,12 @@ def make_plan(cfg: DictConfig, conf_dir: str | Path) -> tuple[dict, rules.Plan]:
     val_s = n_val * windows * fwd / batch
     train_s = budget_s * rules.TRAIN_SHARE
     total_steps = train_s / final["step_s"]
-    steps_per_epoch = int(min(250, max(10, round(total_steps / 20))))
+    val_steps = math.ceil(val_s * (1 - rules.MAX_VAL_SHARE) / rules.MAX_VAL_SHARE / final["step_s"])
+    steps_per_epoch = int(min(250, max(10, round(total_steps / 20), val_steps)))
     epochs = max(1, int(train_s // (steps_per_epoch * final["step_s"] + val_s)))
     plan.add("data.samples_per_epoch", steps_per_epoch * batch,
-             f"{steps_per_epoch} steps of {batch} per epoch (nnU-Net: 250; fewer when the budget holds < 5000 steps)")
+             f"{steps_per_epoch} steps of {batch} per epoch (nnU-Net: 250; here ~1/20 of the budget's "
+             f"{total_steps:.0f} steps, and enough that validation stays <= {rules.MAX_VAL_SHARE:.0%} of an epoch)")
     plan.add("trainer.max_epochs", epochs,
              f"{cfg.budget_min} min x {rules.TRAIN_SHARE:g} for training / ({steps_per_epoch} x "
              f"{final['step_s'] * 1000:.0f} ms + {val_s:.1f} s validation of {n_val} cases x {windows} windows)")

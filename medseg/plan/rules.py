@@ -19,8 +19,11 @@ import torch
 FG_OVERSAMPLE, FG_OVERSAMPLE_RARE, RARE_FREQUENCY = 0.33, 0.5, 0.01
 #: the bottleneck keeps at least this many pixels per side (nnU-Net stops pooling at 4-8)
 MIN_BOTTLENECK = 8
-#: at least this many optimiser steps in the budget, else the patch shrinks (a CPU budget rule of medseg)
-MIN_STEPS = 300
+#: at least this many optimiser steps in the budget, else the patch shrinks (a CPU budget rule of medseg:
+#: a first 3-minute benchmark with 300 gave 208 px patches and only ~100 steps at the loaded step time)
+MIN_STEPS = 1000
+#: validation may take at most this share of an epoch (steps per epoch grow to keep it so)
+MAX_VAL_SHARE = 0.2
 #: share of the time budget for training steps (the rest: validation, checkpoints, the final evaluation)
 TRAIN_SHARE = 0.7
 
@@ -69,7 +72,7 @@ def device_memory_bytes(device: str, memory_gb: float | None = None) -> tuple[in
     return avail // 2, f"half of the {avail / 2**30:.1f} GiB available now"
 
 
-def measure_step(module, batch: int, patch: list[int], in_channels: int, device: str, repeats: int = 2) -> dict:
+def measure_step(module, batch: int, patch: list[int], in_channels: int, device: str, repeats: int = 3) -> dict:
     """Peak memory and time of one training step (forward + backward + optimiser) at ``(batch, patch)``.
     CUDA: the allocator's peak; CPU: the process's resident set, sampled every millisecond during the
     step, minus its level before (activations, gradients and workspace of this step)."""
