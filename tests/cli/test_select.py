@@ -69,3 +69,21 @@ def test_select_refuses_runs_on_different_splits(kfold_copy):
     assert proc.returncode == 3
     assert str(cv) in proc.stderr and str(other) in proc.stderr and "different splits" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_positional_folders_become_the_runs_override():
+    from medseg.cli.select import positional_runs
+
+    assert positional_runs(["a/b", "n_boot=10", "-cd", "confdir", "c d"]) == \
+        ["n_boot=10", "-cd", "confdir", "runs=['a/b','c d']"]
+    assert positional_runs(["runs=[x]"]) == ["runs=[x]"]
+
+
+def test_a_broken_selection_file_is_a_config_error(tmp_path):
+    from medseg.errors import ConfigError
+    from medseg.inference.selected import Selection
+
+    bad = tmp_path / "selection.json"
+    bad.write_text('{"task": {"kind": "binary"}}')
+    with pytest.raises(ConfigError, match="selection.json"):
+        Selection.load(bad)
