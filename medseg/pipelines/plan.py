@@ -121,8 +121,9 @@ def make_plan(cfg: DictConfig, conf_dir: str | Path) -> tuple[dict, rules.Plan]:
             + f"; tried {[t['patch'] for t in tried]}"
             + (f"; skipped by extrapolation from a {probe_patch} probe: {skipped}" if skipped else "") + ")")
     plan.add("data.patch_size", patch, pmsg)
-    plan.add("model.depth", depth, f"patch side {min(patch)} px: {depth} poolings keep a bottleneck of "
-                                   f">= {rules.MIN_BOTTLENECK} px (nnU-Net pools down to 4-8)")
+    plan.add("model.depth", depth, f"smallest patch side {min(patch)} px: {depth} poolings leave a "
+                                   f"{min(patch) // 2 ** depth} px bottleneck (target >= {rules.MIN_BOTTLENECK} px, "
+                                   "at least 2 poolings; nnU-Net pools down to 4-8)")
     plan.add("data.batch_size", batch,
              f"{per_sample / 2**20:.0f} MiB per extra sample (measured batch 1 vs 2): memory fits {fit_mem}; "
              f"cap {batch_cap if device == 'cuda' else f'{batch_cap} and {fit_time} (steps in the budget)'}; "
