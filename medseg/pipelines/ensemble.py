@@ -26,7 +26,6 @@ from medseg.pipelines.eval import load_model, load_run_config
 from medseg.pipelines.evaluate import (
     ProbsFn,
     case_rows,
-    case_target,
     default_metrics,
     model_probs,
     save_tables,
@@ -99,37 +98,27 @@ def load_members(paths: Sequence[str | Path], ckpt: str = "best", overrides=None
 
 
 def oof_weights(members: list[Member], dm, task) -> np.ndarray:
-    """Weights fitted on out-of-fold probabilities (``fold_<k>/oof/probs/*.npy``) of k-fold members."""
+    """Weights fitted on the out-of-fold records (``fold_<k>/oof/cases/*.npz``) of k-fold members."""
+    from medseg.select.oof import OOF_SUBDIR, load_oof_case, logits_to_probs
+
     by_member = []
     for mem in members:
         if mem.kind != "kfold":
             raise DataError(f"{mem.path}: weights=oof needs k-fold members (folders of fold_<k>/ runs)")
-        probs = {}
-        for m in mem.models:
-            for f in sorted((m.run_dir / "oof" / "probs").glob("*.npy")):
-                probs[f.stem] = f
-        if not probs:
-            raise DataError(f"{mem.path}: no out-of-fold probabilities (fold_<k>/oof/probs); rerun medseg-kfold")
-        by_member.append(probs)
-    pool = {c.case_id: c for split in ("train", "val") for c in dm.cases.get(split, [])}
-    shared = sorted(set.intersection(*(set(p) for p in by_member)) & set(pool))
+        files = {f.stem: f for m in mem.models for f in sorted(m.run_dir.joinpath(*OOF_SUBDIR).glob("*.npz"))}
+        if not files:
+            raise DataError(f"{mem.path}: no out-of-fold records (fold_<k>/oof/cases); rerun medseg-kfold")
+        by_member.append(files)
+    shared = sorted(set.intersection(*(set(p) for p in by_member)))
     if not shared:
-        raise DataError("the members' out-of-fold predictions share no labelled cases")
-    member_probs = [[torch.from_numpy(np.load(p[c]).astype(np.float32)) for c in shared] for p in by_member]
-    size = [tuple(member_probs[0][i].shape[1:]) for i in range(len(shared))]
-    if any(tuple(mp[i].shape[1:]) != size[i] for mp in member_probs for i in range(len(shared))):
+        raise DataError("the members' out-of-fold predictions share no cases")
+    records = [[load_oof_case(p[c]) for c in shared] for p in by_member]
+    if any(r.logits.shape != records[0][i].logits.shape for rs in records for i, r in enumerate(rs)):
         raise DataError("the members' out-of-fold probabilities have different sizes (oof_probs_max_size differs)")
-    # saved maps may be downsampled (kfold oof_probs_max_size): score against labels at their size
-    targets = [_nearest(case_target(task, pool[c]), size[i]).bool() for i, c in enumerate(shared)]
-    rois = [_nearest(torch.from_numpy(pool[c].roi)[None], size[i])[0].bool() if pool[c].roi is not None else None
-            for i, c in enumerate(shared)]
+    member_probs = [[torch.from_numpy(logits_to_probs(task.kind, r.logits)) for r in rs] for rs in records]
+    targets = [torch.from_numpy(r.target) for r in records[0]]
+    rois = [torch.from_numpy(r.roi) if r.roi is not None else None for r in records[0]]
     return fit_weights(member_probs, targets, task, rois)
-
-
-def _nearest(t: torch.Tensor, size) -> torch.Tensor:
-    if tuple(t.shape[1:]) == tuple(size):
-        return t
-    return torch.nn.functional.interpolate(t[None].float(), size=size, mode="nearest")[0]
 
 
 def evaluate_ensemble(

@@ -182,6 +182,7 @@ def evaluate_split(
     probs_fn: ProbsFn | None = None,
     probs_dir: str | Path | None = None,
     probs_max_size: int | None = None,
+    on_case: Callable[[Case, torch.Tensor, torch.Tensor, torch.Tensor], None] | None = None,
 ) -> pd.DataFrame:
     """Score every case of ``split``; write ``per_image.csv``, ``per_class.csv``, ``report.md`` and
     ``overlays/`` under ``out_dir``. Returns the per-image table.
@@ -196,6 +197,8 @@ def evaluate_split(
         probs_fn: probability source replacing ``module`` (an ensemble); ``module.task`` still applies.
         probs_dir: also save every case's probabilities there as float16 ``<case_id>.npy``.
         probs_max_size: downsample saved probabilities to at most this many pixels per side.
+        on_case: also called with ``(case, probs, pred, target)`` for every scored case (medseg-kfold
+            writes its out-of-fold records with it: :func:`medseg.select.oof.oof_writer`).
     """
     out_dir = Path(out_dir)
     task = module.task
@@ -210,12 +213,14 @@ def evaluate_split(
         if task.kind != "multiclass":
             thr_note = f"Threshold {thr:.2f} (fixed)."
 
-    def on_case(case, probs, pred, target):
+    def each_case(case, probs, pred, target):
         if probs_dir is not None:
             save_probs(Path(probs_dir) / f"{case.case_id}.npy", probs, probs_max_size)
+        if on_case is not None:
+            on_case(case, probs, pred, target)
 
     try:
-        per_image, per_class = evaluate_cases(fn, task, dm.cases[split], thr, metrics, nsd_tolerance, on_case)
+        per_image, per_class = evaluate_cases(fn, task, dm.cases[split], thr, metrics, nsd_tolerance, each_case)
     except ValueError as exc:
         raise ValueError(f"split '{split}' has no labelled cases to evaluate") from exc
     per_image.attrs["threshold"] = thr

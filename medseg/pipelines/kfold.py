@@ -4,7 +4,8 @@ ensemble on the test split; an interrupted run resumes at the first unfinished f
 Layout of the k-fold folder (deterministic, so rerunning the same command finds it)::
 
     <kfold dir>/fold_<k>/            a normal run folder (checkpoints, metrics.csv, report.md, results.json)
-    <kfold dir>/fold_<k>/oof/        the fold's best checkpoint on its held-out fold: per_image.csv, probs/
+    <kfold dir>/fold_<k>/oof/        the fold's best checkpoint on its held-out fold: per_image.csv, and
+                                     cases/<case>.npz (logits, label, roi: what medseg-select reads)
     <kfold dir>/oof_per_image.csv    all folds' OOF rows (every training-pool case exactly once)
     <kfold dir>/folds.csv            per fold: OOF Dice and test Dice
     <kfold dir>/ensemble/            leaderboard of each fold and the fold ensemble on the test split
@@ -30,6 +31,7 @@ from medseg.pipelines.build import build_datamodule
 from medseg.pipelines.eval import load_model
 from medseg.pipelines.evaluate import chosen_metrics, evaluate_split
 from medseg.pipelines.train import train
+from medseg.select.oof import oof_writer
 from medseg.utils.io import save_with, write_text_atomic
 
 log = logging.getLogger(__name__)
@@ -98,8 +100,8 @@ def run_fold(cfg: DictConfig, fold: int, fold_dir: Path) -> None:
         evaluate_split(module, dm, fold_dir / "oof", split="val", overlays=False,
                        title=f"{fcfg.task_name}: out-of-fold report ({ckpt.name})",
                        metrics=chosen_metrics(cfg.get("eval_metrics")),
-                       probs_dir=fold_dir / "oof" / "probs" if cfg.get("save_oof_probs", True) else None,
-                       probs_max_size=cfg.get("oof_probs_max_size"))
+                       on_case=oof_writer(fold_dir / "oof" / "cases", module.task, cfg.get("oof_probs_max_size"))
+                       if cfg.get("save_oof_probs", True) else None)
 
 
 def check_fold_file(cfg: DictConfig) -> None:

@@ -23,6 +23,7 @@ from medseg.data.case import Case
 from medseg.data.preprocess import Compose
 from medseg.errors import ConfigError, DataError
 from medseg.inference.rle import write_rle_csv
+from medseg.inference.selected import Selection
 from medseg.inference.writers import (
     write_nifti_labels,
     write_nnunet_prediction,
@@ -107,24 +108,42 @@ def _reader_info(run_cfg) -> SimpleNamespace:
                            reader=reader if root.exists() else None)
 
 
+def write_uncertainty(out_dir: Path, case_id: str, task, probs, model_probs_list) -> Path:
+    """``<case_id>.npz``: predictive entropy (nats, float16) and, with several models (folds and/or
+    members), their disagreement: the largest per-class standard deviation of their probabilities."""
+    p = probs.float().clamp(1e-7, 1 - 1e-7)
+    ent = -(p * p.log()).sum(0) if task.kind == "multiclass" else -(p * p.log() + (1 - p) * (-p).log1p()).sum(0)
+    arrays = {"entropy": ent.numpy().astype(np.float16)}
+    if len(model_probs_list) > 1:
+        fg = slice(1, None) if task.kind == "multiclass" else slice(None)
+        stack = torch.stack([m.float()[fg] for m in model_probs_list])
+        arrays["disagreement"] = stack.std(0).amax(0).numpy().astype(np.float16)
+    return save_with(Path(out_dir) / f"{case_id}.npz", lambda q: np.savez_compressed(q, **arrays))
+
+
 def predict(cfg: DictConfig, out_dir: str | Path) -> pd.DataFrame:
     """Write predictions for ``cfg.input_dir`` (a folder) or ``cfg.split`` of the run's dataset.
 
     ``cfg.run_dir`` is a run folder or a k-fold folder; for the latter the prediction is the mean of
-    the folds' probabilities (the fold ensemble). ``cfg.package`` instead: an exported package
+    the folds' probabilities (the fold ensemble). With ``cfg.selection`` (a ``selection.json`` from
+    ``medseg-select``) the members, weights, temperature, thresholds and postprocessing come from it
+    (:class:`medseg.inference.selected.Selection`). ``cfg.package`` instead: an exported package
     (:func:`predict_package`)."""
     from medseg.inference.ensemble import combine
     from medseg.pipelines.ensemble import fold_dirs
 
     out_dir = Path(out_dir)
     if cfg.get("package"):
-        if cfg.get("run_dir"):
-            raise ConfigError("give run_dir= or package=, not both")
+        if cfg.get("run_dir") or cfg.get("selection"):
+            raise ConfigError("give run_dir=, selection= or package=, not several")
         return predict_package(cfg, out_dir)
-    if not cfg.get("run_dir"):
-        raise ConfigError("run_dir: missing; give a run folder, a k-fold folder, or package=<exported package>")
-    run_dir = Path(cfg.run_dir).expanduser()
-    run_dirs = fold_dirs(run_dir) or [run_dir]
+    selection = Selection.load(cfg.selection) if cfg.get("selection") else None
+    if selection is None and not cfg.get("run_dir"):
+        raise ConfigError("run_dir: missing; give a run folder, a k-fold folder, selection=<selection.json> "
+                          "or package=<exported package>")
+    member_dirs = selection.members if selection is not None else [Path(cfg.run_dir).expanduser()]
+    groups = [fold_dirs(m) or [m] for m in member_dirs]  # per member: its fold runs, or the run itself
+    run_dirs = [rd for g in groups for rd in g]
     run_cfgs = [load_run_config(rd, cfg.get("overrides")) for rd in run_dirs]
     run_cfg = run_cfgs[0]
     if cfg.get("input_dir"):
@@ -143,11 +162,26 @@ def predict(cfg: DictConfig, out_dir: str | Path) -> pd.DataFrame:
         ckpts.append(resolve_checkpoint(rd, str(cfg.ckpt)))
         load_weights(module, ckpts[-1])
         modules.append(module)
+        if selection is not None:
+            selection.check_task(module.task, str(rd))
     task = modules[0].task
     threshold = task.threshold if cfg.get("threshold") is None else float(cfg.threshold)
-    fns = [model_probs(m, cfg.get("tta") or False) for m in modules]
-    probs_fn = fns[0] if len(fns) == 1 else (lambda case: combine([f(case) for f in fns]))
-    ckpt = ckpts[0] if len(ckpts) == 1 else Path(f"{len(ckpts)} fold checkpoints")
+    fns = iter([model_probs(m, cfg.get("tta") or False) for m in modules])
+    member_fns = [[next(fns) for _ in g] for g in groups]
+
+    def fold_probs(case) -> list[list]:
+        return [[f(case) for f in fs] for fs in member_fns]
+
+    def member_probs(folds: list[list]) -> list:
+        return [fp[0] if len(fp) == 1 else combine(fp) for fp in folds]
+
+    if selection is not None:
+        probs_fn = lambda folds: selection.combine(member_probs(folds))  # noqa: E731
+        decide = selection.decide
+    else:
+        probs_fn = lambda folds: member_probs(folds)[0]  # noqa: E731
+        decide = lambda probs: task.discretize(probs[None], threshold)[0]  # noqa: E731
+    ckpt = ckpts[0] if len(ckpts) == 1 else Path(f"{len(ckpts)} checkpoints")
     writer = str(cfg.get("writer") or "default")
     if writer not in ("default", "nnunet"):
         raise ConfigError(f"writer={writer!r}: use default (PNG / NIfTI masks) or nnunet (nnU-Net's layout)")
@@ -155,8 +189,9 @@ def predict(cfg: DictConfig, out_dir: str | Path) -> pd.DataFrame:
     label_values = getattr(reader, "labels", None) if hasattr(getattr(reader, "labels", None), "to_labels") else None
     rows, rle_rows = [], []
     for case in cases:
-        probs = probs_fn(case)
-        pred = task.discretize(probs[None], threshold)[0]
+        folds = fold_probs(case)
+        probs = probs_fn(folds)
+        pred = decide(probs)
         if writer == "nnunet":
             ending = cfg.get("file_ending") or case.meta.get("file_ending") or getattr(reader, "file_ending", None) \
                 or (".nii.gz" if pred.ndim == 4 else ".png")
@@ -167,6 +202,9 @@ def predict(cfg: DictConfig, out_dir: str | Path) -> pd.DataFrame:
             written = write_png_mask(out_dir / "masks", case.case_id, task, pred)
         if cfg.get("save_probs"):
             written.append(write_probabilities(out_dir / "probs", case, probs))
+        if cfg.get("save_uncertainty"):
+            written.append(write_uncertainty(out_dir / "uncertainty", case.case_id, task, probs,
+                                             [p for fp in folds for p in fp]))
         if cfg.get("rle"):
             image_name = Path(case.meta.get("source", case.case_id)).name
             rle_rows += [(image_name, name, pred[k].numpy()) for k, name in enumerate(task.class_names)]

@@ -17,14 +17,25 @@ from medseg.utils.io import save_with, write_text_atomic
 log = logging.getLogger(__name__)
 
 
+#: keys of a trial's config that a replay must not copy: Hydra's own, the run's folders, the sweep's
+#: pruning callback and trial tag, and the per-trial "no test set" switch (the replay tests the trial)
+_NOT_REPLAYED = ("hydra", "paths", "callbacks", "logger", "optuna_trial", "hparams_search", "task_name",
+                 "evaluate", "optimized_metric")
+
+
 def best_trial_yaml(trial: optuna.trial.FrozenTrial, group_names: set[str], study_name: str,
-                    late_groups: set[str] = frozenset()) -> str:
-    """An experiment config (``# @package _global_``) that reruns ``trial``: config-group choices become
-    ``override /group: option`` defaults, every other value is set in place. A value inside a list
-    (``data.augment.transforms.0.p``) is written as the whole list, read from the trial's saved config.
-    Groups listed after ``experiment`` in the defaults (``late_groups``, e.g. ``debug``) cannot be
-    overridden from an experiment: the header names them for the command line."""
-    defaults, values, cli = [], OmegaConf.create(), []
+                    late_groups: set[str] = frozenset(), config_dir: str | Path | None = None) -> str:
+    """An experiment config (``# @package _global_``) that reruns ``trial`` exactly: config-group choices
+    become ``override /group: option`` defaults, every other value is set in place.
+
+    Groups listed after ``experiment`` in the defaults (``late_groups``, e.g. ``debug=smoke`` and its
+    ``debug/model`` sizes) are composed *after* an experiment, so passing them again at replay would
+    overwrite what the trial chose (``model.base_channels: 32`` reset to the smoke size 8). When the
+    trial's saved config is at hand, the file therefore carries the trial's whole configuration (what
+    the late groups set included) and the replay needs no ``debug=``; without it, only the swept values
+    are written and the header names the late groups for the command line.
+    """
+    defaults, values, cli, swept = [], OmegaConf.create(), [], []
     job_cfg = None
     out = trial.user_attrs.get("output_dir")
     if out and (Path(out) / ".hydra" / "config.yaml").is_file():
@@ -40,6 +51,7 @@ def best_trial_yaml(trial: optuna.trial.FrozenTrial, group_names: set[str], stud
         if key in group_names:
             defaults.append({f"override /{key}": value})
             continue
+        swept.append(f"{key}={value}")
         parts = key.split(".")
         index = next((i for i, p in enumerate(parts) if p.isdigit()), None)
         if index is not None and job_cfg is not None:
@@ -48,12 +60,23 @@ def best_trial_yaml(trial: optuna.trial.FrozenTrial, group_names: set[str], stud
         else:
             new = OmegaConf.create({"v": _parse(value)}).v
         OmegaConf.update(values, key, new, force_add=True, merge=False)
-    body = OmegaConf.to_container(values)
+    if job_cfg is not None:
+        full = {k: v for k, v in OmegaConf.to_container(job_cfg, resolve=False).items() if k not in _NOT_REPLAYED}
+        body = full | {"evaluate": True}
+        baked = cli
+        cli = []
+    else:
+        body, baked = OmegaConf.to_container(values), []
     doc = ({"defaults": defaults} if defaults else {}) | body
-    header = (f"# @package _global_\n# Best trial of Optuna study '{study_name}': trial {trial.number}, "
-              f"value {trial.value:.6f}.\n# Rerun and test it: medseg-train --config-dir <this folder's parent> "
-              f"experiment=best_trial {' '.join(cli)}".rstrip() + "\n")
-    return header + OmegaConf.to_yaml(OmegaConf.create(doc))
+    where = str(Path(config_dir).resolve()) if config_dir is not None else "<this folder's parent>"
+    lines = ["# @package _global_",
+             f"# Best trial of Optuna study '{study_name}': trial {trial.number}, value {trial.value:.6f}.",
+             f"# Trial overrides: {' '.join(swept) or '(none)'}"]
+    if baked:
+        lines.append(f"# The trial ran with {' '.join(baked)}: its settings are included below, so do not pass "
+                     "it again (it is composed after an experiment and would overwrite the trial's values).")
+    lines.append(f"# Rerun and test it: medseg-train --config-dir {where} experiment=best_trial {' '.join(cli)}".rstrip())
+    return "\n".join(lines) + "\n" + OmegaConf.to_yaml(OmegaConf.create(doc))
 
 
 def _parse(value: str):
@@ -80,10 +103,24 @@ def write_summary(study: optuna.Study, out_dir: str | Path, config: DictConfig |
     # runtime.choices lists groups in reverse defaults order: those before "experiment" come after it
     late = set(choices[:choices.index("experiment")]) if "experiment" in choices else set()
     write_text_atomic(out_dir / "experiment" / "best_trial.yaml",
-                      best_trial_yaml(study.best_trial, set(choices), study.study_name, late))
+                      best_trial_yaml(study.best_trial, set(choices), study.study_name, late, out_dir))
     _plots(study, out_dir, len(complete))
     log.info("sweep summary in %s (best trial %d: %.5f)", out_dir, study.best_trial.number, study.best_value)
     return out_dir
+
+
+#: fewer complete trials than this give no meaningful importance (2 trials give every parameter 1/n)
+MIN_TRIALS_FOR_IMPORTANCE = 3
+
+
+def varied_params(study: optuna.Study) -> list[str]:
+    """Parameters that took more than one value among the complete trials, or ``[]`` when an importance
+    would be noise: too few complete trials, or all their values tie."""
+    complete = [t for t in study.trials if t.state == TrialState.COMPLETE]
+    if len(complete) < MIN_TRIALS_FOR_IMPORTANCE or len({t.value for t in complete}) < 2:
+        return []
+    names = sorted({k for t in complete for k in t.params})
+    return [k for k in names if len({repr(t.params.get(k)) for t in complete}) > 1]
 
 
 def _plots(study: optuna.Study, out_dir: Path, n_complete: int) -> None:
@@ -94,10 +131,15 @@ def _plots(study: optuna.Study, out_dir: Path, n_complete: int) -> None:
     from optuna.visualization import matplotlib as ovm
 
     jobs = [("history.png", lambda: ovm.plot_optimization_history(study))]
-    if n_complete >= 2 and study.best_trial.params:
+    varied = varied_params(study)
+    if varied:
         # PED-ANOVA needs only numpy (the default fANOVA evaluator needs scikit-learn)
         ev = optuna.importance.PedAnovaImportanceEvaluator()
-        jobs.append(("importance.png", lambda: ovm.plot_param_importances(study, evaluator=ev)))
+        jobs.append(("importance.png", lambda: ovm.plot_param_importances(study, evaluator=ev, params=varied)))
+    else:
+        (out_dir / "importance.png").unlink(missing_ok=True)  # a stale plot from an earlier, smaller study
+        log.warning("no parameter importance: it needs >= %d complete trials with differing values and a "
+                    "parameter that varied (%d complete)", MIN_TRIALS_FOR_IMPORTANCE, n_complete)
     for name, plot in jobs:
         try:
             with warnings.catch_warnings():

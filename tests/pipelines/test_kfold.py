@@ -29,7 +29,7 @@ def test_kfold_trains_all_folds_and_writes_oof_and_ensemble(kfold_dir, tiny_driv
     assert set(board["kind"]) == {"fold", "2-fold ensemble"}
     assert (board["dice_ci_low"] <= board["dice"]).all() and (board["dice"] <= board["dice_ci_high"]).all()
     assert "Out-of-fold Dice" in (out / "report.md").read_text()
-    assert any((out / "fold_0" / "oof" / "probs").glob("*.npy"))
+    assert any((out / "fold_0" / "oof" / "cases").glob("*.npz"))
     # each fold's saved config reloads and names its fold
     from omegaconf import OmegaConf
     assert OmegaConf.load(out / "fold_1" / ".hydra" / "config.yaml").data.fold == 1

@@ -10,7 +10,7 @@ from medseg.cli._hydra import config_dir
 from medseg.sweep.search_space import parse_search_space
 
 
-@pytest.mark.parametrize("name, needs", [("vessels_optuna", []),
+@pytest.mark.parametrize("name, needs", [("vessels_optuna", []), ("vessels_quick", []),
                                          ("handbone_optuna", ["data/handbone_synth.yaml", "model/smp.yaml"])])
 def test_search_space_composes_and_parses(train_cfg, name, needs):
     from pathlib import Path

@@ -1,0 +1,163 @@
+"""Planning rules: fingerprint + measurements -> experiment choices, each with the reason that drove it.
+The rules are written out, with their sources, in ``docs/plan.md``."""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import gc
+import math
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+#: nnU-Net's foreground oversampling (1/3 of patches forced onto foreground), raised for rare classes
+FG_OVERSAMPLE, FG_OVERSAMPLE_RARE, RARE_FREQUENCY = 0.33, 0.5, 0.01
+#: the bottleneck keeps at least this many pixels per side (nnU-Net stops pooling at 4-8)
+MIN_BOTTLENECK = 8
+#: at least this many optimiser steps in the budget, else the patch shrinks (a CPU budget rule of medseg:
+#: a first 3-minute benchmark with 300 gave 208 px patches and only ~100 steps at the loaded step time)
+MIN_STEPS = 1000
+#: validation may take at most this share of an epoch (steps per epoch grow to keep it so)
+MAX_VAL_SHARE = 0.2
+#: share of the time budget for training steps (the rest: validation, checkpoints, the final evaluation)
+TRAIN_SHARE = 0.7
+
+
+try:
+    _LIBC = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+    _LIBC.malloc_trim  # noqa: B018  glibc only
+except (OSError, AttributeError):
+    _LIBC = None
+
+
+@dataclass
+class Choice:
+    key: str
+    value: object
+    reason: str
+
+
+@dataclass
+class Plan:
+    choices: list[Choice] = field(default_factory=list)
+    measurements: dict = field(default_factory=dict)
+
+    def add(self, key: str, value, reason: str) -> None:
+        self.choices.append(Choice(key, value, reason))
+
+    def get(self, key: str):
+        return next(c.value for c in self.choices if c.key == key)
+
+
+def _rss_bytes() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def device_memory_bytes(device: str, memory_gb: float | None = None) -> tuple[int, str]:
+    """Memory a plan may use: ``memory_gb`` if given, the GPU's total (CUDA), or half of MemAvailable
+    (CPU: the machine is shared with the data, the OS and other jobs)."""
+    if memory_gb:
+        return int(memory_gb * 2**30), f"{memory_gb:g} GiB (given: memory_gb)"
+    if device == "cuda" and torch.cuda.is_available():
+        total = torch.cuda.get_device_properties(0).total_memory
+        return int(total * 0.85), f"85% of the GPU's {total / 2**30:.1f} GiB"
+    with open("/proc/meminfo") as f:
+        avail = next(int(line.split()[1]) * 1024 for line in f if line.startswith("MemAvailable"))
+    return avail // 2, f"half of the {avail / 2**30:.1f} GiB available now"
+
+
+def measure_step(module, batch: int, patch: list[int], in_channels: int, device: str, repeats: int = 3) -> dict:
+    """Peak memory and time of one training step (forward + backward + optimiser) at ``(batch, patch)``.
+    CUDA: the allocator's peak; CPU: the process's resident set, sampled every millisecond during the
+    step, minus its level before (activations, gradients and workspace of this step)."""
+    dev = torch.device(device)
+    module = module.to(dev).train()
+    x = torch.randn(batch, in_channels, *patch, device=dev)
+    k = module.task.out_channels
+    if module.task.kind == "multiclass":
+        mask = torch.randint(0, k, (batch, *patch), device=dev)
+    elif module.task.kind == "binary":
+        mask = torch.randint(0, 2, (batch, *patch), device=dev)
+    else:
+        mask = torch.randint(0, 2, (batch, k, *patch), device=dev, dtype=torch.uint8)
+    opt = torch.optim.Adam(module.net.parameters(), lr=1e-4)
+
+    def step() -> None:
+        opt.zero_grad(set_to_none=True)
+        loss = module.compute_loss(module.net(x), mask)
+        loss.backward()
+        opt.step()
+
+    peak, stop = [0], threading.Event()
+    gc.collect()
+    if dev.type != "cuda" and _LIBC is not None:
+        _LIBC.malloc_trim(0)  # hand freed memory back to the OS, so the RSS baseline is this step's own
+    if dev.type == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated()
+    else:
+        base = _rss_bytes()
+
+        def sample() -> None:
+            while not stop.is_set():
+                peak[0] = max(peak[0], _rss_bytes())
+                time.sleep(0.001)
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+    step()  # warm-up (allocations, optimiser state)
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        step()
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - t0)
+    if dev.type == "cuda":
+        used = torch.cuda.max_memory_allocated() - base
+    else:
+        stop.set()
+        sampler.join()
+        used = max(peak[0], _rss_bytes()) - base
+    opt.zero_grad(set_to_none=True)
+    return {"batch": batch, "patch": list(patch), "peak_bytes": int(max(used, 0)), "step_s": float(np.median(times))}
+
+
+def round_down(x: float, multiple: int) -> int:
+    return max(multiple, int(x // multiple) * multiple)
+
+
+def depth_for(patch: list[int], max_depth: int = 5) -> int:
+    """Poolings until the smallest patch side would drop below :data:`MIN_BOTTLENECK`."""
+    return int(min(max_depth, max(2, math.floor(math.log2(min(patch) / MIN_BOTTLENECK)))))
+
+
+def normalisation(fp: dict) -> tuple[list[dict], str]:
+    """Preprocessing by modality (nnU-Net: CT -> global clipping + z-score; otherwise per-image z-score)."""
+    roi = fp["has_roi"]
+    m = fp["modality"]
+    if m.startswith("colour photograph"):
+        return ([{"_target_": "medseg.data.preprocess.GreenWeightedGray"},
+                 {"_target_": "medseg.data.preprocess.ZScore", "within_roi": roi},
+                 {"_target_": "medseg.data.preprocess.MinMax", "within_roi": roi},
+                 {"_target_": "medseg.data.preprocess.CLAHE", "clip_limit": 0.01},
+                 {"_target_": "medseg.data.preprocess.Gamma", "gamma": 1.2}],
+                f"modality '{m}': the vessel seeds' contrast pipeline, which beat z-scored RGB on real DRIVE "
+                "(conf/experiment/drive_unet.yaml)")
+    if m.startswith("MR"):
+        return ([{"_target_": "medseg.data.preprocess.ZScore", "within_roi": roi, "nonzero": True}],
+                f"modality '{m}': per-image z-score over non-zero voxels (nnU-Net's MR / BraTS normalisation)")
+    if m.startswith("CT"):
+        return ([{"_target_": "medseg.data.preprocess.ZScore", "within_roi": roi}],
+                f"modality '{m}': z-score (nnU-Net clips CT to the foreground's [0.5, 99.5] percentiles first, "
+                f"here [{fp['intensity'][0]['p0.5']:.0f}, {fp['intensity'][0]['p99.5']:.0f}]; medseg has no "
+                "clipping transform yet: not applied)")
+    return ([{"_target_": "medseg.data.preprocess.ZScore", "within_roi": roi}],
+            f"modality '{m}': per-image z-score{' inside the ROI' if roi else ''} (nnU-Net's default)")
