@@ -3,7 +3,9 @@
 ``@clean_errors("medseg-train")`` goes *under* ``@hydra.main`` (or around a plain ``main``): a
 :class:`medseg.errors.MedsegError` becomes ``medseg-train: data error: <message>`` on stderr and
 the error kind's exit status (see :mod:`medseg.errors`); no traceback unless ``MEDSEG_DEBUG=1`` or
-``HYDRA_FULL_ERROR=1``. Any other exception is a bug and keeps its traceback.
+``HYDRA_FULL_ERROR=1``. A run stopped by SIGTERM/SIGINT (:class:`medseg.errors.Interrupted`) exits
+with 128 + the signal number (143, 130) after saying how to resume. Any other exception is a bug and
+keeps its traceback.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from medseg.errors import MedsegError
+from medseg.errors import Interrupted, MedsegError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -43,6 +45,15 @@ def clean_errors(prog: str) -> Callable[[F], F]:
                     raise
                 sys.stdout.flush()
                 sys.exit(report_error(prog, exc))
+            except Interrupted as exc:
+                sys.stdout.flush()
+                print(f"{prog}: {exc}", file=sys.stderr)
+                if exc.run_dir:
+                    how = (f"resume=true hydra.run.dir={exc.run_dir}" if exc.checkpoint
+                           else f"hydra.run.dir={exc.run_dir}")
+                    print(f"{prog}: the run folder is marked interrupted; to continue, rerun the same command "
+                          f"with {how}", file=sys.stderr)
+                sys.exit(exc.exit_code)
 
         return inner  # type: ignore[return-value]
 

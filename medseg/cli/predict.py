@@ -13,10 +13,12 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 import medseg  # noqa: F401
+from medseg.cli._errors import clean_errors
 from medseg.cli._hydra import config_dir
 
 
 @hydra.main(config_path=config_dir(), config_name="predict", version_base="1.3")
+@clean_errors("medseg-predict")
 def main(cfg: DictConfig) -> None:
     from medseg.pipelines.predict import predict
 

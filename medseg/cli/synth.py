@@ -16,6 +16,7 @@ import argparse
 import sys
 
 import medseg  # noqa: F401
+from medseg.cli._errors import clean_errors
 
 
 def _n_test(args, default: int | None = None) -> int:
@@ -67,6 +68,7 @@ GENERATORS = {"drive": _drive, "chase": _chase, "jsrt": _jsrt, "brats": _brats, 
               "folder": _folder}
 
 
+@clean_errors("medseg-synth")
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="medseg-synth", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)

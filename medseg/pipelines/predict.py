@@ -17,8 +17,8 @@ from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, open_dict
 
 from medseg.data.case import Case
-from medseg.errors import DataError
 from medseg.data.preprocess import Compose
+from medseg.errors import DataError
 from medseg.inference.rle import write_rle_csv
 from medseg.inference.writers import write_nifti_labels, write_png_mask, write_probabilities
 from medseg.pipelines.build import build_datamodule, build_module, load_weights

@@ -18,9 +18,9 @@ from pathlib import Path
 import numpy as np
 
 from medseg.data.case import Case
-from medseg.errors import DataError
 from medseg.data.formats.base import SegmentationReader
 from medseg.data.preprocess import fov_from_image
+from medseg.errors import DataError
 from medseg.utils.io import read_image
 
 _STEM = re.compile(r"^Image_(\d{2})([LR])$")

@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from medseg.data.case import Case
-from medseg.errors import DataError
 from medseg.data.formats.base import SegmentationReader
+from medseg.errors import DataError
 from medseg.utils.io import read_image
 
 _STEM = re.compile(r"^(\d+)_(training|test)$")

@@ -20,9 +20,9 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from medseg.data.case import Case
-from medseg.errors import DataError
 from medseg.data.formats.base import SegmentationReader
 from medseg.data.formats.folder import to_float
+from medseg.errors import DataError
 from medseg.utils.io import read_image
 
 CLASSES = tuple(f"finger-{i}" for i in range(1, 20)) + (

@@ -26,9 +26,9 @@ from pathlib import Path
 import numpy as np
 
 from medseg.data.case import Case
-from medseg.errors import DataError
 from medseg.data.formats.base import SegmentationReader
 from medseg.data.formats.folder import FolderReader
+from medseg.errors import DataError
 from medseg.utils.io import read_image
 
 LUNGS = ("right lung", "left lung")
