@@ -16,7 +16,7 @@ import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from medseg.errors import Interrupted, MedsegError
+from medseg.errors import ConfigError, Interrupted, MedsegError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -34,6 +34,25 @@ def report_error(prog: str, exc: MedsegError) -> int:
     return exc.exit_code
 
 
+def as_config_error(exc: BaseException) -> MedsegError | None:
+    """A config value that a constructor rejected (Hydra's ``InstantiationException``), as a config error;
+    the project's own error when it is the cause (e.g. a reader's ``DataError``). ``None`` otherwise."""
+    try:
+        from hydra.errors import InstantiationException
+    except ImportError:  # pragma: no cover
+        return None
+    if not isinstance(exc, InstantiationException):
+        return None
+    cause = exc.__cause__
+    while cause is not None and not isinstance(cause, MedsegError) and cause.__cause__ is not None:
+        cause = cause.__cause__
+    if isinstance(cause, MedsegError):
+        return cause
+    if isinstance(exc.__cause__, (ValueError, TypeError, KeyError)):
+        return ConfigError(str(exc).strip())
+    return None
+
+
 def clean_errors(prog: str) -> Callable[[F], F]:
     def wrap(fn: F) -> F:
         @functools.wraps(fn)
@@ -45,6 +64,12 @@ def clean_errors(prog: str) -> Callable[[F], F]:
                     raise
                 sys.stdout.flush()
                 sys.exit(report_error(prog, exc))
+            except Exception as exc:
+                known = as_config_error(exc)
+                if known is None or debug_enabled():
+                    raise
+                sys.stdout.flush()
+                sys.exit(report_error(prog, known))
             except Interrupted as exc:
                 sys.stdout.flush()
                 print(f"{prog}: {exc}", file=sys.stderr)

@@ -24,7 +24,7 @@ from medseg.data.formats.base import SegmentationReader
 from medseg.data.preprocess import Compose
 from medseg.data.samplers import EpochSampler, eval_sampler
 from medseg.data.splits import make_splits
-from medseg.errors import DataError
+from medseg.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
 
@@ -89,11 +89,11 @@ class SegmentationDataModule(L.LightningDataModule):
     ) -> None:
         super().__init__()
         if lazy and not cache_dir:
-            raise ValueError("data.lazy=true needs data.cache_dir (cases are memory-mapped from the cache)")
+            raise ConfigError("data.lazy=true needs data.cache_dir (cases are memory-mapped from the cache)")
         if train_mode not in ("patch", "resize"):
-            raise ValueError(f"data.train_mode must be patch or resize, got {train_mode!r}")
+            raise ConfigError(f"data.train_mode must be patch or resize, got {train_mode!r}")
         if train_mode == "resize" and not resize:
-            raise ValueError("data.train_mode=resize needs data.resize (e.g. [512, 512])")
+            raise ConfigError("data.train_mode=resize needs data.resize (e.g. [512, 512])")
         self.root = Path(root).expanduser()
         self.reader_factory, self.synthesize, self.synth_parent = reader, synthesize, synth_parent
         self.preprocess = Compose(preprocess or [])
@@ -151,6 +151,26 @@ class SegmentationDataModule(L.LightningDataModule):
             if not self.cases[name]:
                 raise DataError(f"{self.root}: the {name} split has no readable cases")
         log.info("splits: %s", {k: len(v) for k, v in self.splits.items()})
+        if self.train_mode == "patch":
+            self._check_patch_size()
+
+    def _check_patch_size(self) -> None:
+        """``data.patch_size`` larger than every training image along an axis trains on zero padding."""
+        cases = self.cases["train"]
+        shapes = [tuple(c.spatial_shape) for c in cases]
+        patch = tuple(int(p) for p in self.patch_size)
+        if any(len(s) != len(patch) for s in shapes):
+            raise ConfigError(f"data.patch_size={list(patch)} has {len(patch)} values, but the training images of "
+                              f"{self.root} are {len(shapes[0])}D (shape {list(shapes[0])})")
+        largest = [max(s[i] for s in shapes) for i in range(len(patch))]
+        if any(p > m for p, m in zip(patch, largest)):
+            raise ConfigError(f"data.patch_size={list(patch)} is larger than the training images of {self.root} "
+                              f"(largest {largest}): patches would be mostly zero padding; choose a patch_size "
+                              f"of at most {largest}, or data.train_mode=resize")
+        small = [c.case_id for c, s in zip(cases, shapes) if any(p > d for p, d in zip(patch, s))]
+        if small:
+            warnings.warn(f"data.patch_size={list(patch)}: {len(small)} training images are smaller and are "
+                          f"zero-padded (e.g. {small[:3]})", stacklevel=2)
 
     def _load_split(self, ids: list[str]) -> Sequence[Case]:
         if not self.cache_dir:

@@ -184,7 +184,11 @@ class FolderReader(SegmentationReader):
     def _read_mask(self, path: Path, shape: tuple[int, ...]) -> np.ndarray:
         arr, _ = read_array(path)
         if arr.ndim == len(shape) + 1 and self.spatial_dims == 2:
-            arr = arr[..., 0]  # colour-saved masks: the first channel
+            colour = arr[..., :3]
+            if colour.shape[-1] > 1 and not (colour == colour[..., :1]).all():
+                raise DataError(f"{path}: colour mask (its R, G and B channels differ): save the mask as a "
+                                "single-channel (grey or indexed) image of class values")
+            arr = arr[..., 0]  # a grey mask saved as RGB(A): every colour channel holds the value
         if np.issubdtype(arr.dtype, np.floating) and (not np.isfinite(arr).all() or not np.all(arr == np.round(arr))):
             raise DataError(f"{path}: mask has non-integer or NaN values")
         arr = arr.astype(np.int64)
