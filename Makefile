@@ -6,7 +6,7 @@ PYTEST := $(PY) -m pytest
 export NO_ALBUMENTATIONS_UPDATE := 1
 export PYTHONUNBUFFERED := 1
 
-.PHONY: install demo test test-slow test-sweeps test-all bench lint clean
+.PHONY: install demo test test-slow test-sweeps test-faults test-all bench lint clean
 
 install: $(VENV)/.installed
 
@@ -26,16 +26,23 @@ define run_pytest
 endef
 
 test: install
-	@$(call run_pytest,-m "not slow" -q)
+	@$(call run_pytest,-m "not slow and not faults" -q)
 
 test-slow: install
-	@$(call run_pytest,-m "slow" -q)
+	@$(call run_pytest,-m "slow and not faults" -q)
 
 # the slower multi-process checks CI also runs: 2-process DDP vs 1 process, DDP sweep trials,
 # a sweep killed mid-trial and resumed (about 2-3 minutes on 2 cores)
 test-sweeps: install
 	@$(call run_pytest,-m "slow" -q tests/ddp tests/sweep)
 
+# the fault harness: 50 bad inputs through medseg-train, corrupt and hostile checkpoints, kill -9 and
+# SIGTERM at several moments of train/kfold/sweep with exact-resume checks, a run without network;
+# prints a table of cases at the end (about 10 minutes on 2 cores)
+test-faults: install
+	@$(call run_pytest,-m "faults" -q tests/faults)
+
+# everything: the fast suite, the slow one and the fault harness
 test-all: install
 	@$(call run_pytest,-q)
 

@@ -209,7 +209,36 @@ def sweep_retry_checkpoint(cfg: DictConfig, run_dir: Path) -> str | None:
             last = Path(folder) / "checkpoints" / "last.ckpt"
             if last.exists() and checkpoint_error(last) is None:
                 log.info("sweep trial %s retries a killed trial: continuing from %s", tag.get("number"), last)
-                return str(last)
+                return str(adopt_checkpoints(last, run_dir / "checkpoints"))
     except Exception as exc:  # the study is optional for this: a failure here only loses the head start
         log.warning("sweep trial: could not look up the trial it retries (%s); training from scratch", exc)
     return None
+
+
+def adopt_checkpoints(last: Path, folder: Path) -> Path:
+    """Copy the checkpoints next to ``last`` into ``folder`` and point the copied ``last.ckpt``'s
+    ``ModelCheckpoint`` state at them: Lightning reloads the best score and top-k of a checkpoint only
+    when it was saved in the same folder, and a sweep trial optimises that best score."""
+    import shutil
+
+    from medseg.utils.checkpoint import save_atomic
+
+    src = last.parent.resolve()
+    folder.mkdir(parents=True, exist_ok=True)
+    for f in src.glob("*.ckpt"):
+        if f.name != last.name:
+            shutil.copy2(f, folder / f.name)
+    old, new = str(src), str(folder.resolve())
+
+    def moved(v):
+        if isinstance(v, str):
+            return v.replace(old, new, 1) if v.startswith(old) else v
+        if isinstance(v, dict):
+            return {moved(k): moved(x) for k, x in v.items()}
+        return v
+
+    state = load_checkpoint(last)
+    for key, cb_state in (state.get("callbacks") or {}).items():
+        if str(key).startswith("ModelCheckpoint") and isinstance(cb_state, dict):
+            state["callbacks"][key] = moved(cb_state)
+    return save_atomic(state, folder / "last.ckpt")
