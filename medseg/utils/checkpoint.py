@@ -32,7 +32,7 @@ from medseg.errors import CheckpointError
 
 log = logging.getLogger(__name__)
 
-_GLOBAL = re.compile(r"GLOBAL ([\w.]+)|global[s]? `?([\w.]+)`?", re.IGNORECASE)
+_GLOBAL = re.compile(r"GLOBAL ([\w.]+)")  # torch names the callable a pickle refers to
 
 
 def _first_line(exc: BaseException) -> str:
@@ -81,7 +81,10 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
         m = _GLOBAL.search(str(exc))
-        what = f" (it references {next(g for g in m.groups() if g)})" if m else ""
+        if m is None:  # no callable or class named: bytes that are not a checkpoint's pickle at all
+            raise CheckpointError(f"{path}: cannot read checkpoint ({_first_line(exc)}); the file is corrupt or "
+                                  "not a PyTorch checkpoint; use another checkpoint of the run or retrain") from None
+        what = f" (it references {next(g for g in m.groups() if g)})"
         raise CheckpointError(
             f"{path}: refused: contains pickled code, not only weights{what}. Loading it could run that code, "
             "so medseg reads only tensors and plain values; use a checkpoint written by medseg-train or "
