@@ -40,7 +40,7 @@ test-sweeps: install
 # SIGTERM at several moments of train/kfold/sweep with exact-resume checks, a run without network;
 # prints a table of cases at the end (about 10 minutes on 2 cores)
 test-faults: install
-	@$(call run_pytest,-m "faults" -q tests/faults)
+	@$(call run_pytest,-m "faults" -q --durations=10 tests/faults)
 
 # everything: the fast suite, the slow one and the fault harness
 test-all: install

@@ -213,10 +213,10 @@ CASES: list[BadCase] = [
     BadCase("config/model-typo", "drive", None, 1, "unett", ["model=unett"]),
     BadCase("config/key-typo", "drive", None, 1, "max_epoch", ["trainer.max_epoch=3"]),
     BadCase("config/unknown-trainer-argument", "drive", None, CONFIG, "max_epoch", ["+trainer.max_epoch=3"]),
-    BadCase("config/lazy-without-cache", "drive", None, CONFIG, "data.lazy", ["data.lazy=true"]),
-    BadCase("config/splits-file-missing", "drive", None, DATA, "nosplits.json", ["data.splits={tmp}/nosplits.json"]),
+    BadCase("config/lazy-without-cache", "drive", None, CONFIG, "data.lazy", ["+data.lazy=true"]),
+    BadCase("config/splits-file-missing", "drive", None, DATA, "nosplits.json", ["++data.splits={tmp}/nosplits.json"]),
     BadCase("config/splits-unknown-case", "drive", None, DATA, "99_training",
-            ['data.splits={{train:[21_training,99_training],val:[22_training],test:[01_test]}}']),
+            ['++data.splits={{train:[21_training,99_training],val:[22_training],test:[01_test]}}']),
     BadCase("config/resume-missing-checkpoint", "drive", None, CHECKPOINT, "nothing.ckpt", ["resume={tmp}/nothing.ckpt"]),
 ]
 

@@ -186,7 +186,7 @@ def test_sweep_trial_killed_then_retried_resumes_exactly(drive, tmp_path):
                 log = tmp_path / "killed.log"
                 proc = start("medseg.cli.train", args, tmp_path, log)
                 trial1 = tmp_path / "outputs" / "sweeps" / name / "trial_1"
-                kill_when(proc, lambda: rows(trial1) >= 1 and (trial1 / "checkpoints" / "last.ckpt").exists(),
+                kill_when(proc, lambda t=trial1: rows(t) >= 1 and (t / "checkpoints" / "last.ckpt").exists(),
                           log=log)
                 time.sleep(2.5)  # past the heartbeat grace period: the killed trial is stale
             run = run_cli("medseg.cli.train", args, tmp_path, timeout=600)
