@@ -65,3 +65,37 @@ def test_bad_input(case: BadCase, verdicts):
             assert not (tmp / "run" / "results.json").exists(), "a failed run left a results.json"
             if case.expect != 1:  # Hydra's own config errors (exit 1) stop before the run folder
                 assert "medseg-train:" in run.stderr
+
+
+def _clean_failure(run, code: int, names: str) -> None:
+    assert run.returncode == code, run.output[-3000:]
+    assert names in run.stderr and "Traceback" not in run.output, run.stderr[-2000:]
+
+
+def test_sweep_trial_error_stops_the_sweep_with_its_exit_status(tmp_path):
+    with record("bad input", "sweep/trial-data-error", "exit 3"):
+        run = run_cli("medseg.cli.train", ["-m", "hparams_search=vessels_optuna", "debug=smoke", "data=drive",
+                                           f"data.root={tmp_path / 'nope'}", "hydra.sweeper.n_trials=2",
+                                           "hydra.sweeper.study_name=err"], cwd=tmp_path)
+        _clean_failure(run, 3, "nope")
+
+
+def test_kfold_failure_leaves_no_summary(datasets, tmp_path):
+    with record("bad input", "kfold/fold-data-error", "exit 3, no summary"):
+        root = copy_dataset(datasets["drive"], tmp_path / "DRIVE")
+        (root / "training" / "1st_manual" / "22_manual1.gif").unlink()
+        out = tmp_path / "cv"
+        run = run_cli("medseg.cli.kfold", ["debug=smoke", f"data.root={root}", "folds=2", "trainer.max_epochs=1",
+                                           f"hydra.run.dir={out}"], cwd=tmp_path)
+        _clean_failure(run, 3, "22_manual1.gif")
+        for name in ("folds.csv", "report.md", "ensemble/leaderboard.csv", "fold_0/results.json"):
+            assert not (out / name).exists(), name
+
+
+def test_ensemble_of_a_missing_member_fails_cleanly(tmp_path):
+    with record("bad input", "ensemble/missing-member", "exit 3, no leaderboard"):
+        out = tmp_path / "ens"
+        run = run_cli("medseg.cli.ensemble", [f"members=[{tmp_path / 'no_run'}]", f"hydra.run.dir={out}"],
+                      cwd=tmp_path)
+        _clean_failure(run, 3, "no_run")
+        assert not (out / "leaderboard.csv").exists() and not (out / "report.md").exists()
