@@ -79,6 +79,12 @@ def clean_errors(prog: str) -> Callable[[F], F]:
                     print(f"{prog}: the run folder is marked interrupted; to continue, rerun the same command "
                           f"with {how}", file=sys.stderr)
                 sys.exit(exc.exit_code)
+            except KeyboardInterrupt:  # Ctrl-C outside a training run (evaluation, prediction...)
+                if debug_enabled():
+                    raise
+                sys.stdout.flush()
+                print(f"{prog}: interrupted (SIGINT)", file=sys.stderr)
+                sys.exit(130)
 
         return inner  # type: ignore[return-value]
 
