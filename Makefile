@@ -36,7 +36,7 @@ test-slow: install
 test-sweeps: install
 	@$(call run_pytest,-m "slow" -q tests/ddp tests/sweep)
 
-# the fault harness: 50 bad inputs through medseg-train, corrupt and hostile checkpoints, kill -9 and
+# the fault harness: 53 bad inputs through the CLIs, corrupt and hostile checkpoints, kill -9 and
 # SIGTERM at several moments of train/kfold/sweep with exact-resume checks, a run without network;
 # prints a table of cases at the end (about 10 minutes on 2 cores)
 test-faults: install
