@@ -6,7 +6,7 @@ PYTEST := $(PY) -m pytest
 export NO_ALBUMENTATIONS_UPDATE := 1
 export PYTHONUNBUFFERED := 1
 
-.PHONY: install demo test test-slow test-sweeps test-all bench lint clean test-browser viewer-screenshots
+.PHONY: install demo test test-slow test-sweeps test-faults test-browser viewer-screenshots test-all bench lint clean
 
 install: $(VENV)/.installed
 
@@ -26,10 +26,10 @@ define run_pytest
 endef
 
 test: install
-	@$(call run_pytest,-m "not slow and not browser" -q)
+	@$(call run_pytest,-m "not slow and not faults and not browser" -q)
 
 test-slow: install
-	@$(call run_pytest,-m "slow" -q)
+	@$(call run_pytest,-m "slow and not faults" -q)
 
 # medseg-view in a real browser: Debian's chromium (/usr/bin/chromium) driven by Playwright, headless
 # (skips, saying why, where chromium is missing); about 2 minutes on 2 cores
@@ -45,6 +45,13 @@ viewer-screenshots: install
 test-sweeps: install
 	@$(call run_pytest,-m "slow" -q tests/ddp tests/sweep)
 
+# the fault harness: 53 bad inputs through the CLIs, corrupt and hostile checkpoints, kill -9 and
+# SIGTERM at several moments of train/kfold/sweep with exact-resume checks, a run without network;
+# prints a table of cases at the end (about 10 minutes on 2 cores)
+test-faults: install
+	@$(call run_pytest,-m "faults" -q --durations=10 tests/faults)
+
+# everything: the fast suite, the slow one and the fault harness
 test-all: install
 	@$(call run_pytest,-q)
 

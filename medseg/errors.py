@@ -17,6 +17,8 @@ interrupted (signal N)     128+N SIGINT 130, SIGTERM 143: the run folder is mark
 
 from __future__ import annotations
 
+import os
+
 
 class MedsegError(Exception):
     """A problem the user can fix. The message names the file or key, what is wrong and what to do."""
@@ -53,12 +55,33 @@ class DatabaseError(MedsegError):
     kind = "database error"
 
 
+class Interrupted(BaseException):
+    """The run was stopped by a signal; :mod:`medseg.cli._errors` exits with ``128 + signum``.
+
+    A ``BaseException`` (like ``KeyboardInterrupt``) so that no ``except Exception`` on the way, Hydra's
+    multirun job wrapper included, takes it for a failed job and carries on."""
+
+    def __init__(self, signum: int, run_dir: str | os.PathLike | None = None, checkpoint: str | None = None) -> None:
+        self.signum, self.run_dir, self.checkpoint = int(signum), run_dir, checkpoint
+        import signal
+
+        name = signal.Signals(self.signum).name if self.signum in signal.Signals._value2member_map_ else str(signum)
+        where = f" in {run_dir}" if run_dir else ""
+        ckpt = f"; resumable checkpoint {checkpoint}" if checkpoint else ""
+        super().__init__(f"run interrupted by {name}{where}{ckpt}")
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signum
+
+
 EXIT_CODES: dict[str, int] = {
     "MedsegError": MedsegError.exit_code,
     "ConfigError": ConfigError.exit_code,
     "DataError": DataError.exit_code,
     "CheckpointError": CheckpointError.exit_code,
     "DatabaseError": DatabaseError.exit_code,
+    "Interrupted": 128,  # + the signal number
 }
 
-__all__ = ["MedsegError", "ConfigError", "DataError", "CheckpointError", "DatabaseError", "EXIT_CODES"]
+__all__ = ["MedsegError", "ConfigError", "DataError", "CheckpointError", "DatabaseError", "Interrupted", "EXIT_CODES"]

@@ -14,10 +14,12 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 import medseg  # noqa: F401
+from medseg.cli._errors import clean_errors
 from medseg.cli._hydra import config_dir
 
 
 @hydra.main(config_path=config_dir(), config_name="ensemble", version_base="1.3")
+@clean_errors("medseg-ensemble")
 def main(cfg: DictConfig) -> None:
     from medseg.pipelines.ensemble import evaluate_ensemble
     from medseg.pipelines.evaluate import chosen_metrics

@@ -15,12 +15,14 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 import medseg  # noqa: F401
+from medseg.cli._errors import clean_errors
 from medseg.cli._hydra import config_dir
 
 log = logging.getLogger("medseg")
 
 
 @hydra.main(config_path=config_dir(), config_name="eval", version_base="1.3")
+@clean_errors("medseg-eval")
 def main(cfg: DictConfig) -> None:
     from medseg.pipelines.eval import evaluate_run
 

@@ -15,10 +15,11 @@ import argparse
 import sys
 
 import medseg  # noqa: F401
+from medseg.cli._errors import clean_errors
 
 
+@clean_errors("medseg-report")
 def main(argv: list[str] | None = None) -> int:
-    from medseg.errors import DataError
     from medseg.report.compare import build_report
 
     p = argparse.ArgumentParser(prog="medseg-report", description=__doc__.split("\n\n")[0])
@@ -28,11 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--metric", default="dice", help="metric of the paired comparisons and class chart")
     p.add_argument("--n-boot", type=int, default=10000, help="bootstrap resamples")
     args = p.parse_args(argv)
-    try:
-        html = build_report(args.runs, args.out, args.title, args.metric, args.n_boot)
-    except DataError as exc:
-        print(f"medseg-report: {exc}", file=sys.stderr)
-        return 2
+    html = build_report(args.runs, args.out, args.title, args.metric, args.n_boot)
     print(f"report: {html}\n        {html.with_suffix('.md')}")
     return 0
 

@@ -20,6 +20,7 @@ import argparse
 import sys
 
 import medseg  # noqa: F401
+from medseg.cli._errors import clean_errors
 
 
 def _n_test(args, default: int | None = None) -> int:
@@ -94,6 +95,7 @@ GENERATORS = {"drive": _drive, "chase": _chase, "jsrt": _jsrt, "brats": _brats, 
               "folder": _folder, "nnunet": _nnunet, "decathlon": _decathlon, "dicom": _dicom}
 
 
+@clean_errors("medseg-synth")
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="medseg-synth", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -16,12 +16,14 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 import medseg  # noqa: F401  (sets NO_ALBUMENTATIONS_UPDATE before albumentations is imported)
+from medseg.cli._errors import clean_errors
 from medseg.cli._hydra import config_dir
 
 log = logging.getLogger("medseg")
 
 
 @hydra.main(config_path=config_dir(), config_name="train", version_base="1.3")
+@clean_errors("medseg-train")
 def main(cfg: DictConfig) -> float | None:
     from medseg.pipelines.train import train
 

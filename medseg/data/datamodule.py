@@ -21,7 +21,7 @@ from medseg.data.case import Case
 from medseg.data.datasets import FullImageDataset, PatchDataset, ResizeDataset
 from medseg.data.formats.base import SegmentationReader
 from medseg.data.preprocess import Compose, FieldOfView, Resample
-from medseg.data.samplers import eval_sampler
+from medseg.data.samplers import EpochSampler, eval_sampler
 from medseg.data.splits import find_split, grouped_holdout, load_split_spec, make_splits, name_resolver
 from medseg.errors import ConfigError, DataError
 
@@ -161,6 +161,26 @@ class SegmentationDataModule(L.LightningDataModule):
                 raise DataError(f"{self.root}: the {name} split has no readable cases ({len(ids)} listed, all "
                                 f"skipped: see the warnings above, or run medseg-inspect with the same data options)")
         log.info("splits: %s", {k: len(v) for k, v in self.splits.items()})
+        if self.train_mode == "patch":
+            self._check_patch_size()
+
+    def _check_patch_size(self) -> None:
+        """``data.patch_size`` larger than every training image along an axis trains on zero padding."""
+        cases = self.cases["train"]
+        shapes = [tuple(c.spatial_shape) for c in cases]
+        patch = tuple(int(p) for p in self.patch_size)
+        if any(len(s) != len(patch) for s in shapes):
+            raise ConfigError(f"data.patch_size={list(patch)} has {len(patch)} values, but the training images of "
+                              f"{self.root} are {len(shapes[0])}D (shape {list(shapes[0])})")
+        largest = [max(s[i] for s in shapes) for i in range(len(patch))]
+        if any(p > m for p, m in zip(patch, largest)):
+            raise ConfigError(f"data.patch_size={list(patch)} is larger than the training images of {self.root} "
+                              f"(largest {largest}): patches would be mostly zero padding; choose a patch_size "
+                              f"of at most {largest}, or data.train_mode=resize")
+        small = [c.case_id for c, s in zip(cases, shapes) if any(p > d for p, d in zip(patch, s))]
+        if small:
+            warnings.warn(f"data.patch_size={list(patch)}: {len(small)} training images are smaller and are "
+                          f"zero-padded (e.g. {small[:3]})", stacklevel=2)
 
     def _load_split(self, ids: list[str]) -> Sequence[Case]:
         if not self.cache_dir:
@@ -298,7 +318,7 @@ class SegmentationDataModule(L.LightningDataModule):
     # ----------------------------------------------------------- dataloaders
     def train_dataset(self):
         if self.train_mode == "resize":
-            return ResizeDataset(self.cases["train"], self.resize, augment=self.augment)
+            return ResizeDataset(self.cases["train"], self.resize, augment=self.augment, seed=self.seed)
         return PatchDataset(self.cases["train"], self.patch_size, self.samples_per_epoch,
                             self.foreground_fraction, augment=self.augment, seed=self.seed,
                             max_centres=self.max_centres)
@@ -307,12 +327,12 @@ class SegmentationDataModule(L.LightningDataModule):
         if getattr(self, "_train_ds", None) is None:
             self._train_ds = self.train_dataset()
         ds = self._train_ds
-        if hasattr(ds, "set_epoch") and self.trainer is not None:
-            ds.set_epoch(self.trainer.current_epoch)
-        g = torch.Generator().manual_seed(self.seed + (self.trainer.current_epoch if self.trainer else 0))
-        return DataLoader(ds, batch_size=self.batch_size, shuffle=True, drop_last=len(ds) > self.batch_size,
-                          num_workers=self.num_workers, persistent_workers=False, generator=g,
-                          worker_init_fn=_reseed_worker)
+        epoch = _fit_epoch(self.trainer)
+        # the order and content of epoch e depend on (seed, e) only: exact after a resume (EpochSampler)
+        sampler = EpochSampler(ds, seed=self.seed, shuffle=True, epoch=epoch)
+        return ResumableLoader(ds, batch_size=self.batch_size, sampler=sampler, drop_last=len(ds) > self.batch_size,
+                               num_workers=self.num_workers, persistent_workers=False,
+                               worker_init_fn=_reseed_worker, progress=lambda: _batches_done(self.trainer))
 
     def _eval_loader(self, split: str) -> DataLoader:
         ds = FullImageDataset(self.cases[split])
@@ -337,3 +357,42 @@ def _reseed_worker(worker_id: int) -> None:
     if aug is not None and hasattr(aug, "reseed"):
         aug.reseed(int(torch.initial_seed() % 2**31))
     np.random.seed(int(torch.initial_seed() % 2**32))
+
+
+def _fit_epoch(trainer) -> int:
+    """The epoch the fit loop is in (restored from a checkpoint on resume); 0 outside a fit."""
+    if trainer is None:
+        return 0
+    try:
+        return int(trainer.fit_loop.epoch_progress.current.processed)
+    except AttributeError:
+        return int(trainer.current_epoch)
+
+
+def _batches_done(trainer) -> tuple[int, int]:
+    """``(epoch, training batches finished in it)`` when a checkpoint is saved."""
+    if trainer is None:
+        return 0, 0
+    loop = trainer.fit_loop
+    return int(loop.epoch_progress.current.processed), int(loop.epoch_loop.batch_progress.current.processed)
+
+
+class ResumableLoader(DataLoader):
+    """A training DataLoader with the ``state_dict`` / ``load_state_dict`` Lightning saves in
+    checkpoints: the epoch and the number of batches already trained in it. Restored from a
+    mid-epoch checkpoint (``callbacks.checkpoint.every_n_train_steps``, or an interrupt), the next
+    pass skips those batches (:meth:`EpochSampler.skip_next`), so training continues exactly where
+    it stopped instead of replaying the start of the epoch."""
+
+    def __init__(self, *args, progress: Callable[[], tuple[int, int]] | None = None, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._progress = progress
+
+    def state_dict(self) -> dict:
+        epoch, batches = self._progress() if self._progress is not None else (0, 0)
+        return {"epoch": epoch, "batches": batches, "batch_size": self.batch_size}
+
+    def load_state_dict(self, state: dict) -> None:
+        if isinstance(self.sampler, EpochSampler) and "epoch" in state:
+            n = int(state.get("batches", 0)) * int(state.get("batch_size", self.batch_size))
+            self.sampler.skip_next(n, epoch=int(state["epoch"]))

@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset
 
 from medseg.data.case import Case
+from medseg.data.samplers import item_seed
 
 
 def _tensor(a, dtype=None) -> torch.Tensor:
@@ -32,6 +33,14 @@ def _keep(cases: Sequence[Case]) -> Sequence[Case]:
     as they are, so a case is opened on access and a DataLoader worker started by ``spawn`` pickles
     folder names, not arrays."""
     return list(cases) if isinstance(cases, (list, tuple)) else cases
+
+
+def _augment(augment, seed: int, epoch: int, index: int, image, mask, roi):
+    """Apply ``augment`` with its random state a pure function of ``(seed, epoch, index)`` (re-seeded
+    before each item), so an item is the same in a resumed run and whatever the number of workers."""
+    if hasattr(augment, "reseed"):
+        augment.reseed(item_seed(seed, epoch, index, 0xA06))
+    return augment(image, mask, roi)
 
 
 def _item(case_id: str, image, mask, roi) -> dict:
@@ -121,7 +130,7 @@ class PatchDataset(Dataset):
         roi = None if case.roi is None else np.asarray(case.roi[sl])
         image, mask, roi = _pad_to(image, mask, roi, self.patch)
         if self.augment is not None:
-            image, mask, roi = self.augment(image, mask, roi)
+            image, mask, roi = _augment(self.augment, self.seed, self.epoch, index, image, mask, roi)
         return _item(case.case_id, image, mask, roi)
 
 
@@ -140,10 +149,12 @@ def _pad_to(image, mask, roi, size):
 
 
 class ResizeDataset(Dataset):
-    """Whole images resized to ``size`` (bilinear for images, nearest for masks and ROI)."""
+    """Whole images resized to ``size`` (bilinear for images, nearest for masks and ROI). The
+    augmentation of item ``i`` in epoch ``e`` depends on ``(seed, e, i)`` only."""
 
-    def __init__(self, cases: Sequence[Case], size: Sequence[int], augment=None) -> None:
+    def __init__(self, cases: Sequence[Case], size: Sequence[int], augment=None, seed: int = 0) -> None:
         self.cases, self.size, self.augment = list(cases), tuple(int(s) for s in size), augment
+        self.seed, self.epoch = int(seed), 0
         self._resized = [self._resize(c) for c in self.cases]
 
     def _resize(self, case: Case):
@@ -160,13 +171,16 @@ class ResizeDataset(Dataset):
         return img.numpy(), None if mask is None else mask.astype(case.mask.dtype), \
             None if case.roi is None else near(case.roi).astype(bool)
 
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
     def __len__(self) -> int:
         return len(self.cases)
 
     def __getitem__(self, index: int) -> dict:
         image, mask, roi = self._resized[index]
         if self.augment is not None:
-            image, mask, roi = self.augment(image, mask, roi)
+            image, mask, roi = _augment(self.augment, self.seed, self.epoch, index, image, mask, roi)
         return _item(self.cases[index].case_id, image, mask, roi)
 
 

@@ -33,7 +33,9 @@ class FCN(nn.Module):
             self.model.backbone.conv1 = nn.Conv2d(in_channels, old.out_channels, old.kernel_size, old.stride,
                                                   old.padding, bias=False)
         if weights_path:
-            self.model.load_state_dict(torch.load(weights_path, map_location="cpu", weights_only=True))
+            from medseg.utils.checkpoint import load_checkpoint
+
+            self.model.load_state_dict(load_checkpoint(weights_path))
         self.size_divisor = 8
 
     def forward(self, x: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:

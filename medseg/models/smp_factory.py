@@ -11,8 +11,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import segmentation_models_pytorch as smp
-import torch
 from torch import nn
+
+from medseg.errors import CheckpointError
+from medseg.utils.checkpoint import load_checkpoint
 
 ARCHS = ("Unet", "UnetPlusPlus", "MAnet", "Linknet", "FPN", "PSPNet", "PAN", "DeepLabV3", "DeepLabV3Plus",
          "UPerNet", "Segformer", "DPT")
@@ -23,8 +25,8 @@ def load_encoder_weights(model: nn.Module, path: str | Path) -> None:
     classifier head ``fc.*`` is ignored; any other mismatch raises)."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"encoder_weights_path {path} does not exist")
-    state = torch.load(path, map_location="cpu", weights_only=True)
+        raise CheckpointError(f"{path}: model.encoder_weights_path does not exist")
+    state = load_checkpoint(path)
     if isinstance(state, dict) and "state_dict" in state:
         state = state["state_dict"]
     if any(k.startswith("encoder.") for k in state):
@@ -33,7 +35,7 @@ def load_encoder_weights(model: nn.Module, path: str | Path) -> None:
     missing, unexpected = nn.Module.load_state_dict(model.encoder, state, strict=False)
     unexpected = [k for k in unexpected if not k.startswith("fc.")]  # an ImageNet classifier head
     if missing or unexpected:
-        raise ValueError(f"encoder weights {path} do not match the encoder: {len(missing)} missing keys "
+        raise CheckpointError(f"encoder weights {path} do not match the encoder: {len(missing)} missing keys "
                          f"(e.g. {list(missing)[:3]}), {len(unexpected)} unexpected (e.g. {list(unexpected)[:3]})")
 
 

@@ -6,14 +6,16 @@ import logging
 from pathlib import Path
 
 import lightning as L
-import torch
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import ProgressBar
 from omegaconf import DictConfig
 
+from medseg.callbacks.resume import ResumeCheckpoint
 from medseg.data.datamodule import SegmentationDataModule
+from medseg.errors import CheckpointError
 from medseg.module import SegmentationModule
 from medseg.tasks import Task
+from medseg.utils.checkpoint import AtomicCheckpointIO, load_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -47,13 +49,26 @@ def build_module(cfg: DictConfig, dm: SegmentationDataModule) -> SegmentationMod
 
 def build_trainer(cfg: DictConfig, run_dir: Path) -> L.Trainer:
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
+    if not any(isinstance(c, ResumeCheckpoint) for c in callbacks):  # exact resume and clean interrupts
+        callbacks.append(ResumeCheckpoint(Path(run_dir) / "checkpoints", seed=int(cfg.get("seed", 0))))
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c is not None]
     extra = {} if any(isinstance(c, ProgressBar) for c in callbacks) else {"enable_progress_bar": False}
+    if cfg.trainer.get("plugins") is None:  # checkpoints written atomically, read through load_checkpoint
+        extra["plugins"] = [AtomicCheckpointIO()]
     return instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False,
                        default_root_dir=str(run_dir), **extra)
 
 
 def load_weights(module: SegmentationModule, ckpt_path: str | Path) -> None:
-    """Load network weights from a Lightning checkpoint without unpickling code (weights_only)."""
-    state = torch.load(ckpt_path, map_location="cpu", weights_only=True)
-    module.load_state_dict(state["state_dict"] if "state_dict" in state else state)
+    """Load network weights from a Lightning checkpoint (or a plain state dict) without unpickling code
+    (:func:`medseg.utils.checkpoint.load_checkpoint`); a checkpoint of another network is a
+    :class:`CheckpointError` naming the file."""
+    state = load_checkpoint(ckpt_path)
+    weights = state["state_dict"] if "state_dict" in state else state
+    try:
+        module.load_state_dict(weights)
+    except (RuntimeError, KeyError, TypeError, AttributeError) as exc:
+        lines = str(exc).strip().splitlines()
+        detail = "; ".join(x.strip() for x in lines[:3])[:400]
+        raise CheckpointError(f"{ckpt_path}: does not fit this model ({detail}): the checkpoint was trained "
+                              "with another model or data configuration") from exc

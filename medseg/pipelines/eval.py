@@ -7,7 +7,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from medseg.errors import DataError
+from medseg.errors import CheckpointError, DataError
 from medseg.module import SegmentationModule
 from medseg.pipelines.build import build_datamodule, build_module, load_weights
 from medseg.pipelines.evaluate import chosen_metrics, evaluate_split, summary_dict
@@ -24,12 +24,12 @@ def resolve_checkpoint(run_dir: Path, ckpt: str) -> Path:
     elif ckpt == "best":
         cands = sorted(p for p in folder.glob("*.ckpt") if p.name != "last.ckpt") if folder.is_dir() else []
         if not cands:
-            raise DataError(f"{folder}: no best checkpoint found")
+            raise CheckpointError(f"{folder}: no best checkpoint found (did the run finish an epoch?)")
         path = cands[-1] if len(cands) == 1 else max(cands, key=lambda p: p.stat().st_mtime)
     else:
         path = Path(ckpt)
     if not path.is_file():
-        raise DataError(f"{path}: checkpoint not found")
+        raise CheckpointError(f"{path}: checkpoint not found")
     return path
 
 

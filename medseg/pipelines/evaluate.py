@@ -288,6 +288,10 @@ def write_report(path, per_image, per_class, class_names, split, dm, baseline, o
     if dm.use_roi and any(c.roi is not None for c in dm.cases[split]):
         lines += [("Metrics are computed inside each image's region of interest (the field-of-view "
                   "mask for retinal images: the standard protocol)."), ""]
+    notes = [f"{name}: {n}" for name, cases in dm.cases.items() for c in cases
+             if (n := (getattr(c, "meta", None) or {}).get("data_note"))]
+    if notes:  # fallbacks the reader took in any split (e.g. a missing FOV mask estimated from the image)
+        lines += ["## Data notes", "", *[f"- {n}" for n in notes], ""]
     lines += ["## Per image", "", markdown_table(per_image[metrics], "image"), "",
               "## Summary", "", markdown_table(summary, ""), ""]
     if len(class_names) > 1:

@@ -141,7 +141,6 @@ def run_kfold(cfg: DictConfig, kfold_dir: str | Path) -> pd.DataFrame:
     oof_df = pd.concat(oof)
     save_with(kfold_dir / "oof_per_image.csv", lambda p: oof_df.to_csv(p, float_format="%.6f"))
     folds = pd.DataFrame(fold_rows).set_index("fold")
-    save_with(kfold_dir / "folds.csv", lambda p: folds.to_csv(p, float_format="%.6f"))
 
     from medseg.pipelines.ensemble import evaluate_ensemble
 
@@ -157,6 +156,8 @@ def run_kfold(cfg: DictConfig, kfold_dir: str | Path) -> pd.DataFrame:
              (f"Mean fold Dice {board.loc[board['kind'] == 'fold', 'dice'].mean():.4f}; "
              f"{n}-fold ensemble (mean of probabilities) Dice **{board.loc[name, 'dice']:.4f}**. "
              "Details and CIs: [ensemble/report.md](ensemble/report.md)."), ""]
+    # the summaries last, once everything they sum up exists (a failure above leaves none)
+    save_with(kfold_dir / "folds.csv", lambda p: folds.to_csv(p, float_format="%.6f"))
     write_text_atomic(kfold_dir / "report.md", "\n".join(lines))
     return folds
 

@@ -135,3 +135,21 @@ def load_trial(storage: str | RDBStorage, study_name: str, number: int,
     study_id = storage.get_study_id_from_name(study_name)
     trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, int(number))
     return optuna.trial.Trial(study, trial_id)
+
+
+RUN_DIR_ATTR = "run_dir"
+
+
+def retried_run_dirs(tag, run_dir: str | Path) -> list[str]:
+    """For the sweep trial ``tag`` (``{study_name, storage, number}``) running in ``run_dir``: the run
+    folders of the killed trials it retries (Optuna's retry of a stale trial copies their user attributes,
+    so the folder recorded by the killed trial is still there), newest first; then records ``run_dir``."""
+    storage = optuna.storages.get_storage(str(tag["storage"]))
+    study_id = storage.get_study_id_from_name(str(tag["study_name"]))
+    trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, int(tag["number"]))
+    frozen = storage.get_trial(trial_id)
+    dirs = []
+    if "failed_trial" in frozen.system_attrs and frozen.user_attrs.get(RUN_DIR_ATTR):
+        dirs.append(str(frozen.user_attrs[RUN_DIR_ATTR]))
+    storage.set_trial_user_attr(trial_id, RUN_DIR_ATTR, str(run_dir))
+    return [d for d in dirs if Path(d).resolve() != Path(run_dir).resolve()]

@@ -50,9 +50,11 @@ def test_smp_encoder_weights_path_loads_local_state(tmp_path):
     # a whole-model state dict (encoder.* keys) works too; a wrong encoder is refused
     torch.save(src.state_dict(), tmp_path / "full.pt")
     build_smp("Unet", "resnet18", 1, 2, encoder_weights_path=str(tmp_path / "full.pt"))
-    with pytest.raises(ValueError, match="do not match the encoder"):
+    from medseg.errors import CheckpointError
+
+    with pytest.raises(CheckpointError, match="do not match the encoder"):
         build_smp("Unet", "resnet34", 1, 2, encoder_weights_path=str(path))
-    with pytest.raises(FileNotFoundError, match="does not exist"):
+    with pytest.raises(CheckpointError, match="does not exist"):
         build_smp("Unet", "resnet18", 1, 2, encoder_weights_path=str(tmp_path / "nope.pt"))
 
 

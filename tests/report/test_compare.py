@@ -54,10 +54,16 @@ def test_report_tables_csvs_and_html(tmp_path):
     assert len(pd.read_csv(out / "per_image.csv")) == 24
 
 
-def test_report_of_a_missing_folder_names_it(tmp_path):
+def test_report_of_a_missing_folder_names_it(tmp_path, capsys, monkeypatch):
     from medseg.cli.report import main
 
-    assert main([str(tmp_path / "nope"), "--out", str(tmp_path / "r")]) == 2
+    monkeypatch.delenv("MEDSEG_DEBUG", raising=False)
+    monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
+    with pytest.raises(SystemExit) as exc:  # a data error: exit status 3 (medseg.errors), one message
+        main([str(tmp_path / "nope"), "--out", str(tmp_path / "r")])
+    assert exc.value.code == 3
+    err = capsys.readouterr().err
+    assert "medseg-report: data error:" in err and "nope" in err and "Traceback" not in err
 
 
 def chromium() -> str | None:

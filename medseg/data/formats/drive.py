@@ -12,6 +12,7 @@ Case ids are the image stems (``21_training``, ``01_test``), unique across split
 from __future__ import annotations
 
 import re
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -61,6 +62,10 @@ class DriveReader(SegmentationReader):
             raise DataError(f"{folder}: no DRIVE images (NN_{split}.tif)")
         return ids
 
+    def has_labels(self, split: str) -> bool:
+        folder = self.root / split / f"{'1st' if self.annotator == 1 else '2nd'}_manual"
+        return split == "training" or (folder.is_dir() and any(folder.glob("*.gif")))
+
     def paths(self, case_id: str) -> dict[str, Path]:
         m = _STEM.match(case_id)
         if not m:
@@ -78,13 +83,18 @@ class DriveReader(SegmentationReader):
         rgb = read_image(paths["image"], mode="RGB")
         image = np.ascontiguousarray(rgb.transpose(2, 0, 1), dtype=np.float32) / 255.0
         fov = self._read_binary(paths["fov"], rgb.shape[:2], required=False)
-        if fov is None:
+        meta = {"source": str(paths["image"])}
+        if fov is None:  # the metrics are computed inside the FOV: say which cases use an estimated one
             from medseg.data.preprocess import fov_from_image
 
             fov = fov_from_image(image)
-        mask = self._read_binary(paths["label"], rgb.shape[:2], required=not case_id.endswith("_test"))
-        case = Case(case_id=case_id, image=image, mask=mask, roi=fov.astype(bool),
-                    meta={"source": str(paths["image"])})
+            meta["data_note"] = (f"{paths['fov']}: FOV mask not found; used a field of view estimated from "
+                                 "the image (thresholded brightness) instead")
+            warnings.warn(meta["data_note"], stacklevel=2)
+        # labels are required wherever the split has labels (a test split without 1st_manual/ is unlabelled;
+        # one test label missing must not become an all-background target that changes the metrics)
+        mask = self._read_binary(paths["label"], rgb.shape[:2], required=self.has_labels(_STEM.match(case_id).group(2)))
+        case = Case(case_id=case_id, image=image, mask=mask, roi=fov.astype(bool), meta=meta)
         return case.validate(str(paths["image"]))
 
     def _read_binary(self, path: Path, shape: tuple[int, int], required: bool) -> np.ndarray | None:

@@ -74,6 +74,12 @@ class HandBoneReader(SegmentationReader):
         if not self._index:
             raise DataError(f"{self.root}: no hand radiographs found (expected train/DCM/<ID>/<name>.png; "
                             f"{self.seen()}); point data.root at the folder holding train/")
+        for split in ("train", "test"):  # an annotation whose image is missing is a lost case, not a skip
+            known = {(pid, img.stem) for pid, img in self._index.get(split, {}).values()}
+            for js in sorted((self.root / split / "outputs_json").glob("*/*.json")):
+                if (js.parent.name, js.stem) not in known:
+                    self.bad(f"{js}: annotation without its image (expected "
+                             f"{self.root / split / 'DCM' / js.parent.name / (js.stem + '.png')})")
 
     def available_splits(self) -> list[str]:
         return list(self._index)

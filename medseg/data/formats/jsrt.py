@@ -124,8 +124,17 @@ class JSRTReader(SegmentationReader):
         return self._fold_cases(split)
 
     def _fold_cases(self, fold: str) -> list[str]:
-        masks = {p.stem for p in (self._folds[fold] / "left lung").glob("*.gif")}
+        # a case is in the fold when either lung mask is there (a missing one is an error when it is read)
+        masks = {p.stem for name in LUNGS for p in (self._folds[fold] / name).glob("*.gif")}
+        orphans = sorted(masks - set(self._images))
+        if orphans:
+            self.bad(f"{self._folds[fold]}: lung masks without a JSRT image in {self.root / 'All247images'}: "
+                     f"{orphans[:5]}")
         return sorted(masks & set(self._images))
+
+    def _fold_of(self, case_id: str) -> str | None:
+        return next((f for f in self._folds for name in LUNGS
+                     if (self._folds[f] / name / f"{case_id}.gif").exists()), None)
 
     def has_labels(self, split: str) -> bool:
         return self._folder.has_labels(split) if self._folder is not None else True
@@ -144,9 +153,13 @@ class JSRTReader(SegmentationReader):
         image = raw.astype(np.float32) / 4095.0
         if self.invert:
             image = 1.0 - image
-        fold = next((f for f in self._folds if (self._folds[f] / "left lung" / f"{case_id}.gif").exists()), None)
+        fold = self._fold_of(case_id)
         if fold is None:
             raise DataError(f"{self.root}: no SCR lung mask for {case_id}")
+        for name in LUNGS:  # both lungs, or the label silently loses one
+            lung = self._folds[fold] / name / f"{case_id}.gif"
+            if not lung.is_file():
+                raise DataError(f"{lung}: {name} mask not found (the other lung's mask of {case_id} is there)")
         layers = [self._read_lung(self._folds[fold] / name / f"{case_id}.gif") for name in LUNGS]
         if layers[0].shape != layers[1].shape:
             raise DataError(f"{self._folds[fold]}: right/left lung masks of {case_id} differ in size")
