@@ -62,9 +62,9 @@ def _reader_modalities(rc: DictConfig) -> list[str] | None:
 
 def _checkpoint_in_channels(path: Path) -> int | None:
     """Input channels of the first convolution in a checkpoint's state dict (its input layer)."""
-    import torch
+    from medseg.utils.checkpoint import load_checkpoint
 
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    state = load_checkpoint(path)
     state = state.get("state_dict", state)
     for value in state.values():
         if getattr(value, "ndim", 0) >= 4:
