@@ -181,9 +181,12 @@ def gamma(case: dict, gamma: float = 1.2) -> dict:
     return dict(case, image=np.power(np.clip(case["image"], 0.0, 1.0), gamma).astype(np.float32))
 
 
-def crop_to_foreground(case: dict, margin: int = 0, set_roi: bool = True) -> dict:
+def crop_to_foreground(case: dict, margin: int = 0, set_roi: bool = True, use_roi: bool = True) -> dict:
     image = case["image"]
-    nonzero = np.any(image != 0, axis=0)
+    if use_roi and case.get("roi") is not None and np.asarray(case["roi"]).any():
+        nonzero = np.asarray(case["roi"], bool)  # the brain found when reading (mask file or border value)
+    else:
+        nonzero = np.any(image != 0, axis=0)
     if not nonzero.any():
         return case
     box = []
@@ -623,7 +626,30 @@ def read_case_folder(folder: str | os.PathLike, modalities: Sequence[str]) -> di
         raise InputError(f"{folder}: image contains NaN or infinite values")
     meta = {"affine": img.affine, "source": str(folder), "case_id": folder.name,
             "spacing": [float(z) for z in img.header.get_zooms()[:3]]}
-    return {"image": np.ascontiguousarray(image), "roi": None, "meta": meta}
+    return {"image": np.ascontiguousarray(image), "roi": _brain(folder, image), "meta": meta}
+
+
+def border_background(volume: np.ndarray) -> float:
+    """The most frequent value on the faces of a volume (medseg's BraTS reader's background rule)."""
+    faces = np.concatenate([np.take(volume, i, axis=a).ravel() for a in range(volume.ndim) for i in (0, -1)])
+    values, counts = np.unique(faces, return_counts=True)
+    return float(values[np.argmax(counts)])
+
+
+def _brain(folder: Path, image: np.ndarray) -> np.ndarray:
+    """The brain as medseg's BraTS reader finds it: a ``*brainmask*`` NIfTI in the case folder, else the
+    voxels where any channel differs from its most frequent border value."""
+    import re
+
+    import nibabel as nib
+
+    masks = sorted(f for f in folder.iterdir() if re.search(r"brain_?mask\.nii(\.gz)?$", f.name, re.I))
+    if masks:
+        brain = np.asarray(nib.load(str(masks[0])).dataobj) > 0
+        if brain.shape == image.shape[1:] and brain.any():
+            return brain
+    bg = np.asarray([border_background(c) for c in image], np.float32).reshape((-1,) + (1,) * (image.ndim - 1))
+    return np.any(image != bg, axis=0)
 
 
 def is_case_folder(folder: Path, modalities: Sequence[str] | None) -> bool:

@@ -67,7 +67,7 @@ def test_colour_mask_in_a_binary_folder_is_an_error_grey_rgb_is_fine(tmp_path):
     Image.fromarray(rgb).save(root / "masks" / "case_001.png")
     reader = FolderReader(root, classes=["fg"], task="binary")
     assert reader.load_case("case_000").mask.sum() == (grey > 0).sum()
-    with pytest.raises(DataError, match="case_001.png: colour mask"):
+    with pytest.raises(DataError, match="case_001.png: an RGB mask whose channels differ"):
         reader.load_case("case_001")
 
 
