@@ -183,9 +183,12 @@ def gamma(case: dict, gamma: float = 1.2) -> dict:
     return dict(case, image=np.power(np.clip(case["image"], 0.0, 1.0), gamma).astype(np.float32))
 
 
-def crop_to_foreground(case: dict, margin: int = 0, set_roi: bool = True) -> dict:
+def crop_to_foreground(case: dict, margin: int = 0, set_roi: bool = True, use_roi: bool = True) -> dict:
     image = case["image"]
-    nonzero = np.any(image != 0, axis=0)
+    if use_roi and case.get("roi") is not None and case["roi"].any():
+        nonzero = np.asarray(case["roi"], bool)  # the given brain mask (--roi), as medseg's use_roi
+    else:
+        nonzero = np.any(image != 0, axis=0)
     if not nonzero.any():
         return case
     box = []
