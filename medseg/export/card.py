@@ -126,7 +126,9 @@ def render_markdown(card: dict[str, Any]) -> str:
         f"- dataset reader: `{d['reader']}`; data root at training time: `{d['root']}`",
         "- splits (cases per split): " + ("; ".join(f"{k}: {v}" for k, v in d["splits"].items())
                                             or "not recorded (no splits.json)"), "",
-        "## Scores", "", *_md_scores(card["scores"]),
+        "## Scores", "", *(_md_scores(card["scores"]) if card["scores"] or not card.get("selection") else
+                           ["No member has a per-image score table of its own; the out-of-fold Dice of the "
+                            "selection (above) is the only estimate: no test split was scored.", ""]),
         "## Calibration", "", card["calibration"]["note"], "",
         "## Intended use and limits", "", card["intended_use"], "", *[f"- {x}" for x in card["limits"]], "",
         "## Versions", "", *[f"- {k}: {v}" for k, v in card["versions"].items()], "",

@@ -36,6 +36,7 @@ def members(tmp_path_factory) -> tuple[Path, Path]:
     kfold = root / "kf"
     for k in range(2):
         make_run(kfold / f"fold_{k}", BINARY, seed=10 + k, gain=GAIN)
+    (kfold / "oof_per_image.csv").write_text("case_id,dice\na,0.5\nb,0.7\nc,0.6\n")  # the k-fold's OOF table
     return kfold, make_run(root / "single", BINARY, seed=20, gain=GAIN)
 
 
@@ -98,6 +99,9 @@ def test_export_a_selection_matches_predict_selection(members, tmp_path):
     assert manifest["postprocessing"] == {"vessel": {"min_size": 12.5, "connectivity": "full"}}
     card = (pkg / "model_card.md").read_text()
     assert "## Selection (medseg-select)" in card and "kf x0.70, single x0.30" in card and "0.6600" in card
+    scores = json.loads((pkg / "model_card.json").read_text())["scores"]
+    assert [(sc["source"].split(":")[0], sc["n_cases"]) for sc in scores] == [("member kf", 3)]
+    assert abs(scores[0]["metrics"]["dice"]["mean"] - 0.6) < 1e-6
 
     images = tmp_path / "images"
     images.mkdir()
@@ -170,3 +174,27 @@ def test_cli_missing_member_is_one_clean_message(members, tmp_path):
                            f"hydra.run.dir={tmp_path / 'log'}"], capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 3 and "Traceback" not in proc.stderr
     assert f"member 0 {tmp_path / 'nowhere'}: run folder not found" in proc.stderr
+
+
+@pytest.mark.parametrize("kind,classes", [("multiclass", ["bg_is_first", "a", "b"]), ("multilabel", ["a", "b"])])
+def test_runner_combination_equals_selection_combine(kind, classes, tmp_path):
+    """Fold mean per member, weighted member mean and temperature, on random maps, for the other task
+    kinds: the runner's arithmetic (``Model.probabilities`` with stand-in networks) equals Selection's."""
+    from medseg.inference.ensemble import combine
+    from medseg.inference.selected import Selection
+
+    rng = np.random.default_rng(5)
+    c = len(classes)
+    logits = [rng.normal(0, 3, (1, c, 20, 24)).astype(np.float32) for _ in range(3)]  # networks: 2 + 1
+    model = runner.Model.__new__(runner.Model)
+    model.manifest = {"inference": {"mode": "whole", "size_divisor": 4}, "tta": {"enabled": False}}
+    model.task, model.nets = kind, [lambda x, z=z: z for z in logits]
+    model.groups, model.weights = [[0, 1], [2]], [0.25, 0.75]
+    model.temperature, model.temperature_on = 1.6, "probabilities"
+    ours = model.probabilities(np.zeros((1, 20, 24), np.float32))
+    probs = [torch.from_numpy(runner.activation(z, kind)[0]) for z in logits]
+    sel = Selection(kind, classes[1:] if kind == "multiclass" else classes, [tmp_path, tmp_path], [1.0, 3.0], 1.6,
+                    None, [{"rule": "none"}] * (c - 1 if kind == "multiclass" else c))
+    theirs = sel.combine([combine(probs[:2]), probs[2]]).numpy()
+    assert np.abs(ours - theirs).max() <= 1e-5
+    assert np.abs(ours - (probs[0].numpy() + probs[1].numpy()) / 8 - probs[2].numpy() * 0.75).max() > 1e-2  # T mattered
