@@ -205,7 +205,7 @@ def test_predict_package_config_errors(binary_package, tmp_path):
 
     with pytest.raises(ConfigError, match="input_dir"):
         predict(compose_cfg("predict", [f"package={binary_package}"], tmp_path / "a"), tmp_path / "a")
-    with pytest.raises(ConfigError, match="not both"):
+    with pytest.raises(ConfigError, match="not several"):
         predict(compose_cfg("predict", [f"package={binary_package}", f"run_dir={tmp_path}"], tmp_path / "b"),
                 tmp_path / "b")
     with pytest.raises(ConfigError, match="run_dir: missing"):
