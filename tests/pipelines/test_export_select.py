@@ -3,7 +3,8 @@ weights, a temperature, a non-0.5 threshold and a postprocessing rule) exported 
 
 The package's standalone runner gives the probabilities of medseg's :class:`Selection` (fold mean per
 member, weighted member mean, temperature) within 1e-4, and ``runner.py`` (run as its own process) writes
-the same masks as ``medseg-predict selection=``."""
+the same masks as ``medseg-predict selection=``. One selection is written by hand (fixed values), one
+by ``medseg-select`` itself on constructed out-of-fold records."""
 
 from __future__ import annotations
 
@@ -198,3 +199,69 @@ def test_runner_combination_equals_selection_combine(kind, classes, tmp_path):
     theirs = sel.combine([combine(probs[:2]), probs[2]]).numpy()
     assert np.abs(ours - theirs).max() <= 1e-5
     assert np.abs(ours - (probs[0].numpy() + probs[1].numpy()) / 8 - probs[2].numpy() * 0.75).max() > 1e-2  # T mattered
+
+
+def _oof_target(i: int) -> np.ndarray:
+    t = np.zeros((1, 40, 40), bool)
+    t[0, 6:30, 6 + i % 3:30 + i % 3] = True
+    return t
+
+
+def _oof_probs(t: np.ndarray, half: int) -> np.ndarray:
+    """0.95 on one half of the box, 0.45 on the other (the members' mean, 0.7, finds the whole box); a
+    0.6 halo around the box in both (a threshold above 0.5 helps); isolated 0.95 specks (a component
+    rule helps)."""
+    from scipy import ndimage
+
+    halo = ndimage.binary_dilation(t[0], iterations=2) & ~t[0]
+    p = np.where(t, 0.95, 0.05).astype(np.float32)
+    p[0][halo] = 0.6
+    cols = np.flatnonzero(t[0].any(0))
+    miss = cols[: len(cols) // 2] if half == 0 else cols[len(cols) // 2:]
+    p[0][:, miss] = np.where(t[0][:, miss], 0.45, p[0][:, miss])
+    p[0, 35:39:3, 2:20:3] = 0.95
+    return p
+
+
+@pytest.fixture(scope="module")
+def selected(members, tmp_path_factory) -> Path:
+    """medseg-select itself over two k-fold members (networks from ``members``' recipe, constructed
+    OOF records: each member right on a different half of the box)."""
+    from omegaconf import OmegaConf
+
+    from medseg.pipelines.select import select
+    from medseg.select.oof import save_oof_case
+    from medseg.tasks import Task
+
+    root = tmp_path_factory.mktemp("selected")
+    task = Task("binary", ["vessel"])
+    for name, half in (("kf_a", 0), ("kf_b", 1)):
+        for k in range(2):
+            fd = make_run(root / name / f"fold_{k}", BINARY, seed=30 + 2 * half + k, gain=GAIN)
+            for i in range(3 * k, 3 * k + 3):
+                t = _oof_target(i)
+                save_oof_case(fd / "oof" / "cases" / f"c{i}.npz", task, torch.from_numpy(_oof_probs(t, half)),
+                              torch.from_numpy(t), None)
+    cfg = OmegaConf.create({"runs": [str(root / "kf_a"), str(root / "kf_b")], "ensemble": True, "ensemble_rounds": 5,
+                            "temperature": True, "thresholds": True, "postprocessing": True, "n_boot": 200})
+    select(cfg, root / "select")
+    return root / "select" / "selection.json"
+
+
+def test_export_of_a_medseg_select_result(selected, tmp_path):
+    from medseg.pipelines.export import export_run
+
+    spec = json.loads(selected.read_text())
+    assert len(spec["members"]) == 2 and spec["thresholds"][0] != 0.5 and spec["postprocessing"][0]["rule"] != "none"
+    pkg = export_run(compose_cfg("export", [f"selection={selected}"], tmp_path / "log"), tmp_path / "pkg")
+    model = runner.Model(pkg)
+    assert model.groups == [[0, 1], [2, 3]]
+    image = _png(tmp_path / "img.png", (61, 70), seed=4, rgb=True)
+    _, probs, masks = selection_probs(selected, image)
+    case = runner.read_input(image, 3)
+    result = model.predict(case["image"], case["roi"], case["meta"])
+    assert np.abs(result["probs"] - probs.numpy()).max() <= ATOL
+    assert (result["masks"] == masks.numpy()).all() and 0 < float(masks.float().mean()) < 1
+    assert not torch.equal(probs > spec["thresholds"][0], masks)  # the chosen rule removed something
+    card = (pkg / "model_card.md").read_text()
+    assert all(f"| {s['step']} | {s['choice']} | {s['oof_dice']:.4f} |" in card for s in spec["steps"])
