@@ -1,9 +1,11 @@
-"""``medseg-export``: package a trained run or k-fold ensemble for deployment without medseg.
+"""``medseg-export``: package a trained run, a k-fold ensemble or a medseg-select result for
+deployment without medseg.
 
 Examples::
 
     medseg-export run_dir=outputs/train/2026-11-23_10-00-00
     medseg-export run_dir=outputs/kfold/hb_5fold_seed42 format=both out=deploy/handbone_v1
+    medseg-export selection=outputs/select/2026-12-01_10-00-00/selection.json out=deploy/handbone_v2
 """
 
 from __future__ import annotations

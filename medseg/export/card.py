@@ -70,6 +70,29 @@ def _md_scores(scores: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+def _md_selection(select: dict[str, Any] | None) -> list[str]:
+    """The pipeline medseg-select chose: members and weights, then its steps with out-of-fold Dice."""
+    if not select:
+        return []
+    lines = ["## Selection (medseg-select)", "", f"From `{select['selection']}`; chosen on out-of-fold "
+             f"predictions only ({(select.get('oof') or {}).get('cases')} cases), no test data.", "",
+             "| member | kind | weight | networks |", "|---|---|---|---|"]
+    lines += [f"| `{m['path']}` | {m['kind']} | {m['weight']:.3f} | {m['networks']} |" for m in select["members"]]
+    lines += ["", f"- temperature: {select['temperature']}", f"- thresholds: {select['thresholds']}",
+              f"- postprocessing: {select['postprocessing']}", "",
+              "| step | choice | OOF Dice | 95 % CI | gain over the previous step |", "|---|---|---|---|---|"]
+    for s in select["steps"]:
+        gain = f"{s['gain']:+.4f} [{s['gain_ci_low']:+.4f}, {s['gain_ci_high']:+.4f}]" if "gain" in s else ""
+        lines.append(f"| {s['step']} | {s['choice']} | {s['oof_dice']:.4f} | [{s['ci_low']:.4f}, {s['ci_high']:.4f}] "
+                     f"| {gain} |")
+    oof = select.get("oof") or {}
+    if oof.get("dice") is not None:
+        lines += ["", f"Final out-of-fold Dice {oof['dice']:.4f}."]
+    if select.get("note"):
+        lines += ["", str(select["note"])]
+    return lines + [""]
+
+
 def render_markdown(card: dict[str, Any]) -> str:
     t, i, d = card["task"], card["input"], card["training_data"]
     steps = "\n".join(f"{n}. `{s['name']}` {json.dumps(s['args'], sort_keys=True)}"
@@ -81,6 +104,7 @@ def render_markdown(card: dict[str, Any]) -> str:
         f"Exported by medseg-export from `{card['source']['run_dir']}` "
         f"({card['source']['kind']}, {card['source']['members']} network(s)); package format "
         f"version {card['format_version']}.", "",
+        *_md_selection(card.get("selection")),
         "## Task", "",
         f"- kind: **{t['kind']}** ({t['decision_rule']})",
         f"- classes: {', '.join(t['classes'])}", f"- thresholds: {t['thresholds']}", "",
@@ -102,7 +126,9 @@ def render_markdown(card: dict[str, Any]) -> str:
         f"- dataset reader: `{d['reader']}`; data root at training time: `{d['root']}`",
         "- splits (cases per split): " + ("; ".join(f"{k}: {v}" for k, v in d["splits"].items())
                                             or "not recorded (no splits.json)"), "",
-        "## Scores", "", *_md_scores(card["scores"]),
+        "## Scores", "", *(_md_scores(card["scores"]) if card["scores"] or not card.get("selection") else
+                           ["No member has a per-image score table of its own; the out-of-fold Dice of the "
+                            "selection (above) is the only estimate: no test split was scored.", ""]),
         "## Calibration", "", card["calibration"]["note"], "",
         "## Intended use and limits", "", card["intended_use"], "", *[f"- {x}" for x in card["limits"]], "",
         "## Versions", "", *[f"- {k}: {v}" for k, v in card["versions"].items()], "",

@@ -9,9 +9,10 @@ A package is one folder::
     model_card.md, model_card.json
     checksums.sha256    sha256 of every other file (``sha256sum -c checksums.sha256`` verifies it)
 
-Selection (``medseg-select``: per-class thresholds, postprocessing, temperature, ensemble weights)
-plugs in through :func:`decision_spec` / ``package.json`` keys ``decision``, ``postprocessing`` and
-``ensemble.weights``, which the runner already applies.
+A ``medseg-select`` result (``medseg-export selection=``) fills ``ensemble.groups`` (each member's
+networks: its folds) and ``ensemble.weights`` (per member), ``decision`` (thresholds, temperature with
+``temperature_on: probabilities``) and ``postprocessing`` (``connectivity: full``); the runner applies
+them in :class:`~medseg.inference.selected.Selection`'s order.
 """
 
 from __future__ import annotations

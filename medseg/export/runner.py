@@ -29,7 +29,9 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 #: the newest package layout this runner reads (``package.json: format_version``)
-FORMAT_VERSION = 1
+#: 2 added ensemble groups (a medseg-select result: fold mean per member, then the weighted member
+#: mean), temperature on the combined probabilities and full-connectivity postprocessing
+FORMAT_VERSION = 2
 CHECKSUMS = "checksums.sha256"
 MANIFEST = "package.json"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".gif")
@@ -470,12 +472,21 @@ class Model:
             raise PackageError(f"{self.dir / MANIFEST}: no {engine} networks in this package (has: {available})")
         self.engine = engine
         self.nets = [load_engine(self.dir / mem["files"][engine], engine, threads) for mem in m["members"]]
-        weights = m["ensemble"].get("weights") or [1.0] * len(self.nets)
+        # groups: per medseg-select member, the indices of its networks (its folds); weights per group
+        self.groups = m["ensemble"].get("groups") or [[k] for k in range(len(self.nets))]
+        weights = m["ensemble"].get("weights") or [1.0] * len(self.groups)
+        if len(weights) != len(self.groups) or sorted(k for g in self.groups for k in g) != list(range(len(self.nets))):
+            raise PackageError(f"{self.dir / MANIFEST}: ensemble groups/weights do not match the {len(self.nets)} networks")
         total = float(sum(weights))
         self.weights = [float(w) / total for w in weights]
         decision = m["decision"]
         self.thresholds = np.asarray(decision.get("thresholds") or [0.5] * len(self.classes), np.float32)
         self.temperature = float(decision.get("temperature") or 1.0)
+        # "logits": each network's logits / T (medseg-export temperature=); "probabilities": the ensemble's
+        # probabilities recalibrated as medseg-select's Selection.combine does
+        self.temperature_on = str(decision.get("temperature_on") or "logits")
+        if self.temperature_on not in ("logits", "probabilities"):
+            raise PackageError(f"{self.dir / MANIFEST}: decision.temperature_on must be logits or probabilities")
 
     # one member with TTA
     def _member_probs(self, net, image: np.ndarray) -> np.ndarray:
@@ -483,7 +494,8 @@ class Model:
 
         def probs(x: np.ndarray) -> np.ndarray:
             logits = predict_logits(net, x, inference)
-            return activation(logits / self.temperature if self.temperature != 1.0 else logits, self.task)
+            scale = self.temperature != 1.0 and self.temperature_on == "logits"
+            return activation(logits / self.temperature if scale else logits, self.task)
 
         if not tta.get("enabled"):
             return probs(image)
@@ -497,11 +509,21 @@ class Model:
     def probabilities(self, image: np.ndarray) -> np.ndarray:
         """Preprocessed ``(C, *spatial)`` -> ensemble probabilities ``(C', *spatial)``."""
         x = np.ascontiguousarray(image, np.float32)[None]
-        out = None
-        for net, w in zip(self.nets, self.weights):
-            p = self._member_probs(net, x)[0].astype(np.float32)
-            out = p * np.float32(w) if out is None else out + p * np.float32(w)
-        return out
+        members = []
+        for group in self.groups:  # the mean of a member's folds (medseg's inference.ensemble.combine)
+            fold_mean = None
+            for k in group:
+                p = self._member_probs(self.nets[k], x)[0].astype(np.float32)
+                fold_mean = p * (1.0 / len(group)) if fold_mean is None else fold_mean + p * (1.0 / len(group))
+            members.append(fold_mean)
+        out = members[0]
+        if len(members) > 1:  # the weighted mean of the members, as medseg's Selection.combine
+            out = members[0] * self.weights[0]
+            for p, w in zip(members[1:], self.weights[1:]):
+                out = out + p * w
+        if self.temperature_on == "probabilities" and self.temperature != 1.0:
+            out = recalibrate(out, self.task, self.temperature)
+        return out.astype(np.float32)
 
     def decide(self, probs: np.ndarray) -> np.ndarray:
         """Probabilities ``(C, ...)`` -> boolean foreground maps ``(K, ...)`` (medseg's ``Task.discretize``)."""
@@ -527,9 +549,23 @@ class Model:
         return {"probs": probs, "masks": self.decide(probs), "case": case}
 
 
+def recalibrate(probs: np.ndarray, task: str, temperature: float) -> np.ndarray:
+    """Temperature scaling of combined probabilities ``(C, ...)``, as medseg's ``Selection.combine``:
+    clip to [1e-7, 1 - 1e-7], back to logits (log for multi-class, logit otherwise), divide by T, activate."""
+    q = np.clip(probs.astype(np.float32), 1e-7, 1 - 1e-7)
+    if task == "multiclass":
+        z = np.log(q) / np.float32(temperature)
+        e = np.exp(z - z.max(axis=0, keepdims=True))
+        return (e / e.sum(axis=0, keepdims=True)).astype(np.float32)
+    z = (np.log(q) - np.log1p(-q)) / np.float32(temperature)
+    return (1.0 / (1.0 + np.exp(-z))).astype(np.float32)
+
+
 def postprocess(masks: np.ndarray, spec: dict, classes: Sequence[str]) -> np.ndarray:
-    """Per class (``spec[class] = {"largest_component": bool, "min_size": int}``): keep the largest
-    connected component and/or drop components smaller than ``min_size`` pixels/voxels."""
+    """Per class (``spec[class] = {"largest_component": bool, "min_size": float, "connectivity":
+    "face" | "full"}``): keep the largest connected component and/or drop components smaller than
+    ``min_size`` pixels/voxels. Components touch by faces (4 / 6 neighbours) unless ``connectivity``
+    is ``full`` (8 / 26, medseg-select's rules)."""
     if not spec:
         return masks
     from scipy import ndimage  # only packages with postprocessing need scipy
@@ -539,13 +575,14 @@ def postprocess(masks: np.ndarray, spec: dict, classes: Sequence[str]) -> np.nda
         rule = spec.get(name) or {}
         if not (rule.get("largest_component") or rule.get("min_size")):
             continue
-        labels, n = ndimage.label(out[k])
+        structure = np.ones((3,) * out[k].ndim, bool) if rule.get("connectivity") == "full" else None
+        labels, n = ndimage.label(out[k], structure=structure)
         if n == 0:
             continue
         sizes = np.bincount(labels.ravel())[1:]
         keep = np.ones(n, bool)
         if rule.get("min_size"):
-            keep &= sizes >= int(rule["min_size"])
+            keep &= sizes >= float(rule["min_size"])
         if rule.get("largest_component"):
             keep &= np.arange(n) == int(np.argmax(sizes))
         out[k] = np.concatenate([[False], keep])[labels]
