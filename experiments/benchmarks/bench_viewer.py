@@ -113,6 +113,8 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--chromium", default="/usr/bin/chromium")
     ap.add_argument("--results", default=str(HERE / "results.md"))
+    ap.add_argument("--first-paint-only", action="store_true",
+                    help="measure first paint only (no 100-case memory trace); results.md is not rewritten")
     args = ap.parse_args()
     from playwright.sync_api import sync_playwright
 
@@ -139,11 +141,20 @@ def main() -> None:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=args.chromium, headless=True, args=FLAGS)
             cold, warm = [], []
+            # cold: the run's test cases, whose masks its evaluation saved (predictions/<case>.npz)
             for cid in scored[: args.repeats]:
                 cold.append(first_paint(browser, f"{base}/#/case/{run_id}/{cid}"))
+            # cold without a saved mask: the same case under the browse listing, predicted on demand
+            demand = [first_paint(browser, f"{base}/#/case/{browse_id}/{scored[0]}")]
             for _ in range(args.repeats):
                 warm.append(first_paint(browser, f"{base}/#/case/{run_id}/{scored[0]}"))
-            print(f"first paint cold {cold} ms, warm {warm} ms", flush=True)
+            print(f"first paint cold (saved prediction) {cold} ms, cold (predicted on demand) {demand} ms, "
+                  f"warm {warm} ms", flush=True)
+            sizes = [p.stat().st_size for p in sorted((run / "predictions").glob("*.npz"))]
+            print(f"saved predictions: {len(sizes)} files, {[round(s / 1e6, 3) for s in sizes]} MB", flush=True)
+            if args.first_paint_only:
+                browser.close()
+                return
             trace = []
             page = browser.new_page(viewport={"width": 1280, "height": 900})
             t0 = time.perf_counter()

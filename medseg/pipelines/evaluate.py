@@ -200,7 +200,7 @@ def load_prediction(path: str | Path) -> tuple[np.ndarray, float | None]:
     n = int(np.prod(shape))
     if bits.size != (n + 7) // 8:
         raise DataError(f"{path}: {bits.size} bytes of bits for shape {shape}; the file is damaged")
-    return np.unpackbits(bits, count=n).astype(bool).reshape(shape), (None if thr != thr else thr)
+    return np.unpackbits(bits, count=n).view(bool).reshape(shape), (None if thr != thr else thr)
 
 
 def evaluate_split(

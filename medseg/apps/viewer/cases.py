@@ -69,10 +69,15 @@ def pack_bits(masks: np.ndarray) -> tuple[np.ndarray, str]:
     if k > MAX_CLASSES:
         raise DataError(f"{k} classes: the viewer shows at most {MAX_CLASSES}")
     nbytes = 1 if k <= 8 else 2 if k <= 16 else 4
-    flat = masks.reshape(k, -1)
-    packed = np.packbits(flat, axis=0, bitorder="little")  # (ceil(K/8), N)
-    if packed.shape[0] < nbytes:
-        packed = np.concatenate([packed, np.zeros((nbytes - packed.shape[0], packed.shape[1]), np.uint8)])
+    flat = np.ascontiguousarray(masks, dtype=bool).reshape(k, -1).view(np.uint8)
+    # hand-written instead of np.packbits(flat, axis=0): packing across the class axis walks memory
+    # with a stride of N and took 0.5 s per 29 x 2048^2 mask; one shift-or per class on contiguous
+    # byte planes takes a tenth of that
+    packed = np.zeros((nbytes, flat.shape[1]), np.uint8)
+    tmp = np.empty(flat.shape[1], np.uint8)
+    for c in range(k):
+        np.left_shift(flat[c], c & 7, out=tmp)
+        np.bitwise_or(packed[c >> 3], tmp, out=packed[c >> 3])
     words = np.ascontiguousarray(packed.T).view({1: "<u1", 2: "<u2", 4: "<u4"}[nbytes]).reshape(masks.shape[1:])
     return words, {1: "uint8", 2: "uint16", 4: "uint32"}[nbytes]
 
@@ -142,8 +147,9 @@ def make_view(case: Case, task: Task, pred: np.ndarray, target: np.ndarray | Non
         "nested": list(task.class_names) == list(BRATS_REGIONS),
         # 3D: coronal and sagittal slices are shown with the first axis (z: inferior->superior) up
         "flip_rows_non_axial": bool(nifti),
-        "pred_pixels": [int(n) for n in pred.reshape(pred.shape[0], -1).sum(1)],
-        "gt_pixels": [int(n) for n in target.reshape(target.shape[0], -1).sum(1)] if target is not None else None,
+        "pred_pixels": [int(n) for n in np.count_nonzero(pred.reshape(pred.shape[0], -1), axis=1)],
+        "gt_pixels": [int(n) for n in np.count_nonzero(target.reshape(target.shape[0], -1), axis=1)]
+        if target is not None else None,
         **extra})
     # the image is sent as it is: gzip takes longer than the loopback transfer and gains little on
     # noisy radiographs; the masks shrink 100x and more
