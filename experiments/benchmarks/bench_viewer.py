@@ -7,6 +7,9 @@ Set-up (written under ``--work``, reused when it is already there):
   radiographs of ``--size`` pixels with 29 overlapping bone classes;
 * one ``medseg-train debug=smoke`` run on it (a small U-Net, base 4, depth 2, 256x256 patches, one
   epoch) with fixed splits of 6 radiographs so training stays small; it evaluates its 2 test cases;
+* the run's test evaluation saves its 2 test cases' masks (``predictions/<case>.npz``): their cold
+  first paint reads them; the same case under the browse listing below has no saved mask and is
+  predicted on demand;
 * ``<run>/eval/browse/per_image.csv``: a list of all ``--n-cases`` case ids written by this script
   (no scores, ``dice`` empty) so that the viewer offers them all; their images and ground truth
   are read by the run's reader and their predictions computed on demand from the best checkpoint,
@@ -24,7 +27,8 @@ headless):
   ``--cache-mb 512``.
 
 Run:  python experiments/benchmarks/bench_viewer.py    (about 15-20 minutes on 2 shared CPU cores;
-      ``--n-cases 20`` for a quick look). Not a test: the times depend on the machine.
+      ``--n-cases 8 --repeats 2 --first-paint-only`` for the first paint alone, about 5 minutes with
+      the set-up, printed only). Not a test: the times depend on the machine.
 """
 
 from __future__ import annotations
@@ -47,7 +51,7 @@ from common import REPO, header  # noqa: E402
 
 FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
          "--disable-sync", "--no-first-run"]
-SECTION = "6. Viewer: medseg-view first paint and memory"
+SECTION = "7. Viewer: medseg-view first paint and memory"
 
 
 def _env() -> dict:
@@ -113,6 +117,8 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--chromium", default="/usr/bin/chromium")
     ap.add_argument("--results", default=str(HERE / "results.md"))
+    ap.add_argument("--first-paint-only", action="store_true",
+                    help="measure first paint only (no 100-case memory trace); results.md is not rewritten")
     args = ap.parse_args()
     from playwright.sync_api import sync_playwright
 
@@ -139,11 +145,20 @@ def main() -> None:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=args.chromium, headless=True, args=FLAGS)
             cold, warm = [], []
+            # cold: the run's test cases, whose masks its evaluation saved (predictions/<case>.npz)
             for cid in scored[: args.repeats]:
                 cold.append(first_paint(browser, f"{base}/#/case/{run_id}/{cid}"))
+            # cold without a saved mask: the same case under the browse listing, predicted on demand
+            demand = [first_paint(browser, f"{base}/#/case/{browse_id}/{scored[0]}")]
             for _ in range(args.repeats):
                 warm.append(first_paint(browser, f"{base}/#/case/{run_id}/{scored[0]}"))
-            print(f"first paint cold {cold} ms, warm {warm} ms", flush=True)
+            print(f"first paint cold (saved prediction) {cold} ms, cold (predicted on demand) {demand} ms, "
+                  f"warm {warm} ms", flush=True)
+            sizes = [p.stat().st_size for p in sorted((run / "predictions").glob("*.npz"))]
+            print(f"saved predictions: {len(sizes)} files, {[round(s / 1e6, 3) for s in sizes]} MB", flush=True)
+            if args.first_paint_only:
+                browser.close()
+                return
             trace = []
             page = browser.new_page(viewport={"width": 1280, "height": 900})
             t0 = time.perf_counter()
@@ -168,12 +183,15 @@ def main() -> None:
              "shared with other engineers' jobs while it ran, so the times are indicative; the ratios and the "
              "memory trace come from the same run.", "",
              f"Case: synthetic hand radiograph {args.size}x{args.size}, 29 overlapping bone classes, prediction of a "
-             "small U-Net (base 4, depth 2, 256x256 sliding windows) computed on demand from the best checkpoint. "
+             "small U-Net (base 4, depth 2, 256x256 sliding windows): the mask its test evaluation saved, or "
+             "computed on demand from the best checkpoint. "
              "First paint = `performance.mark` when the case view is drawn, in ms since navigation start "
              "(headless chromium, one tab per measurement).", "",
              "| first paint of the case view | median ms | all runs (ms) |", "|---|---|---|",
-             f"| cold: server reads the case and predicts it | {statistics.median(cold):.0f} | "
-             f"{', '.join(f'{x:.0f}' for x in cold)} |",
+             f"| cold: server reads the case and its saved mask (`predictions/<case>.npz`) | "
+             f"{statistics.median(cold):.0f} | {', '.join(f'{x:.0f}' for x in cold)} |",
+             f"| cold, no saved mask: server reads the case and predicts it | {statistics.median(demand):.0f} | "
+             f"{', '.join(f'{x:.0f}' for x in demand)} |",
              f"| warm: case view in the server's cache | {statistics.median(warm):.0f} | "
              f"{', '.join(f'{x:.0f}' for x in warm)} |", "",
              f"Memory of the server process (resident set) while opening {n} case views one after the other "

@@ -166,6 +166,43 @@ def save_probs(path: Path, probs: torch.Tensor, max_size: int | None = None) -> 
     save_with(path, lambda p: np.save(p, probs.numpy().astype(np.float16)))
 
 
+PREDICTIONS = "predictions"
+
+
+def save_prediction(path: Path, pred: torch.Tensor | np.ndarray, threshold: float | None = None) -> Path:
+    """A boolean prediction ``(K, *spatial)`` as ``<case_id>.npz``: one bit per class and pixel
+    (``np.packbits``), zip-compressed, written atomically; :func:`load_prediction` reads it back.
+    A 29 x 2048 x 2048 multi-label mask is 15 MB of bits, far less once compressed."""
+    mask = np.asarray(pred, dtype=bool)
+    arrays = {"bits": np.packbits(mask.reshape(-1)), "shape": np.asarray(mask.shape, np.int64),
+              "threshold": np.asarray(np.nan if threshold is None else threshold, np.float64)}
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as fh:  # a file object: np.savez would append .npz to the tmp name
+            np.savez_compressed(fh, **arrays)
+
+    return save_with(path, write)
+
+
+def load_prediction(path: str | Path) -> tuple[np.ndarray, float | None]:
+    """``(mask (K, *spatial) bool, threshold or None)`` of a file written by :func:`save_prediction`.
+    Raises :class:`DataError` naming the file when it is unreadable or inconsistent."""
+    import zipfile
+
+    from medseg.errors import DataError
+
+    try:
+        with np.load(path) as z:
+            bits, shape, thr = z["bits"], tuple(int(s) for s in z["shape"]), float(z["threshold"])
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
+        raise DataError(f"{path}: unreadable saved prediction ({type(exc).__name__}: {exc}); delete it or "
+                        "rerun the evaluation") from exc
+    n = int(np.prod(shape))
+    if bits.size != (n + 7) // 8:
+        raise DataError(f"{path}: {bits.size} bytes of bits for shape {shape}; the file is damaged")
+    return np.unpackbits(bits, count=n).view(bool).reshape(shape), (None if thr != thr else thr)
+
+
 def evaluate_split(
     module: SegmentationModule,
     dm: SegmentationDataModule,
@@ -182,6 +219,7 @@ def evaluate_split(
     probs_fn: ProbsFn | None = None,
     probs_dir: str | Path | None = None,
     probs_max_size: int | None = None,
+    predictions_dir: str | Path | None = None,
     on_case: Callable[[Case, torch.Tensor, torch.Tensor, torch.Tensor], None] | None = None,
 ) -> pd.DataFrame:
     """Score every case of ``split``; write ``per_image.csv``, ``per_class.csv``, ``report.md`` and
@@ -197,6 +235,8 @@ def evaluate_split(
         probs_fn: probability source replacing ``module`` (an ensemble); ``module.task`` still applies.
         probs_dir: also save every case's probabilities there as float16 ``<case_id>.npy``.
         probs_max_size: downsample saved probabilities to at most this many pixels per side.
+        predictions_dir: also save every scored case's boolean prediction there as
+            ``<case_id>.npz`` (:func:`save_prediction`; ``medseg-view`` shows them without predicting).
         on_case: also called with ``(case, probs, pred, target)`` for every scored case (medseg-kfold
             writes its out-of-fold records with it: :func:`medseg.select.oof.oof_writer`).
     """
@@ -216,6 +256,8 @@ def evaluate_split(
     def each_case(case, probs, pred, target):
         if probs_dir is not None:
             save_probs(Path(probs_dir) / f"{case.case_id}.npy", probs, probs_max_size)
+        if predictions_dir is not None:
+            save_prediction(Path(predictions_dir) / f"{case.case_id}.npz", pred, thr)
         if on_case is not None:
             on_case(case, probs, pred, target)
 

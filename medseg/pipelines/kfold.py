@@ -29,7 +29,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from medseg.errors import DataError
 from medseg.pipelines.build import build_datamodule
 from medseg.pipelines.eval import load_model
-from medseg.pipelines.evaluate import chosen_metrics, evaluate_split
+from medseg.pipelines.evaluate import PREDICTIONS, chosen_metrics, evaluate_split
 from medseg.pipelines.train import train
 from medseg.select.oof import oof_writer
 from medseg.utils.io import save_with, write_text_atomic
@@ -100,6 +100,7 @@ def run_fold(cfg: DictConfig, fold: int, fold_dir: Path) -> None:
         evaluate_split(module, dm, fold_dir / "oof", split="val", overlays=False,
                        title=f"{fcfg.task_name}: out-of-fold report ({ckpt.name})",
                        metrics=chosen_metrics(cfg.get("eval_metrics")),
+                       predictions_dir=fold_dir / "oof" / PREDICTIONS if cfg.get("save_predictions", True) else None,
                        on_case=oof_writer(fold_dir / "oof" / "cases", module.task, cfg.get("oof_probs_max_size"))
                        if cfg.get("save_oof_probs", True) else None)
 

@@ -218,14 +218,33 @@ def predict(cfg: DictConfig, out_dir: str | Path) -> pd.DataFrame:
     return table
 
 
+def predict_package_input(model, path: Path) -> tuple[Case, torch.Tensor, np.ndarray]:
+    """One input (image, volume, or case folder of one NIfTI per modality) through a loaded package
+    (:func:`medseg.export.package.load_package`): ``(preprocessed case, masks (K, ...) bool,
+    probabilities)``. ``DataError`` naming the file when it cannot be read or does not fit."""
+    from medseg.export.runner import InputError, read_case_folder
+    from medseg.export.runner import read_input as read_package_input
+
+    modalities = model.manifest["input"].get("modalities")
+    try:
+        raw = (read_case_folder(path, modalities) if path.is_dir()
+               else read_package_input(path, int(model.manifest["input"]["channels"])))
+        result = model.predict(raw["image"], raw["roi"], raw["meta"])
+    except InputError as exc:
+        raise DataError(str(exc)) from exc
+    meta = dict(result["case"]["meta"])
+    spacing = tuple(meta.pop("spacing")) if meta.get("spacing") else None
+    case = Case(meta.pop("case_id"), result["case"]["image"], spacing=spacing, meta=meta)
+    return case, torch.from_numpy(result["masks"]), result["probs"]
+
+
 def predict_package(cfg: DictConfig, out_dir: Path) -> pd.DataFrame:
     """Predict ``cfg.input_dir`` with an exported package (``medseg-export``), verified first.
 
     The package's networks run through medseg's own copy of the standalone runner (the package's
     ``runner.py`` is never imported); the outputs are written exactly as for a run folder."""
     from medseg.export.package import load_package
-    from medseg.export.runner import InputError, input_files, read_case_folder
-    from medseg.export.runner import read_input as read_package_input
+    from medseg.export.runner import InputError, input_files
 
     if not cfg.get("input_dir"):
         raise ConfigError("package= predicts a folder: set input_dir=<folder of images or NIfTI volumes>")
@@ -244,22 +263,13 @@ def predict_package(cfg: DictConfig, out_dir: Path) -> pd.DataFrame:
     rows, rle_rows = [], []
     values = cfg.get("nifti_label_values") or model.manifest.get("output", {}).get("nifti_label_values")
     for path in files:
-        try:
-            raw = (read_case_folder(path, modalities) if path.is_dir()
-                   else read_package_input(path, int(model.manifest["input"]["channels"])))
-            result = model.predict(raw["image"], raw["roi"], raw["meta"])
-        except InputError as exc:
-            raise DataError(str(exc)) from exc
-        meta = dict(result["case"]["meta"])
-        spacing = tuple(meta.pop("spacing")) if meta.get("spacing") else None
-        case = Case(meta.pop("case_id"), result["case"]["image"], spacing=spacing, meta=meta)
-        pred = torch.from_numpy(result["masks"])
+        case, pred, probs = predict_package_input(model, path)
         if pred.ndim == 4:
             written = [write_nifti_labels(out_dir / "masks", case, task, pred, values)]
         else:
             written = write_png_mask(out_dir / "masks", case.case_id, task, pred)
         if cfg.get("save_probs"):
-            written.append(write_probabilities(out_dir / "probs", case, torch.from_numpy(result["probs"])))
+            written.append(write_probabilities(out_dir / "probs", case, torch.from_numpy(probs)))
         if cfg.get("rle"):
             rle_rows += [(path.name, name, pred[k].numpy()) for k, name in enumerate(task.class_names)]
         rows.append({"case_id": case.case_id, "files": ";".join(str(p.relative_to(out_dir)) for p in written),

@@ -30,6 +30,10 @@ def test_kfold_trains_all_folds_and_writes_oof_and_ensemble(kfold_dir, tiny_driv
     assert (board["dice_ci_low"] <= board["dice"]).all() and (board["dice"] <= board["dice_ci_high"]).all()
     assert "Out-of-fold Dice" in (out / "report.md").read_text()
     assert any((out / "fold_0" / "oof" / "cases").glob("*.npz"))
+    for k in range(2):  # each fold's OOF evaluation saved the masks it scored (medseg-view reads them)
+        fold_oof = pd.read_csv(out / f"fold_{k}" / "oof" / "per_image.csv", index_col=0)
+        assert sorted(p.stem for p in (out / f"fold_{k}" / "oof" / "predictions").glob("*.npz")) == \
+            sorted(fold_oof.index.astype(str))
     # each fold's saved config reloads and names its fold
     from omegaconf import OmegaConf
     assert OmegaConf.load(out / "fold_1" / ".hydra" / "config.yaml").data.fold == 1

@@ -3,7 +3,7 @@
 from medseg.apps.viewer.cache import ByteLRU
 from medseg.apps.viewer.cases import CaseStore, CaseView, pack_bits, unpack_bits
 from medseg.apps.viewer.server import create_app, safe_file, sniff_upload
-from medseg.apps.viewer.sources import Model, SourceError, load_sources
+from medseg.apps.viewer.sources import Model, PackageModel, SourceError, load_packages, load_sources
 
-__all__ = ["ByteLRU", "CaseStore", "CaseView", "Model", "SourceError", "create_app", "load_sources",
+__all__ = ["ByteLRU", "CaseStore", "CaseView", "Model", "PackageModel", "SourceError", "create_app", "load_packages", "load_sources",
            "pack_bits", "safe_file", "sniff_upload", "unpack_bits"]

@@ -26,7 +26,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from medseg.apps.viewer.cases import CaseStore, CaseView
-from medseg.apps.viewer.sources import Model, SourceError, load_sources
+from medseg.apps.viewer.sources import Model, SourceError, is_package, load_packages, load_sources
 from medseg.errors import MedsegError
 from medseg.pipelines.predict import IMAGE_SUFFIXES
 from medseg.report.stats import paired_comparison
@@ -88,14 +88,18 @@ def _json_clean(df: pd.DataFrame) -> list[dict]:
 def create_app(paths: list[str | Path], *, cache_mb: int = 512, max_upload_mb: int = 64,
                allowed_hosts: list[str] | None = None, n_boot: int = 2000,
                clinical_db: str | None = None) -> FastAPI:
-    """The viewer over the run / k-fold / evaluation / ensemble folders ``paths``.
+    """The viewer over the run / k-fold / evaluation / ensemble folders ``paths``; exported packages
+    among them (a folder with ``package.json`` or a ``.zip``) are offered for "Try it" only, each
+    verified against its checksums first (a tampered one is listed as an error, the rest served).
 
     ``clinical_db``: SQLAlchemy URL of the clinical database; with it, BraTS cases get the clinical
     cross-check (``medseg.clinical.flow.diagnose``).
 
     ``allowed_hosts``: ``Host`` headers accepted (DNS-rebinding guard); default: loopback names."""
-    models, errors = load_sources(paths)
-    store = CaseStore(models, cache_mb * 2**20)
+    packages, errors = load_packages([p for p in paths if is_package(p)])
+    models, run_errors = load_sources([p for p in paths if not is_package(p)])
+    errors = [*errors, *run_errors]
+    store = CaseStore(models, cache_mb * 2**20, packages)
     upload_root = Path(tempfile.mkdtemp(prefix="medseg-view-"))
     max_upload = int(max_upload_mb * 2**20)
 
@@ -160,6 +164,7 @@ def create_app(paths: list[str | Path], *, cache_mb: int = 512, max_upload_mb: i
     @app.get("/api/models")
     def list_models():
         return {"models": [m.summary() for m in models], "clinical": clinical_db is not None,
+                "packages": [p.summary() for p in packages],
                 "errors": [{"source": e.source, "message": e.message} for e in errors]}
 
     @app.get("/api/leaderboard")
@@ -253,6 +258,17 @@ def create_app(paths: list[str | Path], *, cache_mb: int = 512, max_upload_mb: i
         streamed into a private temporary folder and refused as soon as it passes the size limit,
         so nothing larger than the limit is ever held or written."""
         m = model_or_404(mid)
+        return await receive_upload(request, filename, lambda folder, token: store.predict_upload(m.id, folder, token))
+
+    @app.post("/api/packages/{pid}/predict")
+    async def predict_package_upload(request: Request, pid: str, filename: str):
+        """As ``/api/models/{mid}/predict``, predicted by an exported package's networks."""
+        if pid not in store.packages:
+            raise HTTPException(404, f"no package {pid!r}")
+        return await receive_upload(request, filename,
+                                    lambda folder, token: store.predict_package_upload(pid, folder, token))
+
+    async def receive_upload(request: Request, filename: str, predict) -> dict:
         declared = request.headers.get("content-length")
         if declared and declared.isdigit() and int(declared) > max_upload:
             raise HTTPException(413, f"upload larger than the limit of {max_upload_mb} MB (--max-upload-mb)")
@@ -276,7 +292,7 @@ def create_app(paths: list[str | Path], *, cache_mb: int = 512, max_upload_mb: i
                 raise HTTPException(422, f"{filename!r}: empty upload")
             if sniff_upload(head, filename) is None:
                 raise HTTPException(415, f"{filename!r}: the content is not a {suffix} file")
-            view = await run_in_threadpool(store.predict_upload, m.id, folder, token)
+            view = await run_in_threadpool(predict, folder, token)
         finally:
             shutil.rmtree(folder, ignore_errors=True)
         return {"token": token, "meta": view.meta}

@@ -114,6 +114,52 @@ def check_complete(table: Path) -> None:
         raise DataError(f"{table}: line {short[0]} has a different number of fields than the header")
 
 
+@dataclass
+class PackageModel:
+    """An exported package (``medseg-export``) offered for "Try it": checksums verified at start."""
+
+    id: str
+    name: str
+    path: Path
+    runner: object  # medseg.export.runner.Model
+
+    def summary(self) -> dict:
+        m = self.runner.manifest
+        return {"id": self.id, "name": self.name, "kind": "package", "path": str(self.path),
+                "task": m["task"]["kind"], "classes": [str(c) for c in m["task"]["classes"]],
+                "spatial_dims": int(m["input"]["spatial_dims"]), "channels": int(m["input"]["channels"]),
+                "engine": getattr(self.runner, "engine", None)}
+
+
+def is_package(path: str | Path) -> bool:
+    """An exported package: a folder with ``package.json`` or a ``.zip`` file."""
+    p = Path(path).expanduser()
+    return (p.is_dir() and (p / "package.json").is_file()) or (p.is_file() and p.suffix.lower() == ".zip")
+
+
+def load_packages(paths: list[str | Path]) -> tuple[list[PackageModel], list[SourceError]]:
+    """Each package verified and loaded through :func:`medseg.export.package.load_package` (the loader
+    of ``medseg-predict package=``); a tampered or broken one becomes a :class:`SourceError`."""
+    from medseg.errors import MedsegError
+    from medseg.export.package import load_package
+
+    packages: list[PackageModel] = []
+    errors: list[SourceError] = []
+    for p in paths:
+        path = Path(p).expanduser().resolve()
+        try:
+            runner = load_package(path)
+        except MedsegError as exc:
+            errors.append(SourceError(str(path), str(exc)))
+            continue
+        except Exception as exc:  # an engine that cannot load the network file: this package only
+            errors.append(SourceError(str(path), f"{path}: cannot load the package ({type(exc).__name__}: {exc})"))
+            continue
+        name = str(runner.manifest.get("name") or path.stem)
+        packages.append(PackageModel(id=f"p{len(packages)}", name=name, path=path, runner=runner))
+    return packages, errors
+
+
 def load_sources(paths: list[str | Path]) -> tuple[list[Model], list[SourceError]]:
     """Models of every folder in ``paths``, and one error per folder that could not be read.
 

@@ -16,7 +16,7 @@ const ERR = { tp: [255, 255, 255], fp: [255, 40, 40], fn: [40, 110, 255], both: 
 const DIFF = { a: [255, 150, 0], b: [0, 220, 255] };
 const AXES = ["axial", "coronal", "sagittal"];
 
-const state = { models: [], errors: [], byId: {}, clinical: false };
+const state = { models: [], packages: [], errors: [], byId: {}, clinical: false };
 
 // ------------------------------------------------------------------ helpers
 function h(tag, attrs, ...children) {
@@ -594,11 +594,12 @@ async function pageCompare(main, a, b, cid) {
 }
 
 async function pageTry(main, mid) {
-  const usable = state.models.filter((m) => m.can_predict);
+  // runs with a checkpoint, then exported packages (ids p0, p1...: predicted by the package's networks)
+  const usable = [...state.models.filter((m) => m.can_predict), ...state.packages];
   main.append(h("h1", {}, "Try it"), h("p", { class: "muted" },
     "Upload an image (png, jpg, tif, bmp, gif) or a NIfTI volume (.nii, .nii.gz); the chosen run predicts it with the preprocessing it was trained with. The file is kept only in a temporary folder while it is read."));
-  if (!usable.length) { main.append(h("div", { class: "error-box" }, "no model with a checkpoint was given")); return; }
-  const sel = h("select", { id: "try-model" }, usable.map((m) => h("option", { value: m.id, selected: m.id === mid }, m.name)));
+  if (!usable.length) { main.append(...errorsBox(), h("div", { class: "error-box" }, "no model with a checkpoint or exported package was given")); return; }
+  const sel = h("select", { id: "try-model" }, usable.map((m) => h("option", { value: m.id, selected: m.id === mid }, m.kind === "package" ? `${m.name} (exported package)` : m.name)));
   const file = h("input", { type: "file", id: "upload-file", accept: ".png,.jpg,.jpeg,.tif,.tiff,.bmp,.gif,.nii,.gz" });
   const out = h("div", { id: "try-result" });
   const go = h("button", { id: "predict", onclick: async () => {
@@ -606,7 +607,8 @@ async function pageTry(main, mid) {
     const f = file.files[0];
     out.replaceChildren(h("p", { class: "muted" }, `predicting ${f.name}…`));
     try {
-      const r = await api(`/api/models/${sel.value}/predict?filename=${enc(f.name)}`, { method: "POST", body: f, headers: { "Content-Type": "application/octet-stream" } });
+      const kind = state.byId[sel.value].kind === "package" ? "packages" : "models";
+      const r = await api(`/api/${kind}/${sel.value}/predict?filename=${enc(f.name)}`, { method: "POST", body: f, headers: { "Content-Type": "application/octet-stream" } });
       const [image, pred] = await Promise.all([fetchArray(`/api/uploads/${r.token}/array/image`), fetchArray(`/api/uploads/${r.token}/array/pred`)]);
       const v = new Viewer(r.meta, [{ title: `${f.name}: prediction of ${state.byId[sel.value].name}`, image, pred, gt: null }]);
       out.replaceChildren(v.el);
@@ -616,7 +618,7 @@ async function pageTry(main, mid) {
       out.replaceChildren(h("div", { class: "error-box", id: "try-error" }, e.message));
     }
   } }, "Predict");
-  main.append(h("div", { class: "controls" }, h("label", {}, "model", sel), file, go), out);
+  main.append(...errorsBox(), h("div", { class: "controls" }, h("label", {}, "model", sel), file, go), out);
 }
 
 async function route() {
@@ -639,8 +641,8 @@ async function route() {
 async function start() {
   try {
     const r = await api("/api/models");
-    state.models = r.models; state.errors = r.errors; state.clinical = r.clinical;
-    for (const m of r.models) state.byId[m.id] = m;
+    state.models = r.models; state.errors = r.errors; state.clinical = r.clinical; state.packages = r.packages || [];
+    for (const m of [...r.models, ...state.packages]) state.byId[m.id] = m;
   } catch (e) {
     document.getElementById("main").replaceChildren(h("div", { class: "error-box" }, e.message));
     return;
