@@ -63,6 +63,11 @@ def make_plan(cfg: DictConfig, conf_dir: str | Path) -> tuple[dict, rules.Plan]:
     budget_s = float(cfg.budget_min) * 60
     if budget_s <= 0:
         raise ConfigError(f"budget_min={cfg.budget_min}: must be positive (minutes of training)")
+    if cfg.data.get("patch_size") is not None:
+        # the plan chooses the patch size itself: the data config's default must not be checked against
+        # (or refused for) images smaller than it
+        with open_dict(cfg):
+            cfg.data.patch_size = [1] * len(cfg.data.patch_size)
     dm = build_datamodule(cfg)
     fp = fingerprint(dm)
     plan = rules.Plan()

@@ -80,7 +80,11 @@ def test_killed_sweep_resumes_and_keeps_finished_trials(tiny_drive, tmp_path):
         assert after[t.number].state == TrialState.FAIL
         assert any(c.params == t.params for c in complete if c.number > t.number)
     summary = tmp_path / "outputs" / "sweeps" / STUDY / "summary"
-    for name in ("trials.csv", "trials.md", "history.png", "importance.png", "experiment/best_trial.yaml"):
+    for name in ("trials.csv", "trials.md", "history.png", "experiment/best_trial.yaml"):
         assert (summary / name).is_file(), name
+    # the importance plot only where it carries information: 3 complete trials whose scores differ over a
+    # parameter that varied (tiny 1-epoch trials often tie at 0)
+    informative = len({c.value for c in complete}) > 1 and len({c.params["model.base_channels"] for c in complete}) > 1
+    assert (summary / "importance.png").is_file() == informative
     best = yaml.safe_load((summary / "experiment" / "best_trial.yaml").read_text())
     assert best["model"]["base_channels"] in (4, 8)
