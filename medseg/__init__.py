@@ -8,4 +8,6 @@ import os
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
+from medseg import _resolvers  # noqa: E402,F401  (config resolvers: medseg_cwd, medseg_under_run)
+
 __version__ = "0.1.0"

@@ -109,3 +109,15 @@ def test_one_short_epoch_on_real_drive(tmp_path):
     assert len(splits["train"]) + len(splits["val"]) + len(splits["test"]) == 20
     per_image = pd.read_csv(run_dir / "per_image.csv", index_col=0)
     assert len(per_image) == len(splits["test"]) and per_image["dice"].between(0, 1).all()
+
+
+@pytest.mark.slow
+def test_plain_multirun_writes_one_run_per_job(tiny_drive, tmp_path):
+    """``medseg-train -m a=1,2`` with Hydra's basic sweeper: the sweep folder resolves before any job
+    (it used ``${hydra:runtime.cwd}``, which failed there) and each job writes its own results."""
+    proc = run_cli("medseg.cli.train", ["-m", *SMOKE, "seed=1,2", "trainer.max_epochs=1",
+                                        f"data.root={tiny_drive}"], tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = sorted(tmp_path.glob("outputs/train/multirun/*/*/results.json"))
+    assert [p.parent.name for p in results] == ["0", "1"]
+    assert ["seed=1" in (p.parent / ".hydra" / "overrides.yaml").read_text() for p in results] == [True, False]
