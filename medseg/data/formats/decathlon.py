@@ -22,7 +22,7 @@ from medseg.data.case import Case
 from medseg.data.formats.base import SegmentationReader
 from medseg.data.formats.files import split_ext
 from medseg.data.formats.nifti import load_nifti
-from medseg.data.formats.nnunet import LabelMap, read_dataset_json
+from medseg.data.formats.nnunet import LabelMap, channel_names, read_dataset_json
 from medseg.errors import DataError
 
 
@@ -35,10 +35,7 @@ class DecathlonReader(SegmentationReader):
         super().__init__(root, strict)
         self.spec = read_dataset_json(self.root)
         src = self.root / "dataset.json"
-        modality = self.spec.get("modality") or self.spec.get("channel_names")
-        if not isinstance(modality, dict) or not modality:
-            raise DataError(f"{src}: no 'modality' mapping (e.g. {{\"0\": \"CT\"}})")
-        self.channel_names = [str(modality[k]) for k in sorted(modality, key=lambda c: int(c))]
+        self.channel_names = channel_names(self.spec, src, "modality", "channel_names")
         self.in_channels = len(self.channel_names)
         self.labels = LabelMap(self.spec["labels"], src)
         self.task, self.class_names = self.labels.task, self.labels.class_names

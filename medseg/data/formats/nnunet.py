@@ -40,6 +40,15 @@ from medseg.errors import DataError
 log = logging.getLogger(__name__)
 
 
+def channel_names(spec: dict, src: Path, key: str, alias: str) -> list[str]:
+    """The channel names of a dataset.json, in channel order, from ``key`` (or its ``alias``: nnU-Net v2
+    says ``channel_names``, the Decathlon ``modality``)."""
+    channels = spec.get(key) or spec.get(alias)
+    if not isinstance(channels, dict) or not channels:
+        raise DataError(f"{src}: no '{key}' mapping (e.g. {{\"0\": \"CT\"}})")
+    return [str(channels[k]) for k in sorted(channels, key=lambda c: int(c))]
+
+
 def read_dataset_json(root: Path) -> dict:
     path = root / "dataset.json"
     if not path.is_file():
@@ -137,10 +146,7 @@ class NnunetReader(SegmentationReader):
         super().__init__(root, strict)
         self.spec = read_dataset_json(self.root)
         src = self.root / "dataset.json"
-        channels = self.spec.get("channel_names") or self.spec.get("modality")
-        if not isinstance(channels, dict) or not channels:
-            raise DataError(f"{src}: no 'channel_names' mapping (e.g. {{\"0\": \"CT\"}})")
-        self.channel_names = [str(channels[k]) for k in sorted(channels, key=lambda c: int(c))]
+        self.channel_names = channel_names(self.spec, src, "channel_names", "modality")
         self.file_ending = str(self.spec.get("file_ending") or ".nii.gz")
         self.labels = LabelMap(self.spec["labels"], src, self.spec.get("regions_class_order"))
         self.task, self.class_names = self.labels.task, self.labels.class_names
