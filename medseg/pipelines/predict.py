@@ -208,13 +208,23 @@ def predict(cfg: DictConfig, out_dir: str | Path) -> pd.DataFrame:
         if cfg.get("rle"):
             image_name = Path(case.meta.get("source", case.case_id)).name
             rle_rows += [(image_name, name, pred[k].numpy()) for k, name in enumerate(task.class_names)]
-        rows.append({"case_id": case.case_id, "files": ";".join(str(p.relative_to(out_dir)) for p in written),
-                     **{f"fraction_{n}": float(pred[k].float().mean()) for k, n in enumerate(task.class_names)}})
+        rows.append(_row(case.case_id, written, out_dir, task, pred))
+    return _write_table(cfg, out_dir, rows, rle_rows, ckpt.name)
+
+
+def _row(case_id: str, written: list[Path], out_dir: Path, task, pred) -> dict:
+    """One line of ``predictions.csv``: the files written and the predicted fraction of each class."""
+    return {"case_id": case_id, "files": ";".join(str(p.relative_to(out_dir)) for p in written),
+            **{f"fraction_{n}": float(pred[k].float().mean()) for k, n in enumerate(task.class_names)}}
+
+
+def _write_table(cfg: DictConfig, out_dir: Path, rows: list[dict], rle_rows: list, source: str) -> pd.DataFrame:
+    """``submission.csv`` (with ``rle=true``) and ``predictions.csv``, each written atomically."""
     if cfg.get("rle"):
         write_rle_csv(rle_rows, out_dir / "submission.csv", order=cfg.get("rle_order", "C"))
     table = pd.DataFrame(rows).set_index("case_id")
     save_with(out_dir / "predictions.csv", lambda p: table.to_csv(p, float_format="%.6f"))
-    log.info("%d predictions from %s written to %s", len(table), ckpt.name, out_dir)
+    log.info("%d predictions from %s written to %s", len(table), source, out_dir)
     return table
 
 
@@ -272,11 +282,5 @@ def predict_package(cfg: DictConfig, out_dir: Path) -> pd.DataFrame:
             written.append(write_probabilities(out_dir / "probs", case, torch.from_numpy(probs)))
         if cfg.get("rle"):
             rle_rows += [(path.name, name, pred[k].numpy()) for k, name in enumerate(task.class_names)]
-        rows.append({"case_id": case.case_id, "files": ";".join(str(p.relative_to(out_dir)) for p in written),
-                     **{f"fraction_{n}": float(pred[k].float().mean()) for k, n in enumerate(task.class_names)}})
-    if cfg.get("rle"):
-        write_rle_csv(rle_rows, out_dir / "submission.csv", order=cfg.get("rle_order", "C"))
-    table = pd.DataFrame(rows).set_index("case_id")
-    save_with(out_dir / "predictions.csv", lambda p: table.to_csv(p, float_format="%.6f"))
-    log.info("%d predictions from package %s written to %s", len(table), cfg.package, out_dir)
-    return table
+        rows.append(_row(case.case_id, written, out_dir, task, pred))
+    return _write_table(cfg, out_dir, rows, rle_rows, f"package {cfg.package}")
