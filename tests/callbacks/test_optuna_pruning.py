@@ -6,8 +6,8 @@ from __future__ import annotations
 import optuna
 import pytest
 
+from medseg.hparams_search.study import PRUNER_ATTR
 from medseg.pipelines.train import train
-from medseg.sweep.sweeper import PRUNER_ATTR
 
 
 def make_trial(tmp_path, pruner_cfg):
