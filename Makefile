@@ -43,7 +43,7 @@ viewer-screenshots: install
 # the slower multi-process checks CI also runs: 2-process DDP vs 1 process, DDP sweep trials,
 # a sweep killed mid-trial and resumed (about 2-3 minutes on 2 cores)
 test-sweeps: install
-	@$(call run_pytest,-m "slow" -q tests/ddp tests/sweep)
+	@$(call run_pytest,-m "slow" -q tests/ddp tests/hparams_search)
 
 # the fault harness: 53 bad inputs through the CLIs, corrupt and hostile checkpoints, kill -9 and
 # SIGTERM at several moments of train/kfold/sweep with exact-resume checks, a run without network;
@@ -66,6 +66,7 @@ bench: install
 
 lint: install
 	$(VENV)/bin/ruff check medseg tests
+	$(VENV)/bin/lint-imports
 
 clean:
 	rm -rf outputs multirun .pytest_cache

@@ -3,7 +3,7 @@ Runtime (the package's standalone runner), on the same inputs, the same threads,
 
 * 2D: the classic U-Net of ``conf/model/unet.yaml`` (depth 4, 16 base channels), a 3-channel
   584x565 DRIVE-size image, binary, windows 128x128, sw_batch_size 16;
-* 3D: the BraTS seed's 3D U-Net (``conf/model/unet3d.yaml``: depth 4, 16 base channels, no norm),
+* 3D: the BraTS predecessor project's 3D U-Net (``conf/model/unet3d.yaml``: depth 4, 16 base channels, no norm),
   a 4-channel 128x128x96 volume (a cropped brain), 3 regions, windows 64^3, sw_batch_size 2.
 
 Each engine computes the full probability map of the image (sliding window with Gaussian weights +

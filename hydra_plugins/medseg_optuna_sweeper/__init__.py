@@ -1,1 +1,1 @@
-"""Hydra plugin registration for ``hydra/sweeper=medseg_optuna`` (implementation: :mod:`medseg.sweep`)."""
+"""Hydra plugin registration for ``hydra/sweeper=medseg_optuna`` (implementation: :mod:`medseg.hparams_search`)."""

@@ -1,7 +1,7 @@
-"""The Hydra-facing sweeper class (Hydra only instantiates plugins from ``hydra_plugins``).
+"""The Hydra plugin class ``MedsegOptunaSweeper`` (Hydra only discovers plugins in ``hydra_plugins``).
 
-It delegates to :class:`medseg.sweep.sweeper.MedsegOptunaSweeper`, imported lazily so that Hydra's
-plugin scan at every start stays cheap.
+A thin adapter: it delegates to :class:`medseg.hparams_search.sweeper.OptunaStudySweeper`, imported lazily
+so that Hydra's plugin scan at every start (which imports this module) stays cheap.
 """
 
 # typing.List on purpose (the Sweeper interface style of Hydra plugins)
@@ -15,10 +15,12 @@ from omegaconf import DictConfig
 
 
 class MedsegOptunaSweeper(Sweeper):
-    def __init__(self, **kwargs: Any) -> None:
-        from medseg.sweep.sweeper import MedsegOptunaSweeper as Impl
+    """``hydra/sweeper=medseg_optuna``: forwards setup and sweep to :class:`OptunaStudySweeper`."""
 
-        self.impl = Impl(**kwargs)
+    def __init__(self, **kwargs: Any) -> None:
+        from medseg.hparams_search.sweeper import OptunaStudySweeper
+
+        self.impl = OptunaStudySweeper(**kwargs)
 
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
         self.impl.setup(hydra_context=hydra_context, task_function=task_function, config=config)

@@ -7,39 +7,15 @@ message leaves before the process exits).
 
 from __future__ import annotations
 
-import json
-import logging
-import threading
 import time
-import urllib.request
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import lightning as L
 
-log = logging.getLogger(__name__)
+from medseg.utils.webhook import post_message
 
 EVENTS = ("finish", "fail", "pruned")
-
-
-def _post(url: str, payload: Mapping, timeout: float) -> None:
-    try:
-        req = urllib.request.Request(url, data=json.dumps(payload).encode("utf-8"), method="POST",
-                                     headers={"Content-Type": "application/json"})
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
-            resp.read()
-    except Exception as exc:  # noqa: BLE001  the webhook is a courtesy: never let it hurt the run
-        log.warning("webhook %s not reached: %s", url.split("?")[0], exc)
-
-
-def post_message(url: str, text: str, timeout: float = 2.0, wait: bool = True) -> threading.Thread:
-    """Post ``{"text": text}`` to ``url`` from a daemon thread; with ``wait``, join it for at most
-    ``timeout`` seconds. Never raises."""
-    thread = threading.Thread(target=_post, args=(url, {"text": text}, timeout), name="medseg-webhook", daemon=True)
-    thread.start()
-    if wait:
-        thread.join(timeout + 0.5)
-    return thread
 
 
 class WebhookNotifier(L.Callback):

@@ -1,6 +1,6 @@
 """Report the monitored validation metric to the running Optuna trial each epoch; stop pruned trials.
 
-The sweeper (:mod:`medseg.sweep.sweeper`) passes ``optuna_trial={study_name, storage, number}`` to each
+The sweeper (:mod:`medseg.hparams_search.sweeper`) passes ``optuna_trial={study_name, storage, number}`` to each
 trial's job. This callback reloads that trial from the shared storage (so it works in a SLURM job on
 another machine), calls ``trial.report(value, epoch)`` and ``trial.should_prune()`` on rank 0, broadcasts
 the decision to every DDP rank, and raises :class:`optuna.TrialPruned` on all of them; the sweeper then
@@ -32,11 +32,12 @@ class OptunaPruning(L.Callback):
 
     def _load(self):
         if self._trial is None:
+            # imported here, not at the top: only sweep trials pay for importing optuna (no cycle hides
+            # here; the import-linter contract in pyproject.toml keeps hparams_search below callbacks)
             import optuna
             from hydra.utils import instantiate
 
-            from medseg.sweep.study import load_trial
-            from medseg.sweep.sweeper import PRUNER_ATTR
+            from medseg.hparams_search.study import PRUNER_ATTR, load_trial
 
             info = self.trial_info
             storage = optuna.storages.get_storage(info["storage"])

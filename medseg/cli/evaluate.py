@@ -8,8 +8,6 @@ Examples::
 
 from __future__ import annotations
 
-import logging
-
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
@@ -17,8 +15,6 @@ from omegaconf import DictConfig
 import medseg  # noqa: F401
 from medseg.cli._errors import clean_errors
 from medseg.cli._hydra import config_dir
-
-log = logging.getLogger("medseg")
 
 
 @hydra.main(config_path=config_dir(), config_name="eval", version_base="1.3")

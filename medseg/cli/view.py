@@ -18,8 +18,6 @@ import medseg  # noqa: F401
 from medseg.cli._errors import clean_errors
 from medseg.errors import ConfigError
 
-log = logging.getLogger("medseg.view")
-
 
 def _is_loopback(host: str) -> bool:
     if host == "localhost":

@@ -1,4 +1,4 @@
-"""An on-disk cache of preprocessed cases as ``.npy`` files (the BraTS seed's approach).
+"""An on-disk cache of preprocessed cases as ``.npy`` files (the BraTS predecessor project's approach).
 
 The first run reads the source files (NIfTI, PNG...), preprocesses each case once and writes
 ``<cache_dir>/<fingerprint>/<case_id>/{image,mask,roi}.npy`` plus ``meta.json``. Later runs, and

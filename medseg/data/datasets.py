@@ -1,8 +1,8 @@
 """torch Datasets over in-memory, preprocessed :class:`~medseg.data.case.Case` lists.
 
-* :class:`PatchDataset`: random patches for training (patch training, as in the vessel seeds),
+* :class:`PatchDataset`: random patches for training (patch training, as in the vessel predecessor projects),
   optionally centred in the ROI and oversampling foreground.
-* :class:`ResizeDataset`: whole images resized to a fixed size (the 512x512 vessel seed).
+* :class:`ResizeDataset`: whole images resized to a fixed size (the 512x512 vessel predecessor project).
 * :class:`FullImageDataset`: whole cases for validation, testing and prediction.
 
 Every item is a dict: ``image`` float32 ``(C, *spatial)``, ``mask`` (int ``(*spatial)`` or

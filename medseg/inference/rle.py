@@ -2,7 +2,7 @@
 
 Convention (stated in every CSV's docs and tested by round trip): pixels are numbered from 1 in
 **row-major** order (left to right, then top to bottom: ``mask.flatten()`` in C order), as the
-hand-bone seed's ``encode_mask_to_rle`` does; the string is ``"start length start length ..."``.
+hand-bone predecessor project's ``encode_mask_to_rle`` does; the string is ``"start length start length ..."``.
 Column-major (``order="F"``, top to bottom first: the old Kaggle convention) is available.
 An empty mask encodes as the empty string.
 """

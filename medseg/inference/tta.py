@@ -2,7 +2,7 @@
 
 Each transform is applied to the input, the model's probabilities are mapped back with the inverse
 transform, and the maps are averaged. Averaging probabilities (not logits) keeps a multi-class
-softmax a distribution and is what the hand-bone and vessel seeds' ensembles do.
+softmax a distribution and is what the hand-bone and vessel predecessor projects' ensembles do.
 """
 
 from __future__ import annotations

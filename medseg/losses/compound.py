@@ -1,4 +1,4 @@
-"""A weighted sum of losses from config (the hand-bone seed's BCE/Dice/IoU rates, the brain seed's
+"""A weighted sum of losses from config (the hand-bone predecessor project's BCE/Dice/IoU rates, the brain-tumour one's
 ``dice + 1 * focal``). Every term follows the loss convention of :mod:`medseg.tasks`.
 
 Example::

@@ -38,7 +38,7 @@ class SoftDice(_SigmoidOrSoftmax):
     """Soft Dice loss ``1 - (2 sum(p t) + smooth_nr) / (sum p + sum t + smooth_dr)``.
 
     Args:
-        weight: per-class weights (e.g. the brain seed's ``[0.25, 0.25, 0.25, 0.25]``).
+        weight: per-class weights (e.g. the brain-tumour predecessor project's ``[0.25, 0.25, 0.25, 0.25]``).
         jaccard: IoU instead of Dice (see :class:`SoftIoU`).
         **kwargs: :class:`monai.losses.DiceLoss` arguments (``include_background``, ``batch``,
             ``smooth_nr``, ``smooth_dr``, ``squared_pred``...).

@@ -70,7 +70,7 @@ def mirror_pad(x: torch.Tensor, pads: Sequence[tuple[int, int]]) -> torch.Tensor
 
 
 class DoubleConv(nn.Module):
-    """Two 3x3(x3) convolutions, each followed by norm and ReLU, dropout between them (as in the seeds).
+    """Two 3x3(x3) convolutions, each followed by norm and ReLU, dropout between them (as in the predecessor projects).
 
     Args:
         dims: 2 or 3.

@@ -1,4 +1,4 @@
-"""torchvision's FCN with a ResNet-101 backbone (Long et al. 2015; the seed's FCN_ResNet101),
+"""torchvision's FCN with a ResNet-101 backbone (Long et al. 2015; the predecessor project's FCN_ResNet101),
 randomly initialised (no download), for any number of input channels."""
 
 from __future__ import annotations

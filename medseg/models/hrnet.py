@@ -1,9 +1,9 @@
 """HRNet segmentation networks on timm's HRNet encoders (randomly initialised, nothing downloaded).
 
-* :class:`HRNetV2`: HRNetV2 (Sun et al. / Wang et al., TPAMI 2020), the seed's HRNetV2-W48: the four
+* :class:`HRNetV2`: HRNetV2 (Sun et al. / Wang et al., TPAMI 2020), the predecessor project's HRNetV2-W48: the four
   resolution branches are upsampled to stride 4, concatenated, mixed by a 1x1 conv-BN-ReLU and
   classified by a 1x1 convolution; logits are upsampled to the input size.
-* :class:`DeepLabV3PlusHRNet`: the seed's DeepLabV3+ on HRNet: ASPP on the stride-32 features and the
+* :class:`DeepLabV3PlusHRNet`: the predecessor project's DeepLabV3+ on HRNet: ASPP on the stride-32 features and the
   DeepLabV3+ decoder (Chen et al. 2018) fusing them with the stride-4 features. smp's DeepLabV3+
   needs a dilated (output stride 8/16) encoder, which timm's HRNet does not provide, hence this class.
 

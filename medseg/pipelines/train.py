@@ -14,8 +14,8 @@ from medseg.callbacks.resume import STATE, Interrupted, fitting, interrupt_signa
 from medseg.errors import CheckpointError
 from medseg.pipelines.build import build_datamodule, build_module, build_trainer, load_weights
 from medseg.pipelines.evaluate import PREDICTIONS, evaluate_split, summary_dict
-from medseg.sweep.ddp import ddp_run_scope
 from medseg.utils.checkpoint import checkpoint_error, load_checkpoint
+from medseg.utils.distributed import ddp_run_scope
 from medseg.utils.io import write_json_atomic, write_text_atomic
 
 log = logging.getLogger(__name__)
@@ -204,7 +204,7 @@ def sweep_retry_checkpoint(cfg: DictConfig, run_dir: Path) -> str | None:
     if "ddp" in str(cfg.trainer.get("strategy", "")) or not (isinstance(devices, int) and devices == 1):
         return None  # every rank would have to resume from the same file: DDP trials start again
     try:
-        from medseg.sweep.study import retried_run_dirs
+        from medseg.hparams_search.study import retried_run_dirs
 
         for folder in retried_run_dirs(tag, run_dir):
             last = Path(folder) / "checkpoints" / "last.ckpt"

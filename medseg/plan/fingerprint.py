@@ -4,7 +4,6 @@ split), through the datamodule's public API."""
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 
 import numpy as np
@@ -13,8 +12,6 @@ from skimage.morphology import skeletonize
 
 from medseg.errors import DataError
 from medseg.inference.postprocess import component_sizes
-
-log = logging.getLogger(__name__)
 
 #: raw cases read for intensity statistics, and masks analysed for object shape (enough for medians)
 MAX_INTENSITY_CASES = 20

@@ -149,7 +149,7 @@ def normalisation(fp: dict) -> tuple[list[dict], str]:
                  {"_target_": "medseg.data.preprocess.MinMax", "within_roi": roi},
                  {"_target_": "medseg.data.preprocess.CLAHE", "clip_limit": 0.01},
                  {"_target_": "medseg.data.preprocess.Gamma", "gamma": 1.2}],
-                f"modality '{m}': the vessel seeds' contrast pipeline, which beat z-scored RGB on real DRIVE "
+                f"modality '{m}': the vessel predecessor projects' contrast pipeline, which beat z-scored RGB on real DRIVE "
                 "(conf/experiment/drive_unet.yaml)")
     if m.startswith("MR"):
         return ([{"_target_": "medseg.data.preprocess.ZScore", "within_roi": roi, "nonzero": True}],

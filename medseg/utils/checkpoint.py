@@ -15,7 +15,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import pickle
 import re
@@ -29,8 +28,6 @@ import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from medseg.errors import CheckpointError
-
-log = logging.getLogger(__name__)
 
 _GLOBAL = re.compile(r"GLOBAL ([\w.]+)")  # torch names the callable a pickle refers to
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import optuna
 import pytest
 
+from medseg.hparams_search.study import PRUNER_ATTR
 from medseg.pipelines.train import train
-from medseg.sweep.sweeper import PRUNER_ATTR
 
 
 def make_trial(tmp_path, pruner_cfg):
@@ -44,3 +44,12 @@ def test_kept_trial_reports_every_epoch_and_returns_val_dice(tiny_drive, train_c
     # evaluate=false in the sweep config: no test metrics, but the best validation Dice is returned
     assert set(results) == {"val/best_dice"}
     assert results["val/best_dice"] == pytest.approx(max(reported.values()), abs=1e-6)
+
+
+def test_searches_add_the_pruning_callback_to_the_chosen_callbacks(train_cfg):
+    """optuna_base includes conf/callbacks/optuna_pruning.yaml on top of the user's callbacks= choice."""
+    cfg, _ = train_cfg(["hparams_search=vessels_quick", "callbacks=notify"])
+    assert cfg.callbacks.optuna_pruning._target_ == "medseg.callbacks.optuna_pruning.OptunaPruning"
+    assert "notify" in cfg.callbacks and "model_checkpoint" in cfg.callbacks
+    cfg, _ = train_cfg([])
+    assert "optuna_pruning" not in cfg.callbacks  # a plain run has no pruning callback

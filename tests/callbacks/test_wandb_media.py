@@ -8,8 +8,8 @@ import json
 import pytest
 from omegaconf import OmegaConf
 
+from medseg.loggers.wandb import api_key_configured, run_identity
 from medseg.pipelines.train import train
-from medseg.tracking.wandb import api_key_configured, run_identity
 
 
 def test_offline_run_folder_holds_config_overlays_and_tables(tiny_drive, train_cfg, monkeypatch):
@@ -18,7 +18,7 @@ def test_offline_run_folder_holds_config_overlays_and_tables(tiny_drive, train_c
     monkeypatch.delenv("WANDB_MODE", raising=False)
     monkeypatch.setenv("NETRC", "/nonexistent")  # no stored key either: offline by default
     cfg, run_dir = train_cfg(["debug=smoke", "data=drive", f"data.root={tiny_drive}", "logger=[csv,tensorboard,wandb]",
-                              "callbacks.wandb_media.log_model=true",
+                              "callbacks=wandb", "callbacks.wandb_media.log_model=true",
                               "model.base_channels=4", "data.samples_per_epoch=8", "data.baseline=null"])
     (run_dir / ".hydra").mkdir(parents=True)
     OmegaConf.save({k: v for k, v in OmegaConf.to_container(cfg).items() if k != "hydra"},
@@ -45,6 +45,19 @@ def test_offline_run_folder_holds_config_overlays_and_tables(tiny_drive, train_c
     # the other loggers ran alongside
     assert (run_dir / "logs" / "csv" / "metrics.csv").is_file()
     assert list((run_dir / "logs" / "tensorboard").glob("events.out.tfevents.*"))
+
+
+def test_the_wandb_logger_adds_no_callback(train_cfg):
+    """logger=wandb configures the logger only; the media callback is chosen in callbacks/."""
+    cfg, _ = train_cfg(["logger=wandb"])
+    assert list(cfg.logger) == ["wandb"]
+    assert "wandb_media" not in cfg.callbacks
+    default_callbacks = set(cfg.callbacks)
+    cfg, _ = train_cfg(["logger=wandb", "callbacks=wandb"])
+    assert cfg.callbacks.wandb_media._target_ == "medseg.callbacks.wandb_media.WandbMedia"
+    assert set(cfg.callbacks) == default_callbacks | {"wandb_media"}  # the defaults stay
+    cfg, _ = train_cfg(["logger=[csv,wandb]", "callbacks=[notify,wandb]"])
+    assert {"notify", "wandb_media"} <= set(cfg.callbacks) and list(cfg.logger) == ["csv", "wandb"]
 
 
 def test_api_key_detection(monkeypatch, tmp_path):

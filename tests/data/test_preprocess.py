@@ -1,4 +1,4 @@
-"""Preprocessing steps and the seed-003 pipeline expressed as a config."""
+"""Preprocessing steps and predecessor project 003's pipeline expressed as a config."""
 
 from __future__ import annotations
 

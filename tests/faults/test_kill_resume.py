@@ -205,13 +205,14 @@ def test_sweep_trial_killed_then_retried_resumes_exactly(drive, tmp_path):
 
 def test_run_without_network(drive, tmp_path):
     """The default job with the wandb logger (offline) inside a network namespace with no network."""
-    with record("network", "unshare -n medseg-train logger=wandb", "exit 0"):
+    with record("network", "unshare -n medseg-train logger=wandb callbacks=wandb", "exit 0"):
         if not shutil.which("unshare"):
             pytest.skip("unshare (util-linux) is not installed")
         probe = subprocess.run(["unshare", "-n", "true"], capture_output=True, text=True)
         if probe.returncode != 0:
             pytest.skip(f"network namespaces not allowed here: {probe.stderr.strip()[:200]}")
         run = run_cli("medseg.cli.train", ["debug=smoke", "data=drive", f"data.root={drive}", "logger=wandb",
+                                           "callbacks=wandb",
                                            "trainer.max_epochs=1", f"hydra.run.dir={tmp_path / 'run'}"],
                       tmp_path, wrap=["unshare", "-n"])
         assert run.returncode == 0, run.output[-3000:]

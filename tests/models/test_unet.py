@@ -1,5 +1,5 @@
 """Classic, residual and 3D U-Nets: shapes, valid padding (crop-and-concatenate, overlap-tile
-inference), gradients, and the brain seed's 3D configuration."""
+inference), gradients, and the brain-tumour predecessor project's 3D configuration."""
 
 from __future__ import annotations
 

@@ -15,7 +15,7 @@ al. 2006), in the layouts they are distributed in:
 * ``folder``: ``images/`` + ``masks/``, where masks may come at another resolution than their
   images (resized with nearest neighbour, with a warning).
 
-Splits: ``all`` always; ``fold1`` / ``fold2`` in the SCR layout. The seed protocol is a random
+Splits: ``all`` always; ``fold1`` / ``fold2`` in the SCR layout. The predecessor project's protocol is a random
 7:3 train/test split of ``all`` (``conf/data/jsrt.yaml``).
 """
 

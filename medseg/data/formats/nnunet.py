@@ -24,7 +24,6 @@ source and can be scored by ``nnUNetv2_evaluate_folder``.
 from __future__ import annotations
 
 import json
-import logging
 import re
 import warnings
 from collections.abc import Callable
@@ -36,8 +35,6 @@ from medseg.data.case import Case
 from medseg.data.formats.base import SegmentationReader
 from medseg.data.formats.files import PILLOW, align_mask, read_array, to_float
 from medseg.errors import DataError
-
-log = logging.getLogger(__name__)
 
 
 def channel_names(spec: dict, src: Path, key: str, alias: str) -> list[str]:

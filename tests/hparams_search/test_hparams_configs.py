@@ -7,7 +7,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
 from medseg.cli._hydra import config_dir
-from medseg.sweep.search_space import parse_search_space
+from medseg.hparams_search.search_space import parse_search_space
 
 
 @pytest.mark.parametrize("name, needs", [("vessels_optuna", []), ("vessels_quick", []),

@@ -6,7 +6,7 @@ import pytest
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
-from medseg.sweep.search_space import format_value, parse_search_space, trial_overrides
+from medseg.hparams_search.search_space import format_value, parse_search_space, trial_overrides
 
 
 @pytest.fixture

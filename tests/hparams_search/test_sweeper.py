@@ -10,7 +10,7 @@ import pytest
 from hydra.core.utils import JobReturn, JobStatus
 from optuna.trial import TrialState
 
-from medseg.sweep.sweeper import MedsegOptunaSweeper
+from medseg.hparams_search.sweeper import OptunaStudySweeper
 
 
 class ScriptedLauncher:
@@ -39,7 +39,7 @@ def make_sweeper(tmp_path, train_cfg):
 
 
 def _sweeper(cfg, outcomes, **kwargs):
-    sw = MedsegOptunaSweeper(study_name="fake", n_trials=kwargs.pop("n_trials", 3), summary=False,
+    sw = OptunaStudySweeper(study_name="fake", n_trials=kwargs.pop("n_trials", 3), summary=False,
                              sampler={"_target_": "optuna.samplers.RandomSampler", "seed": 0},
                              params={"optimizer.lr": "tag(log, interval(1e-4, 1e-2))",
                                      "model": "choice(unet, unet2)"}, **kwargs)
@@ -90,10 +90,10 @@ def test_repeated_failures_stop_the_sweep(tmp_path, make_sweeper):
 
 
 def test_sweep_end_and_failure_are_posted_to_the_webhook(tmp_path, make_sweeper, monkeypatch):
-    from medseg.callbacks import notify
+    from medseg.hparams_search import sweeper
 
     posted = []
-    monkeypatch.setattr(notify, "post_message", lambda url, text, *a, **k: posted.append((url, text)))
+    monkeypatch.setattr(sweeper, "post_message", lambda url, text, *a, **k: posted.append((url, text)))
     make_sweeper([0.25, 0.5], n_trials=2, notify_url="http://127.0.0.1:9/hook").sweep([])
     assert posted == [("http://127.0.0.1:9/hook",
                        ":white_check_mark: sweep 'fake' finished: 2 complete trials, best trial 1: 0.5000")]

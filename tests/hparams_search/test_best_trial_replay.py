@@ -13,7 +13,7 @@ import optuna
 import pandas as pd
 from omegaconf import OmegaConf
 
-from medseg.sweep.summary import varied_params
+from medseg.hparams_search.summary import varied_params
 
 REPO = Path(__file__).resolve().parents[2]
 

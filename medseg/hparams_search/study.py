@@ -137,6 +137,9 @@ def load_trial(storage: str | RDBStorage, study_name: str, number: int,
     return optuna.trial.Trial(study, trial_id)
 
 
+#: study user attribute holding the sweep's pruner config (trials rebuild the pruner from it)
+PRUNER_ATTR = "medseg_pruner"
+#: trial user attribute holding the trial's run folder (a retried trial finds the killed one's checkpoints)
 RUN_DIR_ATTR = "run_dir"
 
 

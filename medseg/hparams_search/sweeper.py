@@ -1,4 +1,4 @@
-"""``MedsegOptunaSweeper``: a Hydra sweeper on current Optuna with shared storage, resume and pruning.
+"""``OptunaStudySweeper``: a Hydra sweeper on current Optuna with shared storage, resume and pruning.
 
 Each trial is sampled here, in the sweeper process, then run as one Hydra job through the configured
 launcher (basic, submitit, ...) with the sampled values as plain overrides; so every DDP rank of a
@@ -8,6 +8,10 @@ to the same trial and stop it early; a pruned job raises ``optuna.TrialPruned`` 
 
 The loop stops when the study holds ``n_trials`` COMPLETE + PRUNED (+ still RUNNING) trials, so
 rerunning the same command after an interruption keeps every finished trial and runs the rest.
+
+Hydra reaches this class through the plugin
+:class:`hydra_plugins.medseg_optuna_sweeper.medseg_optuna_sweeper.MedsegOptunaSweeper` (``hydra/sweeper=
+medseg_optuna``), a thin adapter that imports this module only when a sweep starts.
 """
 
 from __future__ import annotations
@@ -29,12 +33,20 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from optuna.trial import TrialState
 
-from medseg.sweep.search_space import parse_search_space, trial_overrides
-from medseg.sweep.study import ask, heartbeat, open_storage, open_study, sqlite_url, trials_left
+from medseg.hparams_search.search_space import parse_search_space, trial_overrides
+from medseg.hparams_search.study import (
+    PRUNER_ATTR,
+    ask,
+    heartbeat,
+    open_storage,
+    open_study,
+    sqlite_url,
+    trials_left,
+)
+from medseg.hparams_search.summary import write_summary
+from medseg.utils.webhook import post_message
 
 log = logging.getLogger(__name__)
-
-PRUNER_ATTR = "medseg_pruner"
 
 
 def quote(value: str) -> str:
@@ -42,7 +54,7 @@ def quote(value: str) -> str:
     return "'" + str(value).replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
-class MedsegOptunaSweeper(Sweeper):
+class OptunaStudySweeper(Sweeper):
     """Hydra sweeper running an Optuna study (see ``docs/sweeps.md`` for every option)."""
 
     def __init__(
@@ -125,8 +137,6 @@ class MedsegOptunaSweeper(Sweeper):
     # -------------------------------------------------------------------- sweep
     def _notify(self, text: str) -> None:
         if self.notify_url:
-            from medseg.callbacks.notify import post_message
-
             post_message(self.notify_url, text)
 
     def sweep(self, arguments: list[str]) -> list[Sequence[JobReturn]]:
@@ -195,7 +205,5 @@ class MedsegOptunaSweeper(Sweeper):
                 raise RuntimeError(f"{failures} trials failed in a row; last error: {last_err!r}") from last_err
 
         if self.summary:
-            from medseg.sweep.summary import write_summary
-
             write_summary(study, sweep_dir / "summary", self.config)
         return returns, study

@@ -1,1 +1,0 @@
-"""Experiment tracking: logger factories (wandb) with sensible defaults for runs, folds and sweep trials."""
