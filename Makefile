@@ -66,6 +66,7 @@ bench: install
 
 lint: install
 	$(VENV)/bin/ruff check medseg tests
+	$(VENV)/bin/mypy medseg
 
 clean:
 	rm -rf outputs multirun .pytest_cache

@@ -36,7 +36,7 @@ class EpochMetricsWriter(L.Callback):
     @rank_zero_only
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         # runs after the epoch's validation, so train and validation scalars are both final
-        row = {"epoch": trainer.current_epoch, "step": trainer.global_step}
+        row: dict[str, Any] = {"epoch": trainer.current_epoch, "step": trainer.global_step}
         for k, v in trainer.callback_metrics.items():
             if k.endswith("_step"):
                 continue

@@ -78,6 +78,7 @@ class Augment2D:
         new_mask = new_roi = None
         for kind, n in layout:
             if kind == "mask":
+                assert mask is not None  # a "mask" entry is only laid out for a mask
                 if n:
                     new_mask = np.stack(new_masks[:n]).astype(mask.dtype)
                     new_masks = new_masks[n:]

@@ -37,7 +37,7 @@ def fov_from_image(image: np.ndarray, threshold: float = 0.06) -> np.ndarray:
     return ndimage.binary_fill_holes(labels == largest)
 
 
-def _roi_values(case: Case, within_roi: bool) -> np.ndarray:
+def _roi_values(case: Case, within_roi: bool) -> np.ndarray | None:
     return case.roi if (within_roi and case.roi is not None and case.roi.any()) else None
 
 
@@ -194,8 +194,8 @@ class Resize:
         if nd != len(case.spatial_shape):
             raise ValueError(f"Resize size {self.size} does not match a {len(case.spatial_shape)}D case")
         mode = "bilinear" if nd == 2 else "trilinear"
-        img = torch.from_numpy(np.ascontiguousarray(case.image, dtype=np.float32))[None]
-        img = F.interpolate(img, size=self.size, mode=mode, align_corners=False,
+        t = torch.from_numpy(np.ascontiguousarray(case.image, dtype=np.float32))[None]
+        img = F.interpolate(t, size=self.size, mode=mode, align_corners=False,
                             antialias=nd == 2)[0].numpy()
         return replace(case, image=img, mask=None if case.mask is None else resize_nearest(case.mask, self.size),
                        roi=None if case.roi is None else resize_nearest(case.roi, self.size))
