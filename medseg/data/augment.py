@@ -9,6 +9,7 @@ from its own seed (see :meth:`reseed`).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -129,7 +130,7 @@ class Augment3D:
             data["roi"] = np.ascontiguousarray(roi[None].astype(np.uint8))
         out = self.compose(data)
 
-        def as_np(x):
+        def as_np(x: Any) -> np.ndarray:
             return np.asarray(x.detach().cpu().numpy() if hasattr(x, "detach") else x)
 
         new_image = np.ascontiguousarray(as_np(out["image"]), dtype=np.float32)
