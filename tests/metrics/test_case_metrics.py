@@ -65,3 +65,31 @@ def test_bad_metric_config_is_a_config_error():
 
     with pytest.raises(ConfigError, match="metrics"):
         metrics_from_config(OmegaConf.create({"metrics": ["hd99"]}))
+
+
+class _Volume:
+    """A metric added from outside medseg.metrics: foreground voxels in mm^3 per class."""
+
+    names = ("volume",)
+    tasks = None
+
+    def __call__(self, pred, target, *, probs=None, roi=None, spacing=None):
+        vox = float(np.prod(spacing)) if spacing is not None else 1.0
+        return {"volume": np.asarray(pred).reshape(len(pred), -1).sum(1) * vox}
+
+
+def test_a_new_metric_reaches_the_tables_and_the_report_columns():
+    import torch
+
+    from medseg.data.case import Case
+    from medseg.pipelines.evaluate import evaluate_cases, metric_columns
+    from medseg.tasks import Task
+
+    mask = np.zeros((6, 8, 8), np.int64)
+    mask[1:3, 2:6, 2:6] = 1
+    case = Case("c", np.zeros((1, 6, 8, 8), np.float32), mask, spacing=(2.0, 1.0, 1.0))
+    per_image, per_class = evaluate_cases(lambda c: torch.from_numpy(c.mask.astype(np.float32))[None],
+                                          Task("binary", ["t"]), [case], 0.5, metrics=[_Volume()])
+    assert per_image.loc["c", "volume"] == pytest.approx(2 * 16 * 2.0)
+    assert per_image.loc["c", "dice"] == 1.0  # overlap metrics come with any selection
+    assert metric_columns(per_image)[-1] == "volume" and "hd95" not in per_image
