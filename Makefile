@@ -67,6 +67,7 @@ bench: install
 lint: install
 	$(VENV)/bin/ruff check medseg tests
 	$(VENV)/bin/lint-imports
+	$(VENV)/bin/mypy medseg
 
 clean:
 	rm -rf outputs multirun .pytest_cache

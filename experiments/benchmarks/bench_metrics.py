@@ -131,12 +131,12 @@ def surface_fns(pred: np.ndarray, target: np.ndarray, spacing, torchmetrics_hd: 
     sp = list(spacing)
     out = {
         "HD95": {
-            "medseg": lambda: np.array([hd95(pred[i], target[i], spacing) for i in range(k)]),
+            "medseg": lambda: np.array([hd95(pred[i], target[i], spacing=spacing) for i in range(k)]),
             "MONAI": lambda: compute_hausdorff_distance(p, t, include_background=True, percentile=95,
                                                         spacing=sp)[0].numpy(),
         },
         "NSD (1 mm)": {
-            "medseg": lambda: np.array([normalized_surface_dice(pred[i], target[i], 1.0, spacing) for i in range(k)]),
+            "medseg": lambda: np.array([normalized_surface_dice(pred[i], target[i], tolerance=1.0, spacing=spacing) for i in range(k)]),
             "MONAI": lambda: compute_surface_dice(p, t, [1.0] * k, include_background=True, spacing=sp)[0].numpy(),
         },
     }
@@ -144,7 +144,7 @@ def surface_fns(pred: np.ndarray, target: np.ndarray, spacing, torchmetrics_hd: 
         from torchmetrics.functional.segmentation import hausdorff_distance
 
         out["HD (max)"] = {
-            "medseg": lambda: np.array([hd95(pred[i], target[i], spacing, percentile=100) for i in range(k)]),
+            "medseg": lambda: np.array([hd95(pred[i], target[i], spacing=spacing, percentile=100) for i in range(k)]),
             "torchmetrics": lambda: hausdorff_distance(p.long(), t.long(), num_classes=k, include_background=True,
                                                        spacing=sp)[0].numpy(),
         }

@@ -21,15 +21,15 @@ from medseg.cli._hydra import config_dir
 @hydra.main(config_path=config_dir(), config_name="ensemble", version_base="1.3")
 @clean_errors("medseg-ensemble")
 def main(cfg: DictConfig) -> None:
+    from medseg.metrics import metrics_from_config
     from medseg.pipelines.ensemble import evaluate_ensemble
-    from medseg.pipelines.evaluate import chosen_metrics
 
     out = HydraConfig.get().runtime.output_dir
     weights = cfg.weights if isinstance(cfg.weights, str) or cfg.weights is None else list(cfg.weights)
     board = evaluate_ensemble(
         list(cfg.members), out, split=cfg.split, method=cfg.method, weights=weights, ckpt=str(cfg.ckpt),
         tta=OmegaConf.to_container(cfg.tta) if OmegaConf.is_config(cfg.tta) else bool(cfg.tta),
-        threshold=cfg.threshold, metrics=chosen_metrics(cfg.metrics), nsd_tolerance=cfg.nsd_tolerance,
+        threshold=cfg.threshold, metrics=metrics_from_config(cfg), nsd_tolerance=cfg.nsd_tolerance,
         overrides=cfg.overrides,
     )
     cols = [c for c in ("kind", "n_cases", "dice", "dice_ci_low", "dice_ci_high") if c in board]

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
+from typing import Any
 
 import numpy as np
 from scipy import ndimage
@@ -37,7 +38,7 @@ def fov_from_image(image: np.ndarray, threshold: float = 0.06) -> np.ndarray:
     return ndimage.binary_fill_holes(labels == largest)
 
 
-def _roi_values(case: Case, within_roi: bool) -> np.ndarray:
+def _roi_values(case: Case, within_roi: bool) -> np.ndarray | None:
     return case.roi if (within_roi and case.roi is not None and case.roi.any()) else None
 
 
@@ -119,6 +120,9 @@ class CLAHE:
 class Gamma:
     """Gamma correction ``x ** gamma`` on [0,1] input (gamma > 1 darkens)."""
 
+    # not monai AdjustContrast: it rescales by the image's own min and range first, so it is not x**g
+    # (max difference 0.037 on an image in [0.1, 0.9]: experiments/benchmarks/bench_transforms.py)
+
     def __init__(self, gamma: float = 1.2) -> None:
         if gamma <= 0:
             raise ValueError(f"gamma must be > 0, got {gamma}")
@@ -151,11 +155,7 @@ class CropToForeground:
             nonzero = np.any(case.image != 0, axis=0)
         if not nonzero.any():
             return case
-        box = []
-        for ax in range(nonzero.ndim):
-            other = tuple(a for a in range(nonzero.ndim) if a != ax)
-            idx = np.flatnonzero(nonzero.any(axis=other))
-            box.append((max(int(idx[0]) - self.margin, 0), min(int(idx[-1]) + 1 + self.margin, nonzero.shape[ax])))
+        box = foreground_box(nonzero, self.margin)
         sl = tuple(slice(a, b) for a, b in box)
         roi = case.roi[sl] if case.roi is not None else None
         if self.set_roi:
@@ -166,9 +166,23 @@ class CropToForeground:
                        roi=None if roi is None else np.ascontiguousarray(roi), meta=meta)
 
 
-def uncrop(array: np.ndarray, meta: dict, fill: float = 0) -> np.ndarray:
+def foreground_box(nonzero: np.ndarray, margin: int = 0) -> list[tuple[int, int]]:
+    """``[(start, end), ...]`` per axis of the box around ``nonzero`` (a non-empty boolean
+    ``(*spatial)`` array) plus ``margin``, clipped to the array: MONAI's ``CropForeground`` box
+    (``allow_smaller=True``: the image edges bound the box)."""
+    import torch
+    from monai.transforms import CropForeground
+
+    start, end = CropForeground(select_fn=lambda x: x > 0, margin=int(margin), allow_smaller=True) \
+        .compute_bounding_box(torch.from_numpy(nonzero[None].astype(np.uint8)))
+    return [(int(a), int(b)) for a, b in zip(start, end)]
+
+
+def uncrop(array: np.ndarray, meta: dict[str, Any], fill: float = 0) -> np.ndarray:
     """Paste a ``(..., *cropped)`` array back into ``meta["original_shape"]`` (inverse of
     :class:`CropToForeground`); arrays of uncropped cases are returned unchanged."""
+    # not CropForeground.inverse: that needs the MetaTensor trace of the crop, which predictions
+    # (arrays made later, often saved and reloaded) do not carry; the recorded box is enough
     if "crop_bbox" not in meta:
         return array
     spatial = tuple(meta["original_shape"])
@@ -180,6 +194,10 @@ def uncrop(array: np.ndarray, meta: dict, fill: float = 0) -> np.ndarray:
 class Resize:
     """Resize to ``size`` (2 or 3 values): image bilinear/trilinear (anti-aliased when shrinking 2D),
     mask and ROI nearest neighbour."""
+
+    # not monai Resize: its anti-aliasing is a Gaussian pre-filter, not torch's antialiased bilinear
+    # (which exported packages mirror): up to 0.116 apart on a DRIVE-sized image shrunk 4x
+    # (experiments/benchmarks/bench_transforms.py); upsampling and 3D would agree
 
     def __init__(self, size: Sequence[int]) -> None:
         self.size = tuple(int(s) for s in size)
@@ -194,8 +212,8 @@ class Resize:
         if nd != len(case.spatial_shape):
             raise ValueError(f"Resize size {self.size} does not match a {len(case.spatial_shape)}D case")
         mode = "bilinear" if nd == 2 else "trilinear"
-        img = torch.from_numpy(np.ascontiguousarray(case.image, dtype=np.float32))[None]
-        img = F.interpolate(img, size=self.size, mode=mode, align_corners=False,
+        t = torch.from_numpy(np.ascontiguousarray(case.image, dtype=np.float32))[None]
+        img = F.interpolate(t, size=self.size, mode=mode, align_corners=False,
                             antialias=nd == 2)[0].numpy()
         return replace(case, image=img, mask=None if case.mask is None else resize_nearest(case.mask, self.size),
                        roi=None if case.roi is None else resize_nearest(case.roi, self.size))
@@ -264,7 +282,10 @@ class Resample:
 class Compose:
     """Apply steps in order."""
 
-    def __init__(self, steps: Sequence) -> None:
+    # not monai Compose: it re-raises every error of a step as RuntimeError("applying transform ..."),
+    # which would turn a DataError/ConfigError into a traceback (experiments/benchmarks/bench_transforms.py)
+
+    def __init__(self, steps: Sequence[Any] | None) -> None:
         self.steps = list(steps or [])
 
     def __call__(self, case: Case) -> Case:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
 from medseg.data.case import Case
 
 
-def best_global_threshold(cases: Sequence[Case], channel: int = 1, n_thresholds: int = 256) -> dict:
+def best_global_threshold(cases: Sequence[Case], channel: int = 1, n_thresholds: int = 256) -> dict[str, Any]:
     """The single intensity threshold (either polarity) on ``channel`` that maximises the mean
     per-image Dice over ``cases`` inside their ROI. For fundus images channel 1 is green, where
     vessels are darkest. Returns ``{"threshold", "polarity", "dice"}``.
@@ -18,9 +19,11 @@ def best_global_threshold(cases: Sequence[Case], channel: int = 1, n_thresholds:
     """
     values, targets, owners = [], [], []
     for i, c in enumerate(cases):
+        if c.mask is None:
+            raise ValueError(f"case {c.case_id} has no mask: the baseline needs labelled cases")
         ch = c.image[min(channel, c.image.shape[0] - 1)]
         roi = c.roi if c.roi is not None else np.ones(ch.shape, bool)
-        fg = (c.mask > 0) if c.mask.ndim == ch.ndim else c.mask.any(0)
+        fg: np.ndarray = np.asarray(c.mask > 0) if c.mask.ndim == ch.ndim else np.asarray(np.asarray(c.mask).any(0))
         values.append(ch[roi].ravel())
         targets.append(fg[roi].ravel())
         owners.append(np.full(int(roi.sum()), i))
@@ -28,7 +31,7 @@ def best_global_threshold(cases: Sequence[Case], channel: int = 1, n_thresholds:
     n = len(cases)
     grid = np.unique(np.quantile(v, np.linspace(0.0, 1.0, n_thresholds)))
     pos_per_case = np.bincount(o, weights=t, minlength=n)
-    best = {"threshold": float("nan"), "polarity": "below", "dice": 0.0}
+    best: dict[str, Any] = {"threshold": float("nan"), "polarity": "below", "dice": 0.0}
     for polarity in ("below", "above"):
         for thr in grid:
             pred = v <= thr if polarity == "below" else v >= thr

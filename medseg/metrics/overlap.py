@@ -8,27 +8,36 @@ Conventions (documented, tested):
 * Precision with no predicted positives: 1.0 if the target is empty too, else 0.0.
   Recall with no true positives in the target: 1.0 if nothing was predicted, else 0.0.
   Specificity with no negatives: 1.0.
+
+Signature shared with the other per-class metrics (:mod:`medseg.metrics`):
+``overlap_metrics(pred, target, *, roi=None, include_background=True, reduction="none")`` with
+boolean ``(B, K, *spatial)`` maps (torch tensors or numpy arrays) and ``roi`` ``(B, *spatial)``;
+returns torch tensors ``(B, K)`` (or reduced, :mod:`medseg.metrics.reduction`).
 """
 
 from __future__ import annotations
 
 import torch
 
+from medseg.metrics._arrays import ArrayLike, as_tensor
+from medseg.metrics.reduction import apply_knobs
+
 METRIC_NAMES = ("dice", "iou", "accuracy", "precision", "recall", "specificity", "f1")
 
 
 def confusion(
-    pred: torch.Tensor, target: torch.Tensor, roi: torch.Tensor | None = None
+    pred: ArrayLike, target: ArrayLike, roi: ArrayLike | None = None
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Per-sample, per-class counts. ``pred``/``target``: bool ``(B, K, *spatial)``;
     ``roi``: bool ``(B, *spatial)`` or ``None``. Returns ``tp, fp, fn, tn`` of shape ``(B, K)``."""
+    pred, target = as_tensor(pred), as_tensor(target)
     if pred.shape != target.shape:
         raise ValueError(f"prediction shape {tuple(pred.shape)} != target shape {tuple(target.shape)}")
     pred, target = pred.bool(), target.bool()
     if roi is not None:
-        roi = roi.bool().unsqueeze(1)
-        pred, target = pred & roi, target & roi
-        n = roi.flatten(2).sum(-1).expand(pred.shape[:2])
+        r = as_tensor(roi).bool().unsqueeze(1)
+        pred, target = pred & r, target & r
+        n = r.flatten(2).sum(-1).expand(pred.shape[:2])
     else:
         n = torch.full(pred.shape[:2], pred[0, 0].numel(), device=pred.device)
     dims = tuple(range(2, pred.ndim))
@@ -44,7 +53,9 @@ def _ratio(num: torch.Tensor, den: torch.Tensor, if_empty: torch.Tensor) -> torc
     return torch.where(den > 0, num / den.clamp(min=1), if_empty.double())
 
 
-def metrics_from_confusion(tp, fp, fn, tn) -> dict[str, torch.Tensor]:
+def metrics_from_confusion(
+    tp: torch.Tensor, fp: torch.Tensor, fn: torch.Tensor, tn: torch.Tensor
+) -> dict[str, torch.Tensor]:
     """All metrics of :data:`METRIC_NAMES` from confusion counts (any matching shapes)."""
     both_empty = (tp + fp + fn) == 0
     no_pred_fp = (fp == 0)
@@ -61,6 +72,10 @@ def metrics_from_confusion(tp, fp, fn, tn) -> dict[str, torch.Tensor]:
     }
 
 
-def overlap_metrics(pred, target, roi=None) -> dict[str, torch.Tensor]:
-    """Per-sample, per-class metrics ``(B, K)`` for boolean maps."""
-    return metrics_from_confusion(*confusion(pred, target, roi))
+def overlap_metrics(
+    pred: ArrayLike, target: ArrayLike, *, roi: ArrayLike | None = None,
+    include_background: bool = True, reduction: str = "none",
+) -> dict[str, torch.Tensor]:
+    """Per-sample, per-class metrics ``(B, K)`` for boolean maps ``(B, K, *spatial)``;
+    ``include_background``/``reduction`` as MONAI's (:mod:`medseg.metrics.reduction`)."""
+    return apply_knobs(metrics_from_confusion(*confusion(pred, target, roi)), include_background, reduction)

@@ -16,6 +16,8 @@ class MeanPerImageDice(Metric):
     """
 
     full_state_update = False
+    dice_sum: torch.Tensor  # states registered by add_state (typed here for mypy)
+    count: torch.Tensor
 
     def __init__(self, n_classes: int) -> None:
         super().__init__()

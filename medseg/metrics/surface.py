@@ -21,6 +21,13 @@ Empty masks (documented conventions, different from MONAI's nan/inf):
 * both empty: HD95 = 0.0 and NSD = 1.0 (nothing to find, nothing found);
 * exactly one empty: HD95 = the diagonal of the image in mm (the largest distance possible
   inside it: a finite worst case, as the BraTS challenge scores it) and NSD = 0.0.
+
+Signatures (shared with :mod:`medseg.metrics.overlap` and :mod:`medseg.metrics.image`): one mask,
+``hd95(pred, target, *, roi=None, spacing=None, percentile=95.0) -> float`` and
+``normalized_surface_dice(pred, target, *, roi=None, spacing=None, tolerance=1.0) -> float`` on
+``(*spatial)`` boolean arrays; per class, ``surface_metrics(pred, target, *, roi=None, spacing=None,
+tolerance=1.0, percentile=95.0, include_background=True, reduction="none")`` on ``(B, K, *spatial)``
+returning torch tensors ``(B, K)``. Inputs may be numpy arrays or torch tensors (computed in numpy).
 """
 
 from __future__ import annotations
@@ -28,7 +35,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+import torch
 from scipy import ndimage
+
+from medseg.metrics._arrays import ArrayLike, as_bool_array
+from medseg.metrics.reduction import apply_knobs
 
 SURFACE_METRIC_NAMES = ("hd95", "nsd")
 
@@ -58,15 +69,26 @@ def surface_edges(mask: np.ndarray) -> np.ndarray:
     return mask ^ ndimage.binary_erosion(mask)
 
 
+def _masked(pred: ArrayLike, target: ArrayLike, roi: ArrayLike | None) -> tuple[np.ndarray, np.ndarray]:
+    p, t = as_bool_array(pred), as_bool_array(target)
+    if p.shape != t.shape:
+        raise ValueError(f"prediction shape {p.shape} != target shape {t.shape}")
+    if roi is not None:
+        r = as_bool_array(roi)
+        p, t = p & r, t & r
+    return p, t
+
+
 def surface_distances(
-    pred: np.ndarray, target: np.ndarray, spacing: Sequence[float] | float | None = None
+    pred: ArrayLike, target: ArrayLike, *, spacing: Sequence[float] | float | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Distances (mm) from each surface voxel of ``pred`` to the surface of ``target`` and back.
 
     Both masks must be non-empty boolean arrays of one shape."""
-    sp = _spacing(spacing, pred.ndim)
-    pred, target = _crop_union(pred.astype(bool), target.astype(bool))
-    edge_p, edge_t = surface_edges(pred), surface_edges(target)
+    p, t = as_bool_array(pred), as_bool_array(target)
+    sp = _spacing(spacing, p.ndim)
+    p, t = _crop_union(p, t)
+    edge_p, edge_t = surface_edges(p), surface_edges(t)
     d_to_t = ndimage.distance_transform_edt(~edge_t, sampling=sp)
     d_to_p = ndimage.distance_transform_edt(~edge_p, sampling=sp)
     return d_to_t[edge_p], d_to_p[edge_t]
@@ -78,54 +100,57 @@ def image_diagonal(shape: Sequence[int], spacing: Sequence[float] | float | None
     return float(np.sqrt((((np.asarray(shape) - 1) * sp) ** 2).sum()))
 
 
-def hd95(
-    pred: np.ndarray, target: np.ndarray, spacing: Sequence[float] | float | None = None,
-    percentile: float = 95.0,
-) -> float:
-    """Symmetric ``percentile`` Hausdorff distance (mm) between two boolean masks (2D or 3D)."""
-    p_any, t_any = bool(pred.any()), bool(target.any())
+def _one_mask(
+    p: np.ndarray, t: np.ndarray, spacing: Sequence[float] | float | None, tolerance: float, percentile: float
+) -> tuple[float, float]:
+    """``(hd, nsd)`` of two masks, one distance computation for both."""
+    p_any, t_any = bool(p.any()), bool(t.any())
     if not p_any and not t_any:
-        return 0.0
+        return 0.0, 1.0
     if p_any != t_any:
-        return image_diagonal(pred.shape, spacing)
-    d_pt, d_tp = surface_distances(pred, target, spacing)
-    return float(max(np.percentile(d_pt, percentile), np.percentile(d_tp, percentile)))
+        return image_diagonal(p.shape, spacing), 0.0
+    d_pt, d_tp = surface_distances(p, t, spacing=spacing)
+    hd = float(max(np.percentile(d_pt, percentile), np.percentile(d_tp, percentile)))
+    nsd = float(((d_pt <= tolerance).sum() + (d_tp <= tolerance).sum()) / (d_pt.size + d_tp.size))
+    return hd, nsd
+
+
+def hd95(
+    pred: ArrayLike, target: ArrayLike, *, roi: ArrayLike | None = None,
+    spacing: Sequence[float] | float | None = None, percentile: float = 95.0,
+) -> float:
+    """Symmetric ``percentile`` Hausdorff distance (mm) between two boolean masks (2D or 3D),
+    inside ``roi`` when given."""
+    p, t = _masked(pred, target, roi)
+    return _one_mask(p, t, spacing, 0.0, percentile)[0]
 
 
 def normalized_surface_dice(
-    pred: np.ndarray, target: np.ndarray, tolerance: float = 1.0,
-    spacing: Sequence[float] | float | None = None,
+    pred: ArrayLike, target: ArrayLike, *, roi: ArrayLike | None = None,
+    spacing: Sequence[float] | float | None = None, tolerance: float = 1.0,
 ) -> float:
-    """Fraction of both surfaces lying within ``tolerance`` mm of the other surface (Nikolov et al.)."""
-    p_any, t_any = bool(pred.any()), bool(target.any())
-    if not p_any and not t_any:
-        return 1.0
-    if p_any != t_any:
-        return 0.0
-    d_pt, d_tp = surface_distances(pred, target, spacing)
-    return float(((d_pt <= tolerance).sum() + (d_tp <= tolerance).sum()) / (d_pt.size + d_tp.size))
+    """Fraction of both surfaces lying within ``tolerance`` mm of the other surface (Nikolov et al.),
+    inside ``roi`` when given."""
+    p, t = _masked(pred, target, roi)
+    return _one_mask(p, t, spacing, tolerance, 95.0)[1]
 
 
 def surface_metrics(
-    pred: np.ndarray, target: np.ndarray, spacing: Sequence[float] | float | None = None,
-    tolerance: float = 1.0, roi: np.ndarray | None = None,
-) -> dict[str, np.ndarray]:
-    """Per-class HD95 and NSD for ``(K, *spatial)`` boolean maps; ``roi`` (``spatial``) masks both
-    first (the field of view for retinal images). Returns ``{"hd95": (K,), "nsd": (K,)}``."""
-    pred, target = np.asarray(pred, bool), np.asarray(target, bool)
-    if pred.shape != target.shape:
-        raise ValueError(f"prediction shape {pred.shape} != target shape {target.shape}")
-    if roi is not None:
-        pred, target = pred & roi[None], target & roi[None]
-    out = {"hd95": np.empty(pred.shape[0]), "nsd": np.empty(pred.shape[0])}
-    for k in range(pred.shape[0]):
-        p, t = pred[k], target[k]
-        p_any, t_any = bool(p.any()), bool(t.any())
-        if p_any and t_any:  # one distance computation for both metrics
-            d_pt, d_tp = surface_distances(p, t, spacing)
-            out["hd95"][k] = max(np.percentile(d_pt, 95.0), np.percentile(d_tp, 95.0))
-            out["nsd"][k] = ((d_pt <= tolerance).sum() + (d_tp <= tolerance).sum()) / (d_pt.size + d_tp.size)
-        else:
-            out["hd95"][k] = hd95(p, t, spacing)
-            out["nsd"][k] = normalized_surface_dice(p, t, tolerance, spacing)
-    return out
+    pred: ArrayLike, target: ArrayLike, *, roi: ArrayLike | None = None,
+    spacing: Sequence[float] | float | None = None, tolerance: float = 1.0, percentile: float = 95.0,
+    include_background: bool = True, reduction: str = "none",
+) -> dict[str, torch.Tensor]:
+    """Per-sample, per-class HD95 and NSD for ``(B, K, *spatial)`` boolean maps; ``roi``
+    (``(B, *spatial)``) masks both first. Returns ``{"hd95": (B, K), "nsd": (B, K)}`` (float64),
+    reduced as MONAI's ``include_background``/``reduction`` say (:mod:`medseg.metrics.reduction`)."""
+    p_all, t_all = as_bool_array(pred), as_bool_array(target)
+    if p_all.shape != t_all.shape:
+        raise ValueError(f"prediction shape {p_all.shape} != target shape {t_all.shape}")
+    r_all = as_bool_array(roi) if roi is not None else None
+    b, k = p_all.shape[:2]
+    hd, nsd = torch.empty(b, k, dtype=torch.float64), torch.empty(b, k, dtype=torch.float64)
+    for i in range(b):
+        for c in range(k):
+            p, t = _masked(p_all[i, c], t_all[i, c], r_all[i] if r_all is not None else None)
+            hd[i, c], nsd[i, c] = _one_mask(p, t, spacing, tolerance, percentile)
+    return apply_knobs({"hd95": hd, "nsd": nsd}, include_background, reduction)

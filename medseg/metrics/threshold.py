@@ -32,5 +32,5 @@ def best_threshold(
     if n == 0:
         raise ValueError("no labelled cases to choose a threshold on")
     mean = (total / n).numpy()
-    best = max(range(len(mean)), key=lambda i: (round(mean[i], 12), -abs(float(grid_t[i]) - 0.5)))
+    best = max(range(len(mean)), key=lambda i: (round(float(mean[i]), 12), -abs(float(grid_t[i]) - 0.5)))
     return float(grid_t[best]), float(mean[best])

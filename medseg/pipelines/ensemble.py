@@ -194,7 +194,7 @@ def evaluate_ensemble(
         raise ValueError(f"split '{split}' has no labelled cases to evaluate")
     for name, df in per_image.items():
         save_tables(out_dir / "models" / name.replace("/", "_"), df, pd.DataFrame(class_rows[name]))
-    scored = default_metrics(task) if metrics is None else metrics
+    scored = default_metrics(task, metrics)
     board = leaderboard(per_image, kinds, metrics=("dice", "iou", *[m for m in scored if m != "dice"]))
     save_with(out_dir / "leaderboard.csv", lambda p: board.to_csv(p, float_format="%.6f"))
     if w is not None:

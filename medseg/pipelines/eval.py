@@ -8,9 +8,10 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from medseg.errors import CheckpointError, DataError
+from medseg.metrics import metrics_from_config
 from medseg.module import SegmentationModule
 from medseg.pipelines.build import build_datamodule, build_module, load_weights
-from medseg.pipelines.evaluate import PREDICTIONS, chosen_metrics, evaluate_split, summary_dict
+from medseg.pipelines.evaluate import PREDICTIONS, evaluate_split, summary_dict
 from medseg.utils.io import write_json_atomic
 
 log = logging.getLogger(__name__)
@@ -67,7 +68,7 @@ def evaluate_run(cfg: DictConfig, out_dir: str | Path) -> Path:
         module, dm, out, split=cfg.split, baseline=dm.baseline,
         title=f"{run_cfg.task_name}: {cfg.split} report ({ckpt.name})",
         threshold=cfg.get("threshold"), tta=cfg.get("tta") or False,
-        metrics=chosen_metrics(cfg.get("metrics")), nsd_tolerance=cfg.get("nsd_tolerance", 1.0),
+        metrics=metrics_from_config(cfg), nsd_tolerance=cfg.get("nsd_tolerance", 1.0),
         predictions_dir=out / PREDICTIONS if cfg.get("save_predictions", True) else None,
     )
     write_json_atomic(out / "results.json", {**summary_dict(per_image), "checkpoint": str(ckpt)})

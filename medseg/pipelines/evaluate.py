@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -19,9 +20,14 @@ from medseg.data.case import Case
 from medseg.data.datamodule import SegmentationDataModule
 from medseg.inference.tta import tta_probs
 from medseg.metrics.baselines import best_global_threshold
-from medseg.metrics.image import image_metrics
-from medseg.metrics.overlap import METRIC_NAMES, overlap_metrics
-from medseg.metrics.surface import surface_metrics
+from medseg.metrics.case import (
+    EXTRA_METRIC_NAMES,
+    compute_case_metrics,
+    metric_names,
+    metrics_by_name,
+    resolve_metrics,
+)
+from medseg.metrics.overlap import METRIC_NAMES
 from medseg.metrics.threshold import best_threshold
 from medseg.module import SegmentationModule
 from medseg.report.plots import plot_overlay, plot_overlay_3d
@@ -32,25 +38,26 @@ from medseg.utils.io import save_with, write_text_atomic
 log = logging.getLogger(__name__)
 
 ProbsFn = Callable[[Case], torch.Tensor]
-#: metrics besides the overlap ones (see medseg.metrics.*)
-EXTRA_METRICS = ("auc", "ssim", "hd95", "nsd")
+#: metrics selectable by name besides the overlap ones (the objects are in medseg.metrics.case)
+EXTRA_METRICS = EXTRA_METRIC_NAMES
 
 
-def default_metrics(task: Task) -> tuple[str, ...]:
-    """Surface metrics for every task; AUC and SSIM, the vessel seeds' metrics, for binary tasks only
-    (on 29 hand-bone classes at 2048x2048 they would cost about a minute per image on a CPU core)."""
-    return EXTRA_METRICS if task.kind == "binary" else ("hd95", "nsd")
+def default_metrics(task: Task, metrics: Any = None) -> tuple[str, ...]:
+    """Names of the metrics besides the overlap ones that ``metrics`` (default: ``conf/metrics/default.yaml``,
+    surface metrics for every task, AUC and SSIM for binary tasks only) scores for ``task``."""
+    return tuple(n for n in metric_names(metrics, task.kind) if n not in METRIC_NAMES)
 
 
-def chosen_metrics(value) -> tuple[str, ...] | None:
-    """A config's metric list: ``None`` -> the task's defaults (:func:`default_metrics`), ``[]`` ->
-    overlap metrics only; unknown names are an error."""
+def chosen_metrics(value: Any) -> Any:
+    """A metric selection: ``None`` -> the task's defaults, ``[]`` -> overlap metrics only, names are
+    checked (an unknown one is an error), a ``metrics`` config group node becomes objects
+    (:func:`medseg.metrics.case.resolve_metrics`)."""
     if value is None:
         return None
-    unknown = set(value) - set(EXTRA_METRICS)
-    if unknown:
-        raise ValueError(f"unknown metrics {sorted(unknown)}; choose from {list(EXTRA_METRICS)}")
-    return tuple(value)
+    if not hasattr(value, "items") and all(isinstance(v, str) for v in value):
+        metrics_by_name(value)  # checks the names
+        return tuple(value)
+    return resolve_metrics(value)
 
 
 def model_probs(module: SegmentationModule, tta: bool | dict = False) -> ProbsFn:
@@ -104,22 +111,15 @@ def choose_threshold(task: Task, probs_fn: ProbsFn, cases: Sequence[Case]) -> tu
 
 
 def score_case(
-    task: Task, case: Case, probs: torch.Tensor, threshold: float, metrics: Iterable[str] | None = None,
-    nsd_tolerance: float = 1.0,
+    task: Task, case: Case, probs: torch.Tensor, threshold: float, metrics: Any = None, nsd_tolerance: float = 1.0,
 ) -> tuple[dict[str, np.ndarray], torch.Tensor, torch.Tensor]:
-    """Per-class metrics ``{name: (K,)}`` of one labelled case, plus the boolean prediction and target."""
-    metrics = set(default_metrics(task) if metrics is None else metrics)
+    """Per-class metrics ``{name: (K,)}`` of one labelled case, plus the boolean prediction and target.
+    ``metrics``: metric objects, names or ``None`` (defaults), as :func:`medseg.metrics.case.resolve_metrics`
+    takes them; ``nsd_tolerance`` applies to names and ``None`` only."""
     target = case_target(task, case)
     pred = task.discretize(probs[None], threshold)[0]
-    roi_t = torch.from_numpy(case.roi) if case.roi is not None else None
-    m = {k: v[0].numpy() for k, v in overlap_metrics(pred[None], target[None],
-                                                     roi_t[None] if roi_t is not None else None).items()}
-    wanted = tuple(k for k in ("auc", "ssim") if k in metrics)
-    if wanted:
-        m.update(image_metrics(foreground_probs(task, probs).float(), target, roi_t, wanted))
-    if metrics & {"hd95", "nsd"}:
-        sm = surface_metrics(pred.numpy(), target.numpy(), case.spacing, nsd_tolerance, case.roi)
-        m.update({k: v for k, v in sm.items() if k in metrics})
+    m = compute_case_metrics(resolve_metrics(metrics, nsd_tolerance), task.kind, pred=pred, target=target,
+                             probs=foreground_probs(task, probs), roi=case.roi, spacing=case.spacing)
     return m, pred, target
 
 
@@ -316,7 +316,11 @@ def pick_cases(dice: pd.Series) -> dict[str, str]:
 
 
 def metric_columns(df: pd.DataFrame) -> list[str]:
-    return [m for m in (*METRIC_NAMES, *EXTRA_METRICS) if m in df.columns]
+    """The metric columns of a per-image table: the built-in ones in their usual order, then any other
+    numeric column (a metric added through ``conf/metrics/``)."""
+    known = [m for m in (*METRIC_NAMES, *EXTRA_METRICS) if m in df.columns]
+    extra = [c for c in df.select_dtypes("number").columns if c not in known and c not in ("case_id", "class")]
+    return known + extra
 
 
 def write_report(path, per_image, per_class, class_names, split, dm, baseline, overlay_paths, title,

@@ -27,9 +27,10 @@ import pandas as pd
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from medseg.errors import DataError
+from medseg.metrics import metrics_from_config
 from medseg.pipelines.build import build_datamodule
 from medseg.pipelines.eval import load_model
-from medseg.pipelines.evaluate import PREDICTIONS, chosen_metrics, evaluate_split
+from medseg.pipelines.evaluate import PREDICTIONS, evaluate_split
 from medseg.pipelines.train import train
 from medseg.select.oof import oof_writer
 from medseg.utils.io import save_with, write_text_atomic
@@ -37,7 +38,7 @@ from medseg.utils.io import save_with, write_text_atomic
 log = logging.getLogger(__name__)
 
 #: keys of conf/kfold.yaml that are not part of a fold's training config
-KFOLD_KEYS = ("folds", "save_oof_probs", "oof_probs_max_size", "ensemble_method", "eval_metrics")
+KFOLD_KEYS = ("folds", "save_oof_probs", "oof_probs_max_size", "ensemble_method")
 
 
 def fold_config(cfg: DictConfig, fold: int, fold_dir: Path) -> DictConfig:
@@ -99,7 +100,7 @@ def run_fold(cfg: DictConfig, fold: int, fold_dir: Path) -> None:
         module, ckpt = load_model(fcfg, dm, fold_dir, "best")
         evaluate_split(module, dm, fold_dir / "oof", split="val", overlays=False,
                        title=f"{fcfg.task_name}: out-of-fold report ({ckpt.name})",
-                       metrics=chosen_metrics(cfg.get("eval_metrics")),
+                       metrics=metrics_from_config(cfg),
                        predictions_dir=fold_dir / "oof" / PREDICTIONS if cfg.get("save_predictions", True) else None,
                        on_case=oof_writer(fold_dir / "oof" / "cases", module.task, cfg.get("oof_probs_max_size"))
                        if cfg.get("save_oof_probs", True) else None)
@@ -147,7 +148,7 @@ def run_kfold(cfg: DictConfig, kfold_dir: str | Path) -> pd.DataFrame:
 
     board = evaluate_ensemble([kfold_dir], kfold_dir / "ensemble", split="test",
                               method=cfg.get("ensemble_method", "mean"),
-                              metrics=chosen_metrics(cfg.get("eval_metrics")))
+                              metrics=metrics_from_config(cfg))
     name = kfold_dir.name
     lines = [f"# {cfg.task_name}: {n}-fold cross-validation", "",
              (f"Out-of-fold Dice over all {len(oof_df)} training-pool cases: **{oof_df['dice'].mean():.4f}** "

@@ -12,6 +12,7 @@ from omegaconf import DictConfig
 
 from medseg.callbacks.resume import STATE, Interrupted, fitting, interrupt_signals
 from medseg.errors import CheckpointError
+from medseg.metrics import metrics_from_config
 from medseg.pipelines.build import build_datamodule, build_module, build_trainer, load_weights
 from medseg.pipelines.evaluate import PREDICTIONS, evaluate_split, summary_dict
 from medseg.utils.checkpoint import checkpoint_error, load_checkpoint
@@ -177,7 +178,7 @@ def _train(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
         tta = cfg.get("tta") or False
         per_image = evaluate_split(module, dm, run_dir, split="test", baseline=dm.baseline,
                                    title=f"{cfg.task_name}: test report" + (" (TTA)" if tta else ""),
-                                   tta=tta, predictions_dir=run_dir / PREDICTIONS
+                                   tta=tta, metrics=metrics_from_config(cfg), predictions_dir=run_dir / PREDICTIONS
                                    if cfg.get("save_predictions", True) else None)
         results = summary_dict(per_image)
     # the best validation score is returned even without a test evaluation (what sweeps optimise)

@@ -19,7 +19,7 @@ def kfold_copy(tiny_drive, tmp_path_factory):
     data = root / "DRIVE"
     shutil.copytree(tiny_drive, data)
     out = root / "cv"
-    run_kfold(compose_cfg("kfold", ["debug=smoke", "data=drive", f"data.root={data}", "folds=2", "eval_metrics=[]",
+    run_kfold(compose_cfg("kfold", ["debug=smoke", "data=drive", f"data.root={data}", "folds=2", "metrics=[]",
                                     "trainer.max_epochs=2", "optimizer.lr=0.01"], out), out)
     return root, data, out
 

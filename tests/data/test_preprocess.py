@@ -105,3 +105,20 @@ def test_field_of_view_only_where_the_reader_has_none():
     assert roi[20, 20] and not roi[0, 0] and abs(roi.mean() - disc.mean()) < 0.05
     given = np.ones((40, 40), bool)
     assert FieldOfView()(Case("g", img, roi=given)).roi is given
+
+
+@pytest.mark.parametrize("margin", [0, 2, 7])
+def test_foreground_box_is_the_hand_computed_box(margin):
+    """CropToForeground's box (MONAI's CropForeground) equals the per-axis extent plus margin, clipped."""
+    from medseg.data.preprocess import foreground_box
+
+    rng = np.random.default_rng(margin)
+    for shape in [(20, 17), (9, 12, 10)]:
+        nonzero = np.zeros(shape, bool)
+        idx = tuple(rng.integers(0, s, 3) for s in shape)
+        nonzero[idx] = True
+        expected = []
+        for ax in range(len(shape)):
+            hit = np.flatnonzero(nonzero.any(axis=tuple(a for a in range(len(shape)) if a != ax)))
+            expected.append((max(int(hit[0]) - margin, 0), min(int(hit[-1]) + 1 + margin, shape[ax])))
+        assert foreground_box(nonzero, margin) == expected

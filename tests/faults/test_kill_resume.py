@@ -139,7 +139,7 @@ def test_signal_saves_marks_interrupted_and_exits_128_plus_n(drive, reference, t
         assert json.loads((run_dir / "status.json").read_text())["state"] == "complete"
 
 
-KFOLD = ["debug=smoke", "folds=2", "eval_metrics=[hd95]", "trainer.max_epochs=3", "data.samples_per_epoch=32",
+KFOLD = ["debug=smoke", "folds=2", "metrics=[hd95]", "trainer.max_epochs=3", "data.samples_per_epoch=32",
          "model.base_channels=8", "optimizer.lr=0.01"]
 
 

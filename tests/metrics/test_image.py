@@ -24,7 +24,7 @@ def test_auc_matches_mann_whitney_inside_roi():
     p = torch.round(p * 20) / 20  # ties
     roi = torch.zeros(32, 32, dtype=torch.bool)
     roi[4:28, 2:30] = True
-    ours = auc_roc(p, t, roi)
+    ours = auc_roc(p, t, roi=roi)
     assert abs(ours - rank_auc(p[roi].numpy(), t[roi].numpy())) < 1e-6
     assert abs(auc_roc(p, t) - rank_auc(p.numpy().ravel(), t.numpy().ravel())) < 1e-6
     assert ours != auc_roc(p, t)
@@ -50,6 +50,6 @@ def test_ssim_matches_skimage_gaussian():
 def test_image_metrics_shapes():
     p = torch.rand(3, 16, 16)
     t = p > 0.5
-    out = image_metrics(p, t)
-    assert out["auc"].shape == (3,) and np.allclose(out["auc"], 1.0)
-    assert out["ssim"].shape == (3,)
+    out = image_metrics(p[None], t[None])
+    assert out["auc"].shape == (1, 3) and np.allclose(out["auc"], 1.0)
+    assert out["ssim"].shape == (1, 3)

@@ -71,7 +71,7 @@ def test_roi_restricts_counts():
     roi[0, 0, 0] = False
     target[0, 0, 4, 4] = pred[0, 0, 4, 4] = True
     assert overlap_metrics(pred, target)["dice"].item() < 1.0
-    assert overlap_metrics(pred, target, roi)["dice"].item() == 1.0
+    assert overlap_metrics(pred, target, roi=roi)["dice"].item() == 1.0
 
 
 @pytest.mark.parametrize("case", ["full", "single_pixel", "disjoint"])

@@ -37,9 +37,9 @@ def monai_nsd(a, b, tol, spacing):
 ])
 def test_hd95_and_nsd_match_monai(seed, shape, spacing):
     a, b = blobs(seed, shape)
-    assert abs(hd95(a, b, spacing) - monai_hd95(a, b, spacing)) < 1e-6 * max(1.0, monai_hd95(a, b, spacing))
+    assert abs(hd95(a, b, spacing=spacing) - monai_hd95(a, b, spacing)) < 1e-6 * max(1.0, monai_hd95(a, b, spacing))
     for tol in (0.5, 1.0, 2.0):
-        assert abs(normalized_surface_dice(a, b, tol, spacing) - monai_nsd(a, b, tol, spacing)) < 1e-6
+        assert abs(normalized_surface_dice(a, b, tolerance=tol, spacing=spacing) - monai_nsd(a, b, tol, spacing)) < 1e-6
 
 
 def test_single_pixel_and_touching_edges_match_monai():
@@ -48,13 +48,13 @@ def test_single_pixel_and_touching_edges_match_monai():
     a[0, 0] = True           # at the image border
     b[19, 12:20] = True      # a line on the opposite border
     assert abs(hd95(a, b) - monai_hd95(a, b, None)) < 1e-6
-    assert abs(normalized_surface_dice(a, b, 3.0) - monai_nsd(a, b, 3.0, None)) < 1e-6
+    assert abs(normalized_surface_dice(a, b, tolerance=3.0) - monai_nsd(a, b, 3.0, None)) < 1e-6
 
 
 def test_identical_masks_are_perfect():
     a, _ = blobs(4, (30, 30))
     assert hd95(a, a) == 0.0
-    assert normalized_surface_dice(a, a, 0.0) == 1.0
+    assert normalized_surface_dice(a, a, tolerance=0.0) == 1.0
 
 
 def test_empty_conventions():
@@ -65,7 +65,7 @@ def test_empty_conventions():
     # prediction empty only, or target empty only: the worst finite distance and no surface overlap
     diag = image_diagonal((10, 20), (2.0, 1.0))
     assert diag == pytest.approx(np.hypot(18.0, 19.0))
-    assert hd95(empty, some, (2.0, 1.0)) == diag and hd95(some, empty, (2.0, 1.0)) == diag
+    assert hd95(empty, some, spacing=(2.0, 1.0)) == diag and hd95(some, empty, spacing=(2.0, 1.0)) == diag
     assert normalized_surface_dice(empty, some) == 0.0 and normalized_surface_dice(some, empty) == 0.0
     assert not np.isfinite(monai_hd95(empty, some, None))  # MONAI gives nan/inf here: ours is documented
 
@@ -73,10 +73,10 @@ def test_empty_conventions():
 def test_surface_metrics_per_class_with_roi():
     a, b = blobs(6, (2, 32, 32))
     roi = np.ones((32, 32), bool)
-    out = surface_metrics(a, b, spacing=(1.0, 1.0), tolerance=1.0)
+    out = surface_metrics(a[None], b[None], spacing=(1.0, 1.0), tolerance=1.0)
     for k in range(2):
-        assert out["hd95"][k] == pytest.approx(hd95(a[k], b[k]))
-        assert out["nsd"][k] == pytest.approx(normalized_surface_dice(a[k], b[k], 1.0))
+        assert float(out["hd95"][0, k]) == pytest.approx(hd95(a[k], b[k]))
+        assert float(out["nsd"][0, k]) == pytest.approx(normalized_surface_dice(a[k], b[k], tolerance=1.0))
     roi[:, 16:] = False
-    masked = surface_metrics(a, b, tolerance=1.0, roi=roi)
-    assert masked["hd95"][0] == pytest.approx(hd95(a[0] & roi, b[0] & roi))
+    masked = surface_metrics(a[None], b[None], tolerance=1.0, roi=roi[None])
+    assert float(masked["hd95"][0, 0]) == pytest.approx(hd95(a[0] & roi, b[0] & roi))

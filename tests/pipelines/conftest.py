@@ -11,7 +11,7 @@ from tests.conftest import compose_cfg
 
 def kfold_cfg(run_dir: Path, data_root: Path, folds: int = 2, extra=()):
     return compose_cfg("kfold", ["debug=smoke", f"data.root={data_root}", f"folds={folds}",
-                                 "eval_metrics=[hd95]", *extra], run_dir)
+                                 "metrics=[hd95]", *extra], run_dir)
 
 
 @pytest.fixture(scope="session")

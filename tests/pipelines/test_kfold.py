@@ -55,7 +55,7 @@ def test_kill_after_fold_one_then_resume(tmp_path, tiny_drive):
     """Kill ``medseg-kfold`` once fold 0 is finished; the rerun keeps fold 0 and trains the rest."""
     out = tmp_path / "cv"
     args = [sys.executable, "-m", "medseg.cli.kfold", "debug=smoke", f"data.root={tiny_drive}", "folds=3",
-            "eval_metrics=[hd95]", "trainer.max_epochs=2", f"hydra.run.dir={out}"]
+            "metrics=[hd95]", "trainer.max_epochs=2", f"hydra.run.dir={out}"]
     env = dict(os.environ, PYTHONPATH=str(REPO), NO_ALBUMENTATIONS_UPDATE="1", MEDSEG_ROOT=str(tmp_path))
     proc = subprocess.Popen(args, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     first = out / "fold_0" / "results.json"

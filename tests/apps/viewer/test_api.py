@@ -74,7 +74,7 @@ def test_served_prediction_reproduces_the_runs_dice(client, viewer_runs, run):
     assert a["image"].max() > a["image"].min()
     roi = torch.from_numpy(a["roi"].astype(bool))[None] if "roi" in a else None
     assert (roi is not None) == (run == "brats")  # metrics inside the brain for BraTS
-    dice = overlap_metrics(torch.from_numpy(pred)[None], torch.from_numpy(gt)[None], roi)["dice"][0].numpy()
+    dice = overlap_metrics(torch.from_numpy(pred)[None], torch.from_numpy(gt)[None], roi=roi)["dice"][0].numpy()
     assert np.nanmean(dice) == pytest.approx(per_image.loc[cid, "dice"], abs=2e-4)
     assert meta["gt_pixels"] == [int(n) for n in gt.reshape(k, -1).sum(1)]
     if run == "brats":

@@ -179,7 +179,7 @@ def test_kfold_runs_the_folds_of_splits_final(tmp_path):
     out = tmp_path / "cv"
     cfg = compose_cfg("kfold", ["data=nnunet", f"data.root={root}", "folds=2", "debug=smoke", "loss=ce",
                                 "data.patch_size=[16,16]", "data.samples_per_epoch=4", "model.depth=2",
-                                "model.base_channels=4", "eval_metrics=[]"], out)
+                                "model.base_channels=4", "metrics=[]"], out)
     folds = run_kfold(cfg, out)
     spec = json.loads((root / "splits_final.json").read_text())
     for k in range(2):
