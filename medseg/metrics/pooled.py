@@ -68,8 +68,9 @@ class PooledMetrics:
         self.neg_hist = np.zeros((self.num_classes, self.bins), dtype=np.int64)
         self.cases = 0
 
-    def update(self, probs: Any, target: Any, roi: Any | None = None) -> None:
-        """Add one case's pixels (inside ``roi`` when given)."""
+    def update(self, probs: Any, target: Any, roi: Any | None = None, *, threshold: float | None = None) -> None:
+        """Add one case's pixels (inside ``roi`` when given). ``threshold`` replaces the accumulator's for
+        this case's confusion counts (a threshold chosen per fold); the AUC does not depend on it."""
         p = _np(probs, np.float32)
         t = _np(target, bool)
         if p.shape != t.shape:
@@ -86,7 +87,7 @@ class PooledMetrics:
                 raise ValueError(f"roi shape {r.shape} != spatial shape {tuple(probs.shape[1:])}")
             keep = r.reshape(-1)
             p, t = p[:, keep], t[:, keep]
-        pos = p > self.threshold
+        pos = p > (self.threshold if threshold is None else float(threshold))
         tp = (pos & t).sum(1)
         fp = (pos & ~t).sum(1)
         fn = (~pos & t).sum(1)

@@ -72,6 +72,18 @@ def test_pooled_differs_from_the_mean_of_per_image_values():
     assert (1.0 + 0.25) / 2 != pytest.approx(out["sensitivity"][0])  # per-image mean would be 0.625
 
 
+def test_threshold_per_update():
+    data = cases(n=2, k=1)
+    acc = PooledMetrics(1, bins=100)
+    acc.update(*data[0], threshold=0.3)
+    acc.update(*data[1], threshold=0.7)
+    p0, t0 = pooled_pixels(data[:1], 0)
+    p1, t1 = pooled_pixels(data[1:], 0)
+    pred = np.concatenate([p0 > 0.3, p1 > 0.7])
+    t = np.concatenate([t0, t1])
+    assert acc.compute()["f1"][0] == pytest.approx(f1_score(t, pred), abs=1e-12)
+
+
 def test_merge_equals_one_accumulator_and_memory_is_bounded():
     data = cases(n=6)
     one, a, b = PooledMetrics(2, bins=500), PooledMetrics(2, bins=500), PooledMetrics(2, bins=500)
