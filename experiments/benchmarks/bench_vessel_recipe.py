@@ -23,7 +23,7 @@ the MONAI peer (bootstrap 95 % CI over the 20 images), per-image clDice and Bett
 all FOV pixels of the 20 test images (:mod:`medseg.metrics.pooled`, the DRIVE papers' convention).
 
     python experiments/benchmarks/bench_vessel_recipe.py --budget-min 25        # the protocol (~2.5 h)
-    python experiments/benchmarks/bench_vessel_recipe.py --quick                # a few minutes: it runs
+    python experiments/benchmarks/bench_vessel_recipe.py --quick                # ~11 min shared: it runs
     python experiments/benchmarks/bench_vessel_recipe.py --variants shipped ema --budget-min 10
 
 ``--quick`` trains fold 0 only, 20 s per recipe on 64-sample epochs: it checks the script end to
@@ -176,7 +176,7 @@ def _largest_bound(scores: dict[str, Scores]) -> float:
 def table(scores: dict[str, Scores], ids: list[str], budget_min: float, per_fold_s: float, quick: bool) -> str:
     lines = [header("Vessel recipe ablation (real DRIVE, 4-fold CV)" + (" -- QUICK CHECK, not a result" if quick
                                                                          else "")),
-             f"Budget {budget_min:g} min of training per recipe ({per_fold_s / 60:.2f} min per fold), shared "
+             f"Budget {budget_min:.2f} min of training per recipe ({per_fold_s / 60:.2f} min per fold), shared "
              "2-core machine; `threshold` re-scores the `shipped` runs and costs no training. Dice, clDice and "
              "Betti errors: per image inside the FOV, mean over the test images. Pooled: all FOV pixels of "
              "the test images counted together (the DRIVE papers' convention), AUC from a 10,000-bin histogram "
