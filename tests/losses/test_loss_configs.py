@@ -15,7 +15,7 @@ from medseg.tasks import Task
 LOSSES = sorted(p.stem for p in Path(config_dir(), "loss").glob("*.yaml"))
 # losses that need one class per pixel, or float multi-hot targets
 NOT_MULTILABEL = {"ce", "nll", "stochastic_nll"}
-NOT_MULTICLASS = {"bce", "bce_dice", "bce_dice_iou"}
+NOT_MULTICLASS = {"bce", "bce_dice", "bce_dice_iou", "bce_dice_cldice"}
 
 
 @pytest.mark.parametrize("name", LOSSES)

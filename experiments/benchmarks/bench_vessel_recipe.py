@@ -1,0 +1,284 @@
+"""Vessel recipe ablation on the real DRIVE training split (issue #18 item 4): which of the vessel
+literature's tricks improve the shipped DRIVE recipe at the same CPU budget.
+
+The protocol is ``bench_quality.py``'s (its functions are reused): 4-fold cross-validation of the 20
+DRIVE training images (5 test images per fold, every image tested once), 2 validation images carved
+from each fold's 15 training images, every recipe fitted to the same wall-clock budget per fold (a
+2-epoch calibration fits the epochs and the cosine schedule, ``trainer.max_time`` caps the run), and
+the MONAI peer trained in the same run for the paired comparison. Variants (one change each):
+
+* ``shipped``: ``experiment=drive_unet`` as shipped;
+* ``ema``: ``callbacks=ema`` (an exponential moving average of the weights, decay 0.99; validation,
+  checkpoint selection and the test use the average);
+* ``cldice``: ``loss=bce_dice_cldice`` (BCE + Dice + 0.5 soft-clDice);
+* ``threshold``: the shipped run's checkpoints scored at the threshold that maximises Dice on the
+  fold's validation images (``eval.threshold=auto``): no extra training, so no extra budget;
+* ``wide_shallow``: U-Net base 32, depth 3 (instead of 16, 4);
+* ``patches_fg``: 96x96 patches in batches of 8 (about the pixels per step of 16 x 64x64), 70 %
+  of them centred on a vessel pixel (instead of 50 %).
+
+Reported per recipe: per-image mean Dice inside the FOV, its paired difference to ``shipped`` and to
+the MONAI peer (bootstrap 95 % CI over the 20 images), per-image clDice and Betti-0 / Betti-1 errors
+(:mod:`medseg.metrics.topology`), and the pooled F1 / sensitivity / specificity / accuracy / AUC over
+all FOV pixels of the 20 test images (:mod:`medseg.metrics.pooled`, the DRIVE papers' convention).
+
+    python experiments/benchmarks/bench_vessel_recipe.py --budget-min 25        # the protocol (~2.5 h)
+    python experiments/benchmarks/bench_vessel_recipe.py --quick                # ~11 min shared: it runs
+    python experiments/benchmarks/bench_vessel_recipe.py --variants shipped ema --budget-min 10
+
+``--quick`` trains fold 0 only, 20 s per recipe on 64-sample epochs: it checks the script end to
+end, its numbers mean nothing. The figures belong in ``results.md`` only from a full run on a quiet
+machine. Skips cleanly when ../shared is absent.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import bench_quality as bq
+from common import REPO, SHARED_DRIVE, header
+
+sys.path.insert(0, str(REPO))
+
+
+@dataclass(frozen=True)
+class Variant:
+    label: str
+    overrides: tuple[str, ...] = ()
+    threshold: str | None = None  # "auto": choose on the validation images
+    reuse: str | None = None  # score another variant's runs instead of training
+
+
+VARIANTS: dict[str, Variant] = {
+    "shipped": Variant("shipped (experiment=drive_unet)"),
+    "ema": Variant("+ weight EMA (callbacks=ema)", ("callbacks=ema",)),
+    "cldice": Variant("+ clDice (loss=bce_dice_cldice)", ("loss=bce_dice_cldice",)),
+    "threshold": Variant("+ threshold chosen on validation (shipped runs)", threshold="auto", reuse="shipped"),
+    "wide_shallow": Variant("wider/shallower U-Net (base 32, depth 3)", ("model.base_channels=32", "model.depth=3")),
+    "patches_fg": Variant("96x96 patches, batch 8, 70 % vessel-centred",
+                          ("data.patch_size=[96,96]", "data.batch_size=8", "data.foreground_fraction=0.7")),
+}
+QUICK = ("data.samples_per_epoch=64",)
+
+
+@dataclass
+class Scores:
+    """Per-image values of one recipe, and its pooled accumulator."""
+
+    per_image: dict[str, dict[str, float]] = field(default_factory=dict)  # metric -> case -> value
+    pooled: object | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def add(self, metric: str, case_id: str, value: float) -> None:
+        self.per_image.setdefault(metric, {})[case_id] = float(value)
+
+
+@contextlib.contextmanager
+def saving_configs():
+    """While active, every ``medseg.pipelines.train.train(cfg, run_dir)`` call (bench_quality's
+    ``medseg_fold`` composes its configs in process, without Hydra's ``.hydra/config.yaml``) also saves
+    its config there, so the run can be re-scored like any run folder (``load_run_config``)."""
+    from omegaconf import OmegaConf, open_dict
+
+    import medseg.pipelines.train as tp
+
+    real = tp.train
+
+    def train(cfg, run_dir):
+        (Path(run_dir) / ".hydra").mkdir(parents=True, exist_ok=True)
+        saved = cfg.copy()
+        with open_dict(saved):
+            saved.pop("hydra", None)  # as Hydra writes it: the job's config only
+        OmegaConf.save(saved, Path(run_dir) / ".hydra" / "config.yaml", resolve=False)
+        return real(cfg, run_dir)
+
+    tp.train = train
+    try:
+        yield
+    finally:
+        tp.train = real
+
+
+def score_run(run: Path, out: Path, scores: Scores, threshold: str | None) -> float | None:
+    """Score a finished run's best checkpoint on its test split: Dice, topology metrics, pooled counts.
+    Returns the threshold used when it was chosen on validation."""
+    from medseg.metrics.pooled import PooledMetrics
+    from medseg.metrics.topology import betti_errors, cldice
+    from medseg.pipelines.build import build_datamodule
+    from medseg.pipelines.eval import load_model, load_run_config
+    from medseg.pipelines.evaluate import evaluate_split, foreground_probs
+
+    cfg = load_run_config(run)
+    dm = build_datamodule(cfg)
+    module, _ = load_model(cfg, dm, run, "best")
+    task = module.task
+
+    def on_case(case, probs, pred, target) -> None:
+        roi = case.roi
+        p, t = pred.numpy().astype(bool), target.numpy().astype(bool)
+        scores.add("cldice", case.case_id, np.nanmean(cldice(p, t, roi=roi)))
+        b = betti_errors(p, t, roi=roi)
+        scores.add("betti0_error", case.case_id, np.nanmean(b["betti0_error"]))
+        scores.add("betti1_error", case.case_id, np.nanmean(b["betti1_error"]))
+        fg = foreground_probs(task, probs).float()
+        if scores.pooled is None:
+            scores.pooled = PooledMetrics(fg.shape[0])
+        scores.pooled.update(fg, t, roi, threshold=used)  # the fold's threshold
+
+    used = task.threshold
+    if threshold == "auto":
+        from medseg.pipelines.evaluate import choose_threshold, model_probs
+
+        used, _ = choose_threshold(task, model_probs(module), dm.cases["val"])
+    per_image = evaluate_split(module, dm, out, split="test", overlays=False, threshold=used, metrics=[],
+                               on_case=on_case)
+    for case_id, value in per_image["dice"].items():
+        scores.add("dice", case_id, value)
+    return used if threshold == "auto" else None
+
+
+def paired(a: dict[str, float], b: dict[str, float], name_a: str, name_b: str):
+    import pandas as pd
+
+    from medseg.report.stats import paired_comparison
+
+    return paired_comparison(pd.Series(a), pd.Series(b), name_a, name_b)
+
+
+def _versus(s: Scores, ref: Scores | None, name: str, ref_name: str, cases: list[str]) -> str:
+    """Paired Dice difference ``s - ref`` with its bootstrap CI, or ``--``."""
+    if ref is None or ref is s or not cases:
+        return "--"
+    c = paired(ref.per_image["dice"], s.per_image["dice"], ref_name, name)
+    return f"{c.diff.mean:+.4f} [{c.diff.low:+.4f}, {c.diff.high:+.4f}]"
+
+
+def _mean_of(s: Scores, metric: str, cases: list[str]) -> str:
+    v = s.per_image.get(metric)
+    return f"{np.mean([v[c] for c in cases]):.4f}" if v else "--"
+
+
+def _largest_bound(scores: dict[str, Scores]) -> float:
+    bounds = [float(np.nanmax(s.pooled.compute()["auc_error_bound"])) for s in scores.values() if s.pooled]
+    return max(bounds) if bounds else float("nan")
+
+
+def table(scores: dict[str, Scores], ids: list[str], budget_min: float, per_fold_s: float, quick: bool) -> str:
+    lines = [header("Vessel recipe ablation (real DRIVE, 4-fold CV)" + (" -- QUICK CHECK, not a result" if quick
+                                                                         else "")),
+             f"Budget {budget_min:.2f} min of training per recipe ({per_fold_s / 60:.2f} min per fold), shared "
+             "2-core machine; `threshold` re-scores the `shipped` runs and costs no training. Dice, clDice and "
+             "Betti errors: per image inside the FOV, mean over the test images. Pooled: all FOV pixels of "
+             "the test images counted together (the DRIVE papers' convention), AUC from a 10,000-bin histogram "
+             f"(largest binning error bound of the table: {_largest_bound(scores):.1e}).", "",
+             "| recipe | Dice (per image) | vs shipped [95 % CI] | vs MONAI peer [95 % CI] | clDice | "
+             "Betti-0 err | Betti-1 err | pooled F1 | pooled Se | pooled Sp | pooled Acc | pooled AUC |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    peer = scores.get("peer")
+    ship = scores.get("shipped")
+    for name, s in scores.items():
+        dice = s.per_image.get("dice", {})
+        cases = [c for c in ids if c in dice]
+        mean = np.mean([dice[c] for c in cases]) if cases else float("nan")
+
+        if s.pooled is not None:
+            pm = s.pooled.compute()
+            pooled = " | ".join(f"{float(np.nanmean(pm[k])):.4f}"
+                                for k in ("f1", "sensitivity", "specificity", "accuracy", "auc"))
+        else:
+            pooled = " | ".join(["--"] * 5)
+        label = "MONAI peer (UNet 16-256, DiceCE)" if name == "peer" else VARIANTS[name].label
+        topo = " | ".join(_mean_of(s, m, cases) for m in ("cldice", "betti0_error", "betti1_error"))
+        lines.append(f"| {label} | {mean:.4f} | {_versus(s, ship, name, 'shipped', cases)} | "
+                     f"{_versus(s, peer, name, 'peer', cases)} | {topo} | {pooled} |")
+    notes = [n for s in scores.values() for n in s.notes]
+    if notes:
+        lines += ["", *[f"- {n}" for n in notes]]
+    lines.append("")
+    return "\n".join(lines)
+
+
+def run(budget_min: float, variants: list[str], folds_to_run: list[int] | None, quick: bool,
+        peer: bool = True, out: Path | None = None, keep: str | None = None) -> str:
+    if not (SHARED_DRIVE / "training").is_dir():
+        msg = f"skipped: {SHARED_DRIVE} not present"
+        print(msg)
+        return msg
+    from medseg.data.formats.drive import DriveReader
+
+    ids = DriveReader(SHARED_DRIVE).list_cases("training")
+    folds = bq.folds_of(ids)
+    folds_to_run = list(range(len(folds))) if folds_to_run is None else folds_to_run
+    per_fold_s = budget_min * 60 / len(folds)
+    extra = QUICK if quick else ()
+    if quick:
+        per_fold_s = 20.0
+    trained = [v for v in variants if VARIANTS[v].reuse is None]
+    for v in variants:  # a re-scoring variant needs the runs it re-scores
+        if VARIANTS[v].reuse and VARIANTS[v].reuse not in trained:
+            trained.insert(0, VARIANTS[v].reuse)
+    scores: dict[str, Scores] = {v: Scores() for v in dict.fromkeys(trained + variants)}
+    if peer:
+        scores["peer"] = Scores()
+    scratch = tempfile.TemporaryDirectory(dir=keep) if keep is None else None
+    root = Path(scratch.name if scratch else tempfile.mkdtemp(dir=keep))
+    t0 = time.perf_counter()
+    try:
+        for k in folds_to_run:
+            test_ids = folds[k]
+            train_ids = [c for c in ids if c not in test_ids]
+            for v in trained:
+                work = root / f"fold{k}" / v
+                work.mkdir(parents=True)
+                with saving_configs():
+                    _, note = bq.medseg_fold(train_ids, test_ids, per_fold_s, work,
+                                             [*VARIANTS[v].overrides, *extra, "tta=false"])
+                scores[v].notes.append(f"fold {k} {v}: {note}")
+                score_run(work / "run", work / "scored", scores[v], None)
+                for r in variants:
+                    if VARIANTS[r].reuse == v:
+                        thr = score_run(work / "run", work / f"scored_{r}", scores[r], VARIANTS[r].threshold)
+                        scores[r].notes.append(f"fold {k} {r}: threshold {thr:.2f} chosen on the 2 validation images")
+            if peer:
+                scores["peer"].per_image.setdefault("dice", {}).update(bq.monai_fold(train_ids, test_ids, per_fold_s))
+            line = f"fold {k}: " + "  ".join(
+                f"{n} {np.mean([s.per_image['dice'][c] for c in test_ids]):.4f}" for n, s in scores.items())
+            print(line, f"({time.perf_counter() - t0:.0f} s so far)", flush=True)
+    finally:
+        if scratch is not None:
+            scratch.cleanup()
+    scores = {v: scores[v] for v in [*variants, *(["peer"] if peer else [])] if v in scores}
+    text = table(scores, [c for k in folds_to_run for c in folds[k]], per_fold_s * len(folds) / 60, per_fold_s,
+                 quick)
+    print(text)
+    if out is not None:
+        out.write_text(text)
+        raw = {n: {"per_image": s.per_image,
+                   "pooled": ({k: v.tolist() for k, v in s.pooled.compute().items()} if s.pooled else None)}
+               for n, s in scores.items()}
+        out.with_suffix(".json").write_text(json.dumps(raw, indent=1))
+    return text
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--budget-min", type=float, default=25.0, help="wall-clock minutes per recipe (all folds)")
+    ap.add_argument("--quick", action="store_true", help="fold 0, 20 s per recipe, short epochs: checks it runs")
+    ap.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    ap.add_argument("--folds", type=int, nargs="*", help="run only these folds (0-3)")
+    ap.add_argument("--no-peer", action="store_true", help="leave the MONAI peer out")
+    ap.add_argument("--out", type=Path, help="also write the table (markdown) and the raw values (.json) here")
+    ap.add_argument("--keep", help="keep the run folders under this directory")
+    a = ap.parse_args()
+    folds = a.folds if a.folds is not None else ([0] if a.quick else None)
+    run(a.budget_min, a.variants, folds, a.quick, not a.no_peer, a.out, a.keep)
