@@ -30,9 +30,10 @@ class SoftClDice(nn.Module):
 
     def __init__(self, iterations: int = 3, smooth_nr: float = 1.0, smooth_dr: float = 1.0) -> None:
         super().__init__()
-        common = {"iter_": int(iterations), "smooth_nr": smooth_nr, "smooth_dr": smooth_dr}
-        self.sigmoid_loss = SoftclDiceLoss(sigmoid=True, **common)
-        self.softmax_loss = SoftclDiceLoss(softmax=True, to_onehot_y=True, include_background=False, **common)
+        it = int(iterations)
+        self.sigmoid_loss = SoftclDiceLoss(iter_=it, smooth_nr=smooth_nr, smooth_dr=smooth_dr, sigmoid=True)
+        self.softmax_loss = SoftclDiceLoss(iter_=it, smooth_nr=smooth_nr, smooth_dr=smooth_dr, softmax=True,
+                                           to_onehot_y=True, include_background=False)
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         if logits.ndim not in (4, 5):
