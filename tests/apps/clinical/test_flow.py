@@ -174,7 +174,7 @@ def _fake_run(tmp_path: Path, monkeypatch, reader: dict, preprocess: list, flair
         "loss": {"_target_": "torch.nn.BCEWithLogitsLoss"},
         "optimizer": {"_target_": "torch.optim.Adam", "_partial_": True},
         "scheduler": None, "monitor": "val/dice",
-        "inference": {"_target_": "medseg.inference.predictor.Predictor", "mode": "whole"},
+        "inference": {"_target_": "medseg.inference.inferers.PadToMultipleInferer"},
         "data": {"reader": reader, "preprocess": preprocess},
     })
     (run / ".hydra").mkdir(parents=True)
@@ -241,7 +241,7 @@ def test_segment_with_a_real_3d_network_returns_maps_on_the_case_grid(brats_case
         "model": {"_target_": "monai.networks.nets.BasicUNet", "spatial_dims": 3, "features": [4, 4, 8, 8, 8, 4]},
         "loss": {"_target_": "torch.nn.BCEWithLogitsLoss"},
         "optimizer": {"_target_": "torch.optim.Adam", "_partial_": True}, "scheduler": None, "monitor": "val/dice",
-        "inference": {"_target_": "medseg.inference.predictor.Predictor", "mode": "sliding_window",
+        "inference": {"_target_": "monai.inferers.SlidingWindowInferer", "mode": "gaussian",
                       "roi_size": [48, 48, 32], "sw_batch_size": 4, "overlap": 0.0},
         "data": {"reader": {"_target_": "medseg.data.formats.brats.BratsReader", "label_mode": "labels"},
                  "preprocess": [{"_target_": "medseg.data.preprocess.ZScore"}]},
