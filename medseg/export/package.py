@@ -63,14 +63,19 @@ def inference_spec(inference_cfg: DictConfig, size_divisor: int) -> dict[str, An
     from hydra.utils import instantiate
     from monai.inferers import SimpleInferer, SlidingWindowInferer
 
-    from medseg.inference.inferers import PadToMultipleInferer, ResizeInferer, upgrade_inference_config
+    from medseg.inference.inferers import (
+        PadToMultipleInferer,
+        ResizeInferer,
+        root_cause,
+        upgrade_inference_config,
+    )
 
     inference_cfg = upgrade_inference_config(inference_cfg)
     target = inference_cfg.get("_target_")
     try:
         inferer = instantiate(inference_cfg)
-    except Exception as exc:  # hydra wraps the constructor's error; its last line says what is wrong
-        raise ConfigError(f"inference (_target_={target!r}): cannot be built: {str(exc).splitlines()[-1]}") from exc
+    except Exception as exc:
+        raise ConfigError(f"inference (_target_={target!r}): cannot be built: {root_cause(exc)}") from exc
     spec: dict[str, Any] = {"size_divisor": int(size_divisor)}
     if isinstance(inferer, SlidingWindowInferer):
         spec["mode"] = "sliding_window"

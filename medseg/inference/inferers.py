@@ -115,6 +115,13 @@ def upgrade_inference_config(inference_cfg: DictConfig) -> DictConfig:
     return OmegaConf.create(new)
 
 
+def root_cause(exc: BaseException) -> str:
+    """``Type: message`` of the innermost cause (Hydra wraps a constructor's error in its own)."""
+    while exc.__cause__ is not None:
+        exc = exc.__cause__
+    return f"{type(exc).__name__}: {exc}"
+
+
 def make_inferer(inference_cfg: DictConfig, net: object) -> Inferer:
     """Instantiate the ``inference`` config group (:func:`upgrade_inference_config` first); a
     :class:`PadToMultipleInferer` without a ``size_divisor`` gets the network's own (:func:`net_size_divisor`)."""
@@ -123,9 +130,9 @@ def make_inferer(inference_cfg: DictConfig, net: object) -> Inferer:
     cfg = upgrade_inference_config(inference_cfg)
     try:
         inferer = instantiate(cfg)
-    except Exception as exc:  # hydra wraps the constructor's error; its last line says what is wrong
-        raise ConfigError(f"inference (_target_={cfg.get('_target_')!r}): cannot be built: "
-                          f"{str(exc).splitlines()[-1]}") from exc
+    except Exception as exc:
+        raise ConfigError(f"inference (_target_={cfg.get('_target_')!r}): cannot be built: {root_cause(exc)}; "
+                          "see conf/inference/ for each inferer's arguments") from exc
     if not isinstance(inferer, Inferer):
         raise ConfigError(f"inference._target_={cfg.get('_target_')!r} is not a MONAI Inferer "
                           "(see conf/inference/ for the inferers medseg uses)")
