@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from monai.inferers import Inferer
+from monai.inferers import Inferer, SlidingWindowInferer
 from omegaconf import DictConfig
 
 from medseg.errors import ConfigError
@@ -136,6 +136,8 @@ def make_inferer(inference_cfg: DictConfig, net: object) -> Inferer:
     if not isinstance(inferer, Inferer):
         raise ConfigError(f"inference._target_={cfg.get('_target_')!r} is not a MONAI Inferer "
                           "(see conf/inference/ for the inferers medseg uses)")
+    if isinstance(inferer, SlidingWindowInferer) and not inferer.roi_size:
+        raise ConfigError("inference.roi_size: sliding-window inference needs a window size (default: data.patch_size)")
     if isinstance(inferer, PadToMultipleInferer) and inferer.size_divisor is None:
         inferer.size_divisor = net_size_divisor(net)
     return inferer

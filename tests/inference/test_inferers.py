@@ -145,6 +145,7 @@ def test_sliding_window_is_monais_gaussian_window():
 @pytest.mark.parametrize("cfg, match", [
     ({"_target_": "medseg.inference.inferers.ResizeInferer", "resize_to": []}, "resize_to"),
     ({"_target_": "torch.nn.Identity"}, "not a MONAI Inferer"),
+    ({"_target_": "monai.inferers.SlidingWindowInferer", "roi_size": None}, "inference.roi_size"),
     ({"_target_": "medseg.inference.predictor.Predictor", "mode": "tiles"}, "inference.mode='tiles'"),
 ])
 def test_bad_inference_config_is_a_config_error(cfg, match):
