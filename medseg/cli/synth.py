@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import inspect
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,8 @@ import medseg  # noqa: F401
 from medseg.cli._errors import clean_errors
 from medseg.cli._hydra import config_dir
 from medseg.errors import ConfigError
+
+OVERRIDE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
 
 #: flag -> the generator parameters it sets (the first one the generator has)
 FLAG_PARAMS: dict[str, tuple[str, ...]] = {
@@ -137,7 +140,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--year", type=int, default=None, help="brats: the layout of 2013, 2018-2021 or 2023+")
     p.add_argument("--regions", action="store_true", help="nnunet: region labels (multi-label)")
     p.add_argument("--kind", choices=["series", "xray"], default=None, help="dicom: CT-like series or X-rays")
-    args = p.parse_intermixed_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # key=value pulled out first, so that one may follow --size (whose nargs="+" would take it)
+    extra = [a for a in argv if OVERRIDE.match(a)]
+    args = p.parse_args([a for a in argv if not OVERRIDE.match(a)])
+    args.overrides = [*args.overrides, *extra]
     from hydra.utils import instantiate
 
     where = f"conf/data/{args.dataset}_synth.yaml"

@@ -76,7 +76,7 @@ def test_key_value_overrides_reach_the_generator(tmp_path):
     args = ["--out", str(tmp_path / "d"), "--n", "1", "--n-test", "1", "--size", "24", "24"]
     assert main(["drive", *args]) == 0
     assert (tmp_path / "d" / "test" / "2nd_manual").is_dir()
-    assert main(["drive", "second_annotator=false", "--out", str(tmp_path / "d2"), *args[2:]]) == 0
+    assert main(["drive", "--out", str(tmp_path / "d2"), *args[2:], "second_annotator=false"]) == 0
     assert not (tmp_path / "d2" / "test" / "2nd_manual").exists()
 
 
