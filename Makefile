@@ -59,7 +59,7 @@ test-all: install
 # installs Debian's postgresql when missing; without a server the PostgreSQL tests skip, saying why).
 .PHONY: test-postgres
 test-postgres: install
-	PY=$(PY) scripts/with_postgres.sh $(PY) -m pytest tests/clinical -m "not slow" -q
+	PY=$(PY) scripts/with_postgres.sh $(PY) -m pytest tests/apps/clinical -m "not slow" -q
 
 bench: install
 	$(PY) experiments/benchmarks/run_all.py

@@ -2,7 +2,7 @@
 binary, multi-class and multi-label tasks (see :mod:`medseg.tasks`).
 
 Training steps see patches; validation and test steps see whole images through the
-:class:`~medseg.inference.predictor.Predictor` (sliding window by default). Loss is logged per
+inferer of the ``inference`` config group (MONAI's sliding window by default). Loss is logged per
 epoch only, and Dice is accumulated in a DDP-aware torchmetrics state, so no step waits on a
 device-to-host sync for logging.
 
@@ -18,10 +18,10 @@ from collections.abc import Callable
 
 import lightning as L
 import torch
+from monai.inferers import Inferer
 from torch import nn
 from torchmetrics import MeanMetric
 
-from medseg.inference.predictor import Predictor
 from medseg.losses.deep_supervision import DeepSupervisionLoss
 from medseg.metrics.running import MeanPerImageDice
 from medseg.models.blocks import center_crop
@@ -36,7 +36,8 @@ class SegmentationModule(L.LightningModule):
         scheduler: ``optimizer -> LRScheduler`` (a partial) or ``None``; ``scheduler_interval`` and
             ``monitor`` say how Lightning steps it.
         task: a :class:`~medseg.tasks.Task`.
-        predictor: whole-image inference rule for validation/test/predict.
+        predictor: the whole-image inferer for validation/test/predict (a MONAI ``Inferer``, called
+            ``predictor(image, net)``; see :mod:`medseg.inference.inferers`).
         deep_supervision_weights: weights of ``(main, aux...)`` outputs for networks that return a
             tuple in training; ``None``: ``1, 1/2, 1/4...`` normalised.
         channels_last: store the network and training batches in channels-last memory format
@@ -51,7 +52,7 @@ class SegmentationModule(L.LightningModule):
         loss: nn.Module,
         optimizer: Callable,
         task: Task,
-        predictor: Predictor,
+        predictor: Inferer,
         scheduler: Callable | None = None,
         scheduler_interval: str = "epoch",
         monitor: str = "val/dice",
@@ -110,8 +111,9 @@ class SegmentationModule(L.LightningModule):
         return loss
 
     # ----------------------------------------------------------- evaluation
+    @torch.no_grad()
     def predict_logits(self, image: torch.Tensor) -> torch.Tensor:
-        return self.predictor(self.net, image)
+        return self.predictor(image, self.net)
 
     def _eval_step(self, batch: dict, stage: str, metric: MeanPerImageDice) -> None:
         logits = self.predict_logits(batch["image"])

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Run a command (default: the clinical database tests) against a throwaway PostgreSQL server.
 #
-#   scripts/with_postgres.sh                      # pytest tests/clinical -m "not slow"
-#   scripts/with_postgres.sh pytest tests/clinical/test_db.py -q
+#   scripts/with_postgres.sh                      # pytest tests/apps/clinical -m "not slow"
+#   scripts/with_postgres.sh pytest tests/apps/clinical/test_db.py -q
 #
 # Installs Debian's `postgresql` when its binaries are missing (needs root and apt), creates a cluster
 # in a temporary folder, starts it on 127.0.0.1 on a free port (trust auth, loopback only), exports
@@ -13,7 +13,7 @@ set -uo pipefail
 
 PY=${PY:-.venv/bin/python}
 [ -x "$PY" ] || PY=$(command -v python3)
-if [ $# -eq 0 ]; then set -- "$PY" -m pytest tests/clinical -m "not slow" -q; fi
+if [ $# -eq 0 ]; then set -- "$PY" -m pytest tests/apps/clinical -m "not slow" -q; fi
 
 note() { echo "with_postgres: $*" >&2; }
 # run the command anyway; the tests' skip message repeats why there is no server

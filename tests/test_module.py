@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from medseg.inference.predictor import Predictor
+from medseg.inference.inferers import PadToMultipleInferer
 from medseg.losses.pixel import BCEWithLogits, CrossEntropy
 from medseg.models.blocks import center_crop
 from medseg.models.chained_unet import ChainedUNet
@@ -17,7 +17,7 @@ from medseg.tasks import Task
 
 def make(net, loss=None, task=None, **kwargs) -> SegmentationModule:
     return SegmentationModule(net=net, loss=loss or BCEWithLogits(), optimizer=torch.optim.Adam,
-                              task=task or Task("binary", ["vessel"]), predictor=Predictor(mode="whole"), **kwargs)
+                              task=task or Task("binary", ["vessel"]), predictor=PadToMultipleInferer(16), **kwargs)
 
 
 def test_valid_padding_loss_uses_centre_cropped_target():

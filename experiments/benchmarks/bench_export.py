@@ -109,17 +109,16 @@ def make_engine(engine: str, case: Case, package: Path, threads: int):
     """``image (C, *spatial) -> probabilities`` for one engine, built once."""
     if engine == "eager":
         import torch
-
-        from medseg.inference.predictor import Predictor
+        from monai.inferers import SlidingWindowInferer
 
         torch.set_num_threads(threads)
         net = build_net(case)
-        predictor = Predictor("sliding_window", roi_size=case.roi, overlap=case.overlap,
-                              sw_batch_size=case.sw_batch_size, blend="gaussian")
+        predictor = SlidingWindowInferer(case.roi, sw_batch_size=case.sw_batch_size, overlap=case.overlap,
+                                         mode="gaussian", padding_mode="constant")
 
         def eager(image: np.ndarray) -> np.ndarray:
             with torch.inference_mode():
-                return torch.sigmoid(predictor(net, torch.from_numpy(image)[None]))[0].numpy()
+                return torch.sigmoid(predictor(torch.from_numpy(image)[None], net))[0].numpy()
         return eager
     model = load_runner().Model(package, engine="onnx" if engine == "onnxruntime" else "torchscript", threads=threads)
     return model.probabilities

@@ -25,7 +25,7 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=1)
     args = p.parse_args()
 
-    from medseg.clinical.register import register_to_mni
+    from medseg.apps.clinical.register import register_to_mni
     from medseg.data.synth.brats import brats_affine
     from medseg.data.synth.head import mni_head, random_world_from_mni
 

@@ -70,10 +70,18 @@ def build(case: Case, device: str) -> tuple[torch.nn.Module, torch.Tensor]:
 
 
 def medseg_infer(case: Case, net, image: torch.Tensor) -> torch.Tensor:
-    from medseg.inference.predictor import Predictor
+    from medseg.inference import make_inferer
 
-    return Predictor("sliding_window", roi_size=case.roi, overlap=case.overlap, sw_batch_size=case.sw_batch_size,
-                     blend="gaussian")(net, image)
+    return make_inferer(_inference_cfg(case), net)(image, net)
+
+
+def _inference_cfg(case: Case):
+    """``conf/inference/sliding_window.yaml`` with the case's window (what a run builds)."""
+    from omegaconf import OmegaConf
+
+    cfg = OmegaConf.load(Path(__file__).resolve().parents[2] / "conf" / "inference" / "sliding_window.yaml")
+    cfg.roi_size, cfg.overlap, cfg.sw_batch_size, cfg.mode = list(case.roi), case.overlap, case.sw_batch_size, "gaussian"
+    return cfg
 
 
 def monai_infer(case: Case, net, image: torch.Tensor) -> torch.Tensor:
@@ -129,7 +137,7 @@ def peak_memory_child(case: Case, impl: str, device: str) -> int:
     Every import happens before the call, so only the call's own allocations count."""
     import monai.inferers  # noqa: F401
 
-    import medseg.inference.predictor  # noqa: F401
+    import medseg.inference.inferers  # noqa: F401
 
     net, image = build(case, device)
     if device.startswith("cuda"):

@@ -30,7 +30,7 @@ def default_url() -> str:
 @clean_errors("medseg-db")
 def main(argv: list[str] | None = None) -> int:
     """Exit 0; a problem exits with its kind's status (2 option, 3 CSV data, 5 database), one message."""
-    from medseg.clinical import db
+    from medseg.apps.clinical import db
 
     p = argparse.ArgumentParser(prog="medseg-db", description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="command", required=True)

@@ -46,7 +46,7 @@ def patient_id(cfg: DictConfig) -> str | None:
         ClinicalConfigError: more than one source, a non-string ``patient`` (Hydra read it as a number
             or boolean), an unreadable or empty ``patient_file``.
     """
-    from medseg.clinical import ClinicalConfigError
+    from medseg.apps.clinical import ClinicalConfigError
 
     try:
         values = (("patient", cfg.get("patient")), ("patient_file", cfg.get("patient_file")))
@@ -76,8 +76,8 @@ def patient_id(cfg: DictConfig) -> str | None:
 
 
 def run(cfg: DictConfig, out_dir: str):
-    """Compose-time config -> :func:`medseg.clinical.flow.diagnose` (used by the CLI and tests)."""
-    from medseg.clinical.flow import diagnose, make_atlas
+    """Compose-time config -> :func:`medseg.apps.clinical.flow.diagnose` (used by the CLI and tests)."""
+    from medseg.apps.clinical.flow import diagnose, make_atlas
 
     atlas = make_atlas(cfg.atlas.label_map, cfg.atlas.names, cfg.atlas.frame, kind=cfg.atlas.get("kind"))
     return diagnose(case_dir=cfg.case, patient_id=patient_id(cfg), db_url=cfg.db.url, out_dir=out_dir, seg=cfg.seg,
@@ -91,7 +91,7 @@ def run(cfg: DictConfig, out_dir: str):
 @hydra.main(config_path=config_dir(), config_name="diagnose", version_base="1.3")
 @clean_errors(PROG)
 def _hydra_main(cfg: DictConfig) -> None:
-    from medseg.clinical.localise import describe
+    from medseg.apps.clinical.localise import describe
 
     result = run(cfg, HydraConfig.get().runtime.output_dir)
     check, reg, p = result.crosscheck, result.registration, result.patient
@@ -106,7 +106,7 @@ def _hydra_main(cfg: DictConfig) -> None:
     shares = ", ".join(f"{k} {'n/a' if v is None else f'{100 * v:.0f}%'}"
                        for k, v in (("image support", check.image_support), ("symptom support", check.symptom_support)))
     print(f"  agreement: {agreement} ({shares})")
-    from medseg.clinical.crosscheck import REASON_TEXT
+    from medseg.apps.clinical.crosscheck import REASON_TEXT
 
     for r in check.regions:
         print(f"  region:    {r.name:32s} {REASON_TEXT[r.reason]}")
@@ -119,12 +119,12 @@ def _hydra_main(cfg: DictConfig) -> None:
 
 def check_overrides(argv: list[str]) -> None:
     """Parse the command-line overrides the way Hydra will, before Hydra runs: a value its grammar rejects
-    (e.g. an unquoted ``patient=O'Brien``) becomes a :class:`~medseg.clinical.ClinicalConfigError` with a
+    (e.g. an unquoted ``patient=O'Brien``) becomes a :class:`~medseg.apps.clinical.ClinicalConfigError` with a
     one-line message instead of Hydra's lexer traceback and exit 1."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.errors import OverrideParseException
 
-    from medseg.clinical import ClinicalConfigError
+    from medseg.apps.clinical import ClinicalConfigError
 
     parser = OverridesParser.create()
     for arg in argv:

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from medseg.errors import CheckpointError
+from medseg.inference.inferers import DEFAULT_SIZE_DIVISOR
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +86,7 @@ def _forward_arg(net: torch.nn.Module) -> list[str]:
 
 
 def export_onnx(net: torch.nn.Module, window: Sequence[int], in_channels: int, path: str | Path,
-                size_divisor: int = 16, need_dynamic_spatial: bool = False,
+                size_divisor: int = DEFAULT_SIZE_DIVISOR, need_dynamic_spatial: bool = False,
                 exporters: Sequence[str] = ("legacy", "dynamo")) -> dict[str, Any]:
     """Write ``net`` (eval mode, CPU) to ``path``; returns ``{"exporter", "opset", "dynamic_spatial",
     "max_abs_error"}``. ``exporters``: which to try, in order. Raises :class:`CheckpointError`
@@ -119,7 +120,7 @@ def export_onnx(net: torch.nn.Module, window: Sequence[int], in_channels: int, p
 
 
 def export_torchscript(net: torch.nn.Module, window: Sequence[int], in_channels: int, path: str | Path,
-                       size_divisor: int = 16, need_dynamic_spatial: bool = False) -> dict[str, Any]:
+                       size_divisor: int = DEFAULT_SIZE_DIVISOR, need_dynamic_spatial: bool = False) -> dict[str, Any]:
     """``torch.jit.trace`` ``net`` to ``path``, checked on the window size (and a second size when the
     package needs any size). Raises :class:`CheckpointError` naming the network when it fails."""
     path = Path(path)

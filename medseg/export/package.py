@@ -54,18 +54,63 @@ def preprocess_spec(steps_cfg) -> list[dict[str, Any]]:
 
 
 def inference_spec(inference_cfg: DictConfig, size_divisor: int) -> dict[str, Any]:
-    """The run's ``inference`` group (a :class:`medseg.inference.predictor.Predictor`) as plain values."""
-    c = OmegaConf.to_container(inference_cfg, resolve=True)
-    if not str(c.get("_target_", "")).endswith("Predictor"):
-        raise ConfigError(f"inference._target_={c.get('_target_')!r}: only medseg's Predictor can be exported")
-    mode = c.get("mode", "sliding_window")
-    spec: dict[str, Any] = {"mode": mode, "size_divisor": int(size_divisor)}
-    if mode == "sliding_window":
-        spec.update(roi_size=[int(r) for r in c["roi_size"]], overlap=float(c.get("overlap", 0.25)),
-                    sw_batch_size=int(c.get("sw_batch_size", 16)), blend=c.get("blend", "gaussian"), sigma_scale=0.125)
-    elif mode == "resize":
-        spec["resize_to"] = [int(r) for r in c["resize_to"]]
-    return spec
+    """The run's ``inference`` group (one of the inferers of :mod:`medseg.inference.inferers`) as the
+    plain values the package's runner reproduces: ``mode`` ``sliding_window`` | ``whole`` | ``resize``.
+
+    ``size_divisor`` is the network's (:func:`medseg.inference.net_size_divisor`); a
+    ``PadToMultipleInferer`` with its own ``size_divisor`` pads by that, a ``SimpleInferer`` by 1.
+    """
+    from hydra.utils import instantiate
+    from monai.inferers import SimpleInferer, SlidingWindowInferer
+
+    from medseg.inference.inferers import (
+        PadToMultipleInferer,
+        ResizeInferer,
+        root_cause,
+        upgrade_inference_config,
+    )
+
+    inference_cfg = upgrade_inference_config(inference_cfg)
+    target = inference_cfg.get("_target_")
+    try:
+        inferer = instantiate(inference_cfg)
+    except Exception as exc:
+        raise ConfigError(f"inference (_target_={target!r}): cannot be built: {root_cause(exc)}") from exc
+    spec: dict[str, Any] = {"size_divisor": int(size_divisor)}
+    if isinstance(inferer, SlidingWindowInferer):
+        spec["mode"] = "sliding_window"
+        spec.update(_sliding_window_spec(inferer))
+    elif isinstance(inferer, ResizeInferer):
+        spec.update(mode="resize", resize_to=list(inferer.resize_to))
+    elif isinstance(inferer, PadToMultipleInferer):
+        spec.update(mode="whole", size_divisor=int(inferer.size_divisor or size_divisor))
+    elif isinstance(inferer, SimpleInferer):
+        spec.update(mode="whole", size_divisor=1)
+    else:
+        raise ConfigError(f"inference._target_={target!r}: only SlidingWindowInferer, SimpleInferer, "
+                          "PadToMultipleInferer and ResizeInferer can be exported")
+    return {"mode": spec.pop("mode"), **spec}
+
+
+def _sliding_window_spec(inferer: Any) -> dict[str, Any]:
+    """A MONAI ``SlidingWindowInferer``'s settings, refusing those the package's runner does not reproduce."""
+    def plain(value: Any) -> Any:
+        return str(getattr(value, "value", value))
+
+    if plain(inferer.padding_mode) != "constant" or float(inferer.cval) != 0.0:
+        raise ConfigError("inference.padding_mode/cval: the exported package pads windows with zeros only "
+                          f"(got padding_mode={plain(inferer.padding_mode)!r}, cval={inferer.cval})")
+    if plain(inferer.mode) not in ("gaussian", "constant"):
+        raise ConfigError(f"inference.mode={plain(inferer.mode)!r}: the package blends windows by gaussian or constant")
+    for key in ("overlap", "sigma_scale"):
+        if isinstance(getattr(inferer, key), Sequence):
+            raise ConfigError(f"inference.{key}: the package takes one value for every axis, "
+                              f"got {list(getattr(inferer, key))}")
+    if inferer.buffer_steps is not None or inferer.with_coord:
+        raise ConfigError("inference.buffer_steps/with_coord: not supported by the exported package; leave them unset")
+    return {"roi_size": [int(r) for r in inferer.roi_size], "overlap": float(inferer.overlap),
+            "sw_batch_size": int(inferer.sw_batch_size), "blend": plain(inferer.mode),
+            "sigma_scale": float(inferer.sigma_scale)}
 
 
 def tta_spec(tta) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""medseg.inference
+"""medseg.inference: whole-image inference (inferers, TTA, ensembles, post-processing, writers)
 
 The public names of the submodules are re-exported here and imported on first use
 (``from medseg.inference import ...``), so importing the package stays cheap.
@@ -16,8 +16,12 @@ _EXPORTS = {
     "keep_largest": "medseg.inference.postprocess",
     "postprocess": "medseg.inference.postprocess",
     "remove_small": "medseg.inference.postprocess",
-    "Predictor": "medseg.inference.predictor",
-    "pad_run_crop": "medseg.inference.predictor",
+    "DEFAULT_SIZE_DIVISOR": "medseg.inference.inferers",
+    "PadToMultipleInferer": "medseg.inference.inferers",
+    "ResizeInferer": "medseg.inference.inferers",
+    "make_inferer": "medseg.inference.inferers",
+    "net_size_divisor": "medseg.inference.inferers",
+    "pad_run_crop": "medseg.inference.inferers",
     "read_rle_csv": "medseg.inference.rle",
     "rle_decode": "medseg.inference.rle",
     "rle_encode": "medseg.inference.rle",
@@ -38,7 +42,11 @@ _EXPORTS = {
 }
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 __all__ = [
-    "Predictor",
+    "DEFAULT_SIZE_DIVISOR",
+    "PadToMultipleInferer",
+    "ResizeInferer",
+    "make_inferer",
+    "net_size_divisor",
     "Selection",
     "apply_rule",
     "brats_labels_from_regions",
@@ -71,16 +79,20 @@ if TYPE_CHECKING:  # the same names for type checkers
         combine,
         fit_weights,
     )
+    from medseg.inference.inferers import (
+        DEFAULT_SIZE_DIVISOR,
+        PadToMultipleInferer,
+        ResizeInferer,
+        make_inferer,
+        net_size_divisor,
+        pad_run_crop,
+    )
     from medseg.inference.postprocess import (
         apply_rule,
         component_sizes,
         keep_largest,
         postprocess,
         remove_small,
-    )
-    from medseg.inference.predictor import (
-        Predictor,
-        pad_run_crop,
     )
     from medseg.inference.rle import (
         read_rle_csv,

@@ -13,6 +13,7 @@ from omegaconf import DictConfig
 from medseg.callbacks.resume import ResumeCheckpoint
 from medseg.data.datamodule import SegmentationDataModule
 from medseg.errors import CheckpointError
+from medseg.inference.inferers import make_inferer
 from medseg.module import SegmentationModule
 from medseg.tasks import Task
 from medseg.utils.checkpoint import AtomicCheckpointIO, load_checkpoint
@@ -33,7 +34,7 @@ def build_module(cfg: DictConfig, dm: SegmentationDataModule) -> SegmentationMod
     net = instantiate(cfg.model, in_channels=dm.in_channels, out_channels=task.out_channels, **extra)
     n_params = sum(p.numel() for p in net.parameters())
     log.info("model %s: %s parameters (%.2f M)", type(net).__name__, f"{n_params:,}", n_params / 1e6)
-    predictor = instantiate(cfg.inference, size_divisor=getattr(net, "size_divisor", 32))
+    predictor = make_inferer(cfg.inference, net)
     return SegmentationModule(
         net=net,
         loss=instantiate(cfg.loss),

@@ -31,6 +31,7 @@ from medseg.export.package import (
     verify,
     write_checksums,
 )
+from medseg.inference.inferers import net_size_divisor
 from medseg.pipelines.build import build_module, load_weights
 from medseg.pipelines.eval import load_run_config, resolve_checkpoint
 from medseg.utils.io import write_json_atomic, write_text_atomic
@@ -201,7 +202,7 @@ def export_run(cfg: DictConfig, out_dir: str | Path) -> Path:
             task = module.task
             if selection is not None:
                 selection.check_task(task, str(d))
-            spec = inference_spec(c.inference, getattr(module.net, "size_divisor", 32))
+            spec = inference_spec(c.inference, net_size_divisor(module.net))
             if inference is not None and spec != inference:
                 raise ConfigError(f"{d}: inference settings differ from {members[0]}'s; they cannot share a package")
             inference = spec

@@ -32,14 +32,12 @@ def test_sliding_window_matches_monai(case):
 def test_sliding_window_diff_detects_a_different_blend():
     """The comparison is not vacuous: a constant-weighted medseg window differs from MONAI's Gaussian."""
     import torch
-    from monai.inferers import sliding_window_inference
-
-    from medseg.inference.predictor import Predictor
+    from monai.inferers import SlidingWindowInferer, sliding_window_inference
 
     net, image = sw.build(SMALL_2D, "cpu")
     with torch.no_grad():
         ref = sliding_window_inference(image, SMALL_2D.roi, 3, net, overlap=0.25, mode="gaussian")
-    const = Predictor("sliding_window", roi_size=SMALL_2D.roi, sw_batch_size=3, blend="constant")(net, image)
+    const = SlidingWindowInferer(SMALL_2D.roi, sw_batch_size=3, mode="constant")(image, net)
     assert float((const - ref).abs().max()) > 1e-4
 
 

@@ -1,6 +1,6 @@
 """``medseg-diagnose`` on the command line: the documented quoting of odd patient ids, ``patient_file=`` and
 ``$MEDSEG_PATIENT_ID``, and a command line Hydra cannot parse (one line, exit 2). Runs on the coarse map
-(no registration) and SQLite; the flow itself is tested in tests/clinical/."""
+(no registration) and SQLite; the flow itself is tested in tests/apps/clinical/."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from medseg.clinical import ClinicalConfigError, db
-from tests.clinical.clinical_synth import write_case
+from medseg.apps.clinical import ClinicalConfigError, db
+from tests.apps.clinical.clinical_synth import write_case
 
 REPO = Path(__file__).resolve().parents[2]
 

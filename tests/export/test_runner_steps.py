@@ -7,11 +7,12 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from monai.inferers import SlidingWindowInferer
 
 from medseg.data import preprocess as P
 from medseg.data.case import Case
 from medseg.export import runner
-from medseg.inference.predictor import Predictor
+from medseg.inference.inferers import PadToMultipleInferer, ResizeInferer
 from medseg.inference.tta import tta_probs, tta_transforms
 from medseg.tasks import Task
 
@@ -91,7 +92,7 @@ def test_sliding_window_equals_monai(spatial, roi, overlap, batch):
     (odd sizes, images smaller than a window along some axes, one-window images)."""
     conv, np_net = _toy_net(2, 3, len(spatial))
     image = _image((1, 2, *spatial), seed=2)
-    ours = Predictor(roi_size=roi, overlap=overlap, sw_batch_size=batch)(conv, torch.from_numpy(image)).numpy()
+    ours = SlidingWindowInferer(roi, batch, overlap, mode="gaussian")(torch.from_numpy(image), conv).detach().numpy()
     theirs = runner.sliding_window(np_net, image, roi, batch, overlap)
     assert theirs.shape == ours.shape
     assert np.abs(theirs - ours).max() < 1e-5
@@ -100,9 +101,9 @@ def test_sliding_window_equals_monai(spatial, roi, overlap, batch):
 def test_whole_and_resize_modes_equal_predictor():
     conv, np_net = _toy_net(1, 2, 2)
     image = _image((1, 1, 45, 61), seed=3)
-    whole = Predictor(mode="whole", size_divisor=16)(conv, torch.from_numpy(image)).numpy()
+    whole = PadToMultipleInferer(16)(torch.from_numpy(image), conv).detach().numpy()
     assert np.abs(runner.pad_run_crop(np_net, image, 16) - whole).max() < 1e-5
-    res = Predictor(mode="resize", resize_to=(32, 40))(conv, torch.from_numpy(image)).numpy()
+    res = ResizeInferer((32, 40))(torch.from_numpy(image), conv).detach().numpy()
     theirs = runner.predict_logits(np_net, image, {"mode": "resize", "resize_to": [32, 40]})
     assert np.abs(theirs - res).max() < 1e-5
 

@@ -47,7 +47,7 @@ def test_drive_unet512_trains_on_resized_images(train_cfg, tiny_drive):
 
     cfg, run_dir = train_cfg(["experiment=drive_unet512", "debug=smoke", f"data.root={tiny_drive}",
                               "data.resize=[32,32]", "model.base_channels=8", "model.depth=2"])
-    assert cfg.data.train_mode == "resize" and cfg.inference.mode == "resize"
+    assert cfg.data.train_mode == "resize" and cfg.inference._target_ == "medseg.inference.inferers.ResizeInferer"
     assert cfg.loss._target_ == "torch.nn.BCEWithLogitsLoss"
     results = train(cfg, run_dir)
     assert 0.0 <= results["test/dice"] <= 1.0 and (run_dir / "results.json").is_file()

@@ -385,8 +385,8 @@ class CaseStore:
 
     def clinical(self, model_id: str, case_id: str, db_url: str, use_prediction: bool) -> dict:
         """The brain-tumour cross-check of a BraTS case (regions, symptoms, hospitals) through
-        :func:`medseg.clinical.flow.diagnose`, from the case's ground truth or the model's prediction."""
-        from medseg.clinical.flow import diagnose
+        :func:`medseg.apps.clinical.flow.diagnose`, from the case's ground truth or the model's prediction."""
+        from medseg.apps.clinical.flow import diagnose
 
         model = self.model(model_id)
         if case_id not in model.per_image.index:

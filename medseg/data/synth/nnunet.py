@@ -71,6 +71,7 @@ def write_nnunet(
     else:
         spec["labels"] = {"background": 0, **{c: k + 1 for k, c in enumerate(CLASSES)}}
     write_text_atomic(out / "dataset.json", json.dumps(spec, indent=2) + "\n")  # key order matters (regions)
+    folds = min(int(folds), n) if folds else None  # no empty folds when n < folds
     if folds:
         train = ids[:n]
         perm = [train[j] for j in np.random.default_rng(seed).permutation(n)]

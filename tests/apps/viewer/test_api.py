@@ -256,8 +256,8 @@ def test_hydra_references_of_the_saved_config_are_resolved(viewer_runs, tmp_path
 
 
 def test_clinical_view_calls_the_clinical_flow(viewer_runs, tmp_path, client):
-    from medseg.clinical import db
-    from medseg.clinical.flow import diagnose
+    from medseg.apps.clinical import db
+    from medseg.apps.clinical.flow import diagnose
 
     cid = str(pd.read_csv(viewer_runs["brats"] / "per_image.csv", index_col=0).index[0])
     demo = Path(shutil.copytree(db.DEMO_DIR, tmp_path / "demo"))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from medseg.cli.synth import GENERATORS, main
+from medseg.cli.synth import main, synth_config, synth_datasets
 
 
 @pytest.mark.parametrize("name, args, reader_path, split", [
@@ -43,7 +43,7 @@ def test_synth_cli_writes_readable_layout(tmp_path, capsys, name, args, reader_p
 
 
 def test_every_dataset_has_a_generator():
-    assert set(GENERATORS) == {"drive", "chase", "jsrt", "brats", "handbone", "folder", "nnunet", "decathlon", "dicom"}
+    assert set(synth_datasets()) == {"drive", "chase", "jsrt", "brats", "handbone", "folder", "nnunet", "decathlon", "dicom"}
 
 
 @pytest.mark.parametrize("name, folder, synth_args, overrides", [
@@ -61,3 +61,48 @@ def test_real_config_trains_after_synth(train_cfg, tmp_path, name, folder, synth
                               "data.samples_per_epoch=8", "data.num_workers=0", *overrides])
     assert cfg.data.synthesize is None
     assert 0.0 <= train(cfg, run_dir)["test/dice"] <= 1.0
+
+
+def test_defaults_come_from_the_synth_config(tmp_path):
+    """Without --n the case count is conf/data/folder_synth.yaml's ``synthesize.n``."""
+    from medseg.data.formats.folder import FolderReader
+
+    n = int(synth_config("folder").n)
+    assert main(["folder", "--out", str(tmp_path / "f"), "--size", "16", "16"]) == 0
+    assert len(FolderReader(tmp_path / "f", classes=["round"]).list_cases("all")) == n
+
+
+def test_key_value_overrides_reach_the_generator(tmp_path):
+    args = ["--out", str(tmp_path / "d"), "--n", "1", "--n-test", "1", "--size", "24", "24"]
+    assert main(["drive", *args]) == 0
+    assert (tmp_path / "d" / "test" / "2nd_manual").is_dir()
+    assert main(["drive", "--out", str(tmp_path / "d2"), *args[2:], "second_annotator=false"]) == 0
+    assert not (tmp_path / "d2" / "test" / "2nd_manual").exists()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["drive", "--out", "X", "annotator=2"], "'annotator=2': not a key=value argument of conf/data/drive_synth.yaml"),
+    (["drive", "--out", "X", "--layout", "png"], "--layout: conf/data/drive_synth.yaml's generator"),
+    (["drive", "--out", "X", "--size", "24"], "--size: conf/data/drive_synth.yaml takes H W"),
+])
+def test_bad_arguments_name_the_config(tmp_path, capsys, args, message):
+    args = [a if a != "X" else str(tmp_path / "x") for a in args]
+    with pytest.raises(SystemExit) as exc:
+        main(args)
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert not (tmp_path / "x").exists()
+
+
+def test_data_config_without_synthesize_is_a_config_error(tmp_path, monkeypatch, capsys):
+    conf = tmp_path / "conf"
+    (conf / "data").mkdir(parents=True)
+    (conf / "train.yaml").write_text("{}\n")
+    (conf / "data" / "plain_synth.yaml").write_text("root: somewhere\n")
+    monkeypatch.setenv("MEDSEG_CONFIG_DIR", str(conf))
+    with pytest.raises(SystemExit) as exc:
+        main(["plain", "--out", str(tmp_path / "out")])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert f"{conf / 'data' / 'plain_synth.yaml'}: has no 'synthesize:' node" in err

@@ -23,8 +23,8 @@ from dataclasses import asdict, dataclass, field
 
 from sqlalchemy.orm import Session
 
-from medseg.clinical import db
-from medseg.clinical.localise import Localisation
+from medseg.apps.clinical import db
+from medseg.apps.clinical.localise import Localisation
 
 REASONS = ("both", "image only", "symptoms only")
 #: how each reason is worded in reports

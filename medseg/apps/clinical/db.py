@@ -17,7 +17,7 @@ table                  columns
 ``side_rule`` says which hemisphere a symptom points to: ``left`` / ``right`` (fixed, e.g. aphasia
 -> left in most people), ``contralateral`` / ``ipsilateral`` (relative to the body side of the
 reported symptom: left hemiparesis -> right motor cortex; cerebellar signs are ipsilateral) or
-``both``. Structures use the names of :data:`medseg.clinical.regions.STRUCTURES`.
+``both``. Structures use the names of :data:`medseg.apps.clinical.regions.STRUCTURES`.
 
 Every query goes through the ORM / ``select()`` with bound parameters; engines are created with
 ``hide_parameters=True`` so a failing statement never writes a patient identifier into a log or an
@@ -38,8 +38,8 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError, IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
 
-from medseg.clinical import ClinicalConfigError, ClinicalDatabaseError, ClinicalDataError
-from medseg.clinical.regions import STRUCTURES
+from medseg.apps.clinical.errors import ClinicalConfigError, ClinicalDatabaseError, ClinicalDataError
+from medseg.apps.clinical.regions import STRUCTURES
 
 log = logging.getLogger(__name__)
 
@@ -137,8 +137,8 @@ def safe_url(url: str) -> str:
 def connect(url: str, create: bool = True) -> Engine:
     """Engine for ``url``; creates a SQLite file's folder and all tables on first use.
 
-    Raises :class:`~medseg.clinical.ClinicalConfigError` for a malformed URL or a missing driver and
-    :class:`~medseg.clinical.ClinicalDatabaseError` for an unreachable server.
+    Raises :class:`~medseg.apps.clinical.ClinicalConfigError` for a malformed URL or a missing driver and
+    :class:`~medseg.apps.clinical.ClinicalDatabaseError` for an unreachable server.
     """
     try:
         parsed = make_url(url)
@@ -196,10 +196,6 @@ def get_patient(session: Session, patient_id: str) -> Patient:
 
 def patient_for_case(session: Session, case_id: str) -> Patient | None:
     return session.scalars(select(Patient).where(Patient.case_id == case_id)).first()
-
-
-def known_symptoms(session: Session) -> set[str]:
-    return set(session.scalars(select(SymptomRegion.symptom).distinct()))
 
 
 def symptom_knowledge(session: Session, symptom: str) -> list[SymptomRegion]:

@@ -20,9 +20,9 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from medseg.clinical import ClinicalConfigError, ClinicalDataError, ClinicalError
-from medseg.clinical.localise import regions_from_labels
-from medseg.clinical.nifti import read_nifti
+from medseg.apps.clinical.errors import ClinicalConfigError, ClinicalDataError, ClinicalError
+from medseg.apps.clinical.localise import regions_from_labels
+from medseg.apps.clinical.nifti import read_nifti
 
 log = logging.getLogger(__name__)
 

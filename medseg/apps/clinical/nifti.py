@@ -7,14 +7,14 @@ from pathlib import Path
 
 import numpy as np
 
-from medseg.clinical import ClinicalDataError
+from medseg.apps.clinical.errors import ClinicalDataError
 from medseg.utils.io import atomic_path
 
 
 def read_nifti(path: str | Path, what: str = "volume") -> tuple[np.ndarray, np.ndarray, tuple[float, ...]]:
     """``(array, affine, voxel sizes in mm)`` of a 3D NIfTI file.
 
-    Raises :class:`~medseg.clinical.ClinicalDataError` naming the file when it is missing, unreadable or
+    Raises :class:`~medseg.apps.clinical.ClinicalDataError` naming the file when it is missing, unreadable or
     not 3D.
     """
     import nibabel as nib

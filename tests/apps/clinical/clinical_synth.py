@@ -1,6 +1,6 @@
 """Synthetic BraTS-format cases for the clinical tests, with the tumour placed by array index.
 
-(Imported as ``tests.clinical.clinical_synth``, like ``tests.conftest`` elsewhere.)
+(Imported as ``tests.apps.clinical.clinical_synth``, like ``tests.conftest`` elsewhere.)
 """
 
 from __future__ import annotations

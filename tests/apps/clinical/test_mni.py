@@ -11,9 +11,9 @@ import json
 import numpy as np
 import pytest
 
-from medseg.clinical import db
-from medseg.clinical.flow import diagnose, make_atlas
-from medseg.clinical.mni import MNIAtlas
+from medseg.apps.clinical import db
+from medseg.apps.clinical.flow import diagnose, make_atlas
+from medseg.apps.clinical.mni import MNIAtlas
 from medseg.data.synth.brats import TRAIN_DIR, brats_affine, write_brats
 from medseg.data.synth.head import random_world_from_mni
 
@@ -98,7 +98,7 @@ def test_flair_is_used_without_t1_and_a_random_pose_still_registers(sqlite_demo,
 
 
 def test_mni_atlas_without_t1_or_flair_is_a_data_error(sqlite_demo, tmp_path):
-    from medseg.clinical import ClinicalDataError
+    from medseg.apps.clinical import ClinicalDataError
 
     case, _ = write_head(tmp_path / "BraTS", [((-38.0, -20.0, 55.0), 7.0)], "LPS", seed=5)
     for m in ("t1", "flair"):

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from medseg.clinical import ClinicalDataError
+from medseg.apps.clinical.errors import ClinicalDataError
 
 log = logging.getLogger(__name__)
 
@@ -124,7 +124,7 @@ def register_to_mni(image: np.ndarray, affine: np.ndarray, mask: np.ndarray | No
     """
     import SimpleITK as sitk
 
-    from medseg.clinical.mni import load_template
+    from medseg.apps.clinical.mni import load_template
 
     t0 = time.perf_counter()
     image = np.asarray(image, np.float32)

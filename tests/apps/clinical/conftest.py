@@ -8,7 +8,7 @@ import uuid
 
 import pytest
 
-from tests.clinical.clinical_synth import write_case
+from tests.apps.clinical.clinical_synth import write_case
 
 
 @pytest.fixture(scope="session", autouse=True)

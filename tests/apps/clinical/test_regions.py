@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from medseg.clinical import ClinicalError
-from medseg.clinical.regions import (
+from medseg.apps.clinical import ClinicalError
+from medseg.apps.clinical.regions import (
     STRUCTURES,
     CoarseAtlas,
     LabelMapAtlas,
@@ -14,7 +14,7 @@ from medseg.clinical.regions import (
     read_names_table,
     write_coarse_atlas,
 )
-from tests.clinical.clinical_synth import AFFINES, SHAPE
+from tests.apps.clinical.clinical_synth import AFFINES, SHAPE
 
 
 @pytest.mark.parametrize("point, expected", [

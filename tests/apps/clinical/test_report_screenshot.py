@@ -15,12 +15,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from medseg.clinical import db
-from medseg.clinical.flow import diagnose
+from medseg.apps.clinical import db
+from medseg.apps.clinical.flow import diagnose
 from medseg.data.synth.brats import TRAIN_DIR, brats_affine, write_brats
 from medseg.data.synth.head import random_world_from_mni
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 CHROMIUM = "/usr/bin/chromium"
 FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
          "--disable-sync", "--no-first-run"]

@@ -13,8 +13,8 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from medseg.clinical import ClinicalDataError
-from medseg.clinical.regions import Atlas, voxel_to_frame
+from medseg.apps.clinical.errors import ClinicalDataError
+from medseg.apps.clinical.regions import Atlas, voxel_to_frame
 
 TUMOUR_REGIONS: dict[str, tuple[int, ...]] = {"WT": (1, 2, 3, 4), "TC": (1, 3, 4), "ET": (3, 4)}
 REGION_TITLES = {"WT": "whole tumour", "TC": "tumour core", "ET": "enhancing tumour"}
@@ -91,7 +91,7 @@ def localise(tumour: Mapping[str, np.ndarray | None], affine: np.ndarray, atlas:
         tumour: boolean maps of the same 3D shape; ``TC``/``ET`` may be ``None`` (not predicted by a
             binary model), their volumes are then ``None``.
         affine: NIfTI affine of that grid (voxel sizes and directions come from it).
-        atlas: the region map (:class:`~medseg.clinical.regions.CoarseAtlas` or a label map).
+        atlas: the region map (:class:`~medseg.apps.clinical.regions.CoarseAtlas` or a label map).
         min_fraction: share of the tumour a region needs to count as *found*.
         bilateral_fraction: hemisphere is ``bilateral`` when the smaller side holds at least this share.
         source: named in error messages (file or case).

@@ -2,13 +2,13 @@
 
 Python API::
 
-    from medseg.clinical.flow import diagnose
+    from medseg.apps.clinical.flow import diagnose
     result = diagnose(case_dir="BraTS20_Training_001", patient_id="DEMO-001",
                       db_url="sqlite:///clinical.db", out_dir="outputs/diagnose/case1")
     result.localisation.hemisphere, result.crosscheck.agreement, result.registration.dice, result.report_html
 
-The default region map is the MNI atlas (:mod:`medseg.clinical.mni`), reached by an affine registration
-of the case's T1 (else FLAIR) to the MNI152 brain (:mod:`medseg.clinical.register`); below the
+The default region map is the MNI atlas (:mod:`medseg.apps.clinical.mni`), reached by an affine registration
+of the case's T1 (else FLAIR) to the MNI152 brain (:mod:`medseg.apps.clinical.register`); below the
 registration's quality floor no region is named. ``atlas=CoarseAtlas()`` (``atlas.kind=coarse``) keeps
 the geometric SRI24 map without registration.
 
@@ -28,13 +28,14 @@ from pathlib import Path
 
 import numpy as np
 
-from medseg.clinical import ClinicalConfigError, ClinicalDataError, ClinicalError, db
-from medseg.clinical.crosscheck import REASON_TEXT, CrossCheck, cross_check
-from medseg.clinical.localise import REGION_TITLES, Localisation, localise
-from medseg.clinical.regions import Atlas, CoarseAtlas, LabelMapAtlas
-from medseg.clinical.register import MIN_DICE, Registration, register_to_mni
-from medseg.clinical.report import DISCLAIMER, plot_registration, plot_slices, write_report
-from medseg.clinical.segment import (
+from medseg.apps.clinical import db
+from medseg.apps.clinical.crosscheck import REASON_TEXT, CrossCheck, cross_check
+from medseg.apps.clinical.errors import ClinicalConfigError, ClinicalDataError, ClinicalError
+from medseg.apps.clinical.localise import REGION_TITLES, Localisation, localise
+from medseg.apps.clinical.regions import Atlas, CoarseAtlas, LabelMapAtlas
+from medseg.apps.clinical.register import MIN_DICE, Registration, register_to_mni
+from medseg.apps.clinical.report import DISCLAIMER, plot_registration, plot_slices, write_report
+from medseg.apps.clinical.segment import (
     MODALITIES,
     case_file,
     read_case_images,
@@ -85,7 +86,7 @@ def make_atlas(label_map: str | Path | None = None, names: str | Path | None = N
     if kind not in ATLAS_KINDS:
         raise ClinicalConfigError(f"atlas.kind={kind!r}: expected one of {', '.join(ATLAS_KINDS)}")
     if kind == "mni":
-        from medseg.clinical.mni import MNIAtlas
+        from medseg.apps.clinical.mni import MNIAtlas
 
         return MNIAtlas()
     if kind == "coarse":
@@ -269,7 +270,7 @@ def diagnose(case_dir: str | Path | None = None, patient_id: str | None = None, 
         slices = plot_slices(background, tumour, affine, out_dir / "slices.png", title=f"case {case_id}")
         reg_png = None
         if registration is not None and registration.registered_mask is not None:
-            from medseg.clinical.mni import load_template
+            from medseg.apps.clinical.mni import load_template
 
             tmpl, t_aff = load_template()
             reg_png = plot_registration(tmpl, t_aff, registration.registered_mask, out_dir / "registration.png",

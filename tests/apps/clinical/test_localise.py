@@ -6,11 +6,11 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from medseg.clinical import ClinicalError
-from medseg.clinical.localise import localise, regions_from_labels
-from medseg.clinical.regions import CoarseAtlas
-from medseg.clinical.segment import read_segmentation
-from tests.clinical.clinical_synth import VOXEL
+from medseg.apps.clinical import ClinicalError
+from medseg.apps.clinical.localise import localise, regions_from_labels
+from medseg.apps.clinical.regions import CoarseAtlas
+from medseg.apps.clinical.segment import read_segmentation
+from tests.apps.clinical.clinical_synth import VOXEL
 
 
 @pytest.mark.parametrize("orientation", ["LPS", "RAS"])
@@ -63,7 +63,7 @@ def test_empty_segmentation_and_bad_labels_are_clear_errors(brats_case):
 def test_full_size_brats_grid_with_the_distributed_header(tmp_path):
     """240 x 240 x 155 at 1 mm with the BraTS header affine diag(-1, -1, 1): i grows to the patient's
     left, j to the back. A tumour at high i, low j, high k is left, anterior, superior: left frontal."""
-    from medseg.clinical.regions import SRI24_AFFINE, SRI24_SHAPE
+    from medseg.apps.clinical.regions import SRI24_AFFINE, SRI24_SHAPE
 
     seg = np.zeros(SRI24_SHAPE, np.uint8)
     seg[150:166, 62:78, 100:116] = 2

@@ -1,6 +1,6 @@
 """The whole flow on the coarse geometric map (tiny ellipsoid heads, no registration): synthetic case + demo
 database -> localisation, cross-check, hospitals, report. The MNI atlas with registration is tested in
-tests/clinical/test_mni.py."""
+tests/apps/clinical/test_mni.py."""
 
 from __future__ import annotations
 
@@ -13,11 +13,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from medseg.clinical import ClinicalError, db
-from medseg.clinical.flow import diagnose as _diagnose
-from medseg.clinical.regions import CoarseAtlas
+from medseg.apps.clinical import ClinicalError, db
+from medseg.apps.clinical.flow import diagnose as _diagnose
+from medseg.apps.clinical.regions import CoarseAtlas
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 
 def diagnose(**kw):
@@ -57,7 +57,7 @@ def test_left_frontal_case_confirms_region_and_recommends_its_hospital(demo_db, 
     assert "DEMO-001" not in md + page + (tmp_path / "out" / "diagnosis.json").read_text()
     # identifiers never reach the logs: medseg's, and SQLAlchemy's statement log with its bound values
     assert any(r.name.startswith("sqlalchemy.engine") and "patients" in r.getMessage() for r in caplog.records)
-    assert any(r.name.startswith("medseg.clinical") for r in caplog.records)
+    assert any(r.name.startswith("medseg.apps.clinical") for r in caplog.records)
     assert not any("DEMO-001" in r.getMessage() for r in caplog.records)
 
 
@@ -174,7 +174,7 @@ def _fake_run(tmp_path: Path, monkeypatch, reader: dict, preprocess: list, flair
         "loss": {"_target_": "torch.nn.BCEWithLogitsLoss"},
         "optimizer": {"_target_": "torch.optim.Adam", "_partial_": True},
         "scheduler": None, "monitor": "val/dice",
-        "inference": {"_target_": "medseg.inference.predictor.Predictor", "mode": "whole"},
+        "inference": {"_target_": "medseg.inference.inferers.PadToMultipleInferer"},
         "data": {"reader": reader, "preprocess": preprocess},
     })
     (run / ".hydra").mkdir(parents=True)
@@ -234,14 +234,14 @@ def test_segment_with_a_real_3d_network_returns_maps_on_the_case_grid(brats_case
     import torch
     from omegaconf import OmegaConf
 
-    from medseg.clinical.segment import segment_with_run
+    from medseg.apps.clinical.segment import segment_with_run
     from medseg.pipelines.build import build_module
 
     cfg = OmegaConf.create({
         "model": {"_target_": "monai.networks.nets.BasicUNet", "spatial_dims": 3, "features": [4, 4, 8, 8, 8, 4]},
         "loss": {"_target_": "torch.nn.BCEWithLogitsLoss"},
         "optimizer": {"_target_": "torch.optim.Adam", "_partial_": True}, "scheduler": None, "monitor": "val/dice",
-        "inference": {"_target_": "medseg.inference.predictor.Predictor", "mode": "sliding_window",
+        "inference": {"_target_": "monai.inferers.SlidingWindowInferer", "mode": "gaussian",
                       "roi_size": [48, 48, 32], "sw_batch_size": 4, "overlap": 0.0},
         "data": {"reader": {"_target_": "medseg.data.formats.brats.BratsReader", "label_mode": "labels"},
                  "preprocess": [{"_target_": "medseg.data.preprocess.ZScore"}]},
@@ -249,7 +249,7 @@ def test_segment_with_a_real_3d_network_returns_maps_on_the_case_grid(brats_case
     run = tmp_path / "run3d"
     (run / ".hydra").mkdir(parents=True)
     OmegaConf.save(cfg, run / ".hydra" / "config.yaml")
-    from medseg.clinical.segment import _run_spec
+    from medseg.apps.clinical.segment import _run_spec
 
     module = build_module(cfg, _run_spec(cfg, 4, None, None))
     (run / "checkpoints").mkdir()
@@ -272,7 +272,7 @@ def _cli(module: str, args: list[str], cwd: Path) -> subprocess.CompletedProcess
 
 
 def test_cli_loads_demo_and_diagnoses_with_clear_errors(tmp_path):
-    from tests.clinical.clinical_synth import write_case
+    from tests.apps.clinical.clinical_synth import write_case
 
     case = write_case(tmp_path / "BraTS", centre_mm=(-35.0, 40.0, 30.0))
     out = _cli("medseg.cli.db", ["load", "--demo"], tmp_path)
@@ -297,8 +297,8 @@ def test_cli_loads_demo_and_diagnoses_with_clear_errors(tmp_path):
 
 
 def test_user_label_map_atlas_replaces_the_coarse_map(demo_db, brats_case, tmp_path):
-    from medseg.clinical.flow import make_atlas
-    from medseg.clinical.regions import write_coarse_atlas
+    from medseg.apps.clinical.flow import make_atlas
+    from medseg.apps.clinical.regions import write_coarse_atlas
 
     nii, names = write_coarse_atlas(tmp_path / "atlas", shape=(80, 80, 52), affine=np.diag([3.0, 3.0, 3.0, 1.0]))
     with pytest.raises(ClinicalError, match="needs a names table"):

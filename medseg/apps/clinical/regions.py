@@ -1,6 +1,6 @@
 """Brain-region label maps ("atlases") sampled onto any case grid through its affine.
 
-The default region map is the registered MNI atlas (:class:`medseg.clinical.mni.MNIAtlas`); this module
+The default region map is the registered MNI atlas (:class:`medseg.apps.clinical.mni.MNIAtlas`); this module
 holds the base class and the two maps used without registration (``atlas.kind=coarse`` / ``label_map``):
 
 * :class:`CoarseAtlas`: a **coarse, geometric** map of the BraTS / SRI24 space (240 x 240 x 155 voxels
@@ -54,7 +54,7 @@ from pathlib import Path
 
 import numpy as np
 
-from medseg.clinical import ClinicalDataError
+from medseg.apps.clinical.errors import ClinicalDataError
 
 STRUCTURES: tuple[str, ...] = (
     "frontal lobe", "parietal lobe", "temporal lobe", "occipital lobe",
@@ -221,7 +221,7 @@ class LabelMapAtlas(Atlas):
     def from_files(cls, nifti: str | Path, names: str | Path, frame: str = "grid_centre") -> LabelMapAtlas:
         """Read a label map NIfTI and a names table (CSV/TSV with columns ``label,name`` and optional
         ``structure,side``; a missing ``side`` is read from a name starting with left/right)."""
-        from medseg.clinical.nifti import read_nifti
+        from medseg.apps.clinical.nifti import read_nifti
 
         labels, affine, _ = read_nifti(nifti, "atlas label map")
         return cls(np.rint(labels).astype(np.int32), affine, read_names_table(names), frame=frame,
@@ -259,7 +259,7 @@ def write_coarse_atlas(out_dir: str | Path, shape: Sequence[int] = SRI24_SHAPE,
                        affine: np.ndarray = SRI24_AFFINE) -> tuple[Path, Path]:
     """Rasterise the coarse atlas on a grid (default: the BraTS/SRI24 grid) as ``coarse_atlas.nii.gz``
     plus ``coarse_atlas_names.csv``, for viewing it over a case or editing it into a label map."""
-    from medseg.clinical.nifti import save_nifti
+    from medseg.apps.clinical.nifti import save_nifti
     from medseg.utils.io import write_text_atomic
 
     out_dir = Path(out_dir)

@@ -8,7 +8,7 @@ import logging
 import pytest
 from sqlalchemy import create_engine
 
-from medseg.clinical import ClinicalError, db
+from medseg.apps.clinical import ClinicalError, db
 
 NASTY_ID = "O'Brien\"; DROP TABLE patients; --"
 NASTY_SYMPTOM = "aphasia'); DELETE FROM symptoms; --"

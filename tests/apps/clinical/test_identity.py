@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from medseg.clinical import ClinicalConfigError, ClinicalError, db
-from medseg.clinical.flow import diagnose
-from medseg.clinical.regions import CoarseAtlas
+from medseg.apps.clinical import ClinicalConfigError, ClinicalError, db
+from medseg.apps.clinical.flow import diagnose
+from medseg.apps.clinical.regions import CoarseAtlas
 from medseg.errors import ConfigError
 
 # ids a shell, Hydra or SQL could mangle: each is linked to its own case
