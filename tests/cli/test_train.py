@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 
 import pandas as pd
 import pytest
@@ -69,6 +70,47 @@ def test_medseg_eval_reproduces_test_metrics(finished_run, tmp_path):
     a = pd.read_csv(run_dir / "per_image.csv", index_col=0)
     b = pd.read_csv(out / "per_image.csv", index_col=0)
     pd.testing.assert_frame_equal(a, b, atol=1e-6)
+
+
+# Hydra's log prefix and Lightning's own ("INFO: "): the same event printed by both reads the same without them
+LOG_PREFIX = re.compile(r"^(\[[^]]+\]\[[^]]+\]\[[A-Z]+\] - |INFO: )")
+
+
+def terminal_lines(proc) -> list[str]:
+    return [LOG_PREFIX.sub("", line).rstrip() for line in (proc.stdout + proc.stderr).splitlines() if line.strip()]
+
+
+def assert_terminal_reads_once(proc) -> None:
+    """One line per event, no library advertisement or deprecation noise, no logger version on the bar."""
+    lines = terminal_lines(proc)
+    repeated = sorted({line for line in lines if lines.count(line) > 1})
+    assert not repeated, f"printed more than once: {repeated}"
+    text = proc.stdout + proc.stderr
+    for noise in ("litlogger", "pytree", "LeafSpec", "v_num"):
+        assert noise not in text, noise
+
+
+def test_plain_terminal_counts_epochs_from_one_and_prints_each_line_once(finished_run):
+    _, proc = finished_run
+    assert_terminal_reads_once(proc)
+    epochs = re.findall(r"\bepoch (\d+)/(\d+)\b", proc.stdout + proc.stderr)
+    assert epochs == [("1", "2"), ("2", "2")]
+    assert sum("`Trainer.fit` stopped" in line for line in terminal_lines(proc)) == 1
+
+
+def test_rich_bar_counts_epochs_from_one_and_ends_its_line_before_fit_stops(tiny_drive, tmp_path):
+    """The Rich bar (forced: the subprocess has no TTY, so Rich prints the bar's final state when it stops)."""
+    proc = run_cli("medseg.cli.train", SMOKE + ["trainer.max_epochs=2", f"data.root={tiny_drive}",
+                                                "+callbacks.progress.force=rich", f"hydra.run.dir={tmp_path / 'run'}"],
+                   tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert_terminal_reads_once(proc)
+    lines = terminal_lines(proc)
+    bars = [i for i, line in enumerate(lines) if line.startswith("Epoch ")]
+    assert bars and all(re.match(r"Epoch 2/2\b", lines[i]) for i in bars), [lines[i] for i in bars]
+    stopped = [i for i, line in enumerate(lines) if "`Trainer.fit` stopped" in line]
+    assert len(stopped) == 1 and lines[stopped[0]].startswith("`Trainer.fit` stopped")  # not glued onto the bar
+    assert bars[-1] < stopped[0]  # the bar was ended (printed) before Lightning said why fit stopped
 
 
 def test_config_typos_fail_before_training(tmp_path, tiny_drive):
