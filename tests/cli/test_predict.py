@@ -24,11 +24,15 @@ def test_predict_the_test_split(finished_run, tmp_path):
     assert list(table.index) == json.loads((run_dir / "splits.json").read_text())["test"]
     threshold = json.loads((run_dir / "results.json").read_text())["threshold"]
     for case, row in table.iterrows():
-        mask = np.asarray(Image.open(out / row["files"]))
+        assert row["files"].split(";") == [f"masks/{case}.png", f"probs/{case}.npy"]
+        mask = np.asarray(Image.open(out / "masks" / f"{case}.png"))
         assert mask.shape == (64, 64) and set(np.unique(mask)) <= {0, 255}
-        assert row["fraction_vessel"] == round(float((mask == 255).mean()), 6)
+        assert abs(row["fraction_vessel"] - (mask == 255).mean()) < 1e-6
         probs = np.load(out / "probs" / f"{case}.npy").astype(np.float32)
-        assert probs.shape == (1, 64, 64) and np.array_equal(mask == 255, probs[0] > threshold)
+        assert probs.shape == (1, 64, 64)
+        clear = np.abs(probs[0] - threshold) > 2e-3  # the saved probabilities are float16
+        assert clear.mean() > 0.9 and np.array_equal((mask == 255)[clear], (probs[0] > threshold)[clear])
+        assert (mask == 255).any()  # this run finds vessels (its test Dice is above the all-background 0)
 
 
 def test_missing_input_folder(finished_run, tmp_path):

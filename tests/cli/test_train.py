@@ -13,7 +13,7 @@ from medseg.metrics.overlap import METRIC_NAMES
 from tests.conftest import SHARED_DRIVE, assert_beats_constant, run_cli
 
 SMOKE = ["debug=smoke"]
-TEST_AUC_FLOOR = 1.1  # per-image and mean test AUC of finished_run, measured on this run with margin
+TEST_AUC_FLOOR = 0.58  # per-image and mean test AUC of finished_run: measured 0.811 / 0.650, mean 0.731
 
 
 # finished_run (tests/cli/conftest.py): one tiny medseg-train run through the real CLI, shared by the session
@@ -40,11 +40,12 @@ def test_metrics_are_numbers_in_range(finished_run):
     assert list(per_image.index) == ["01_test", "02_test"]
     assert set(METRIC_NAMES) <= set(per_image.columns)
     results = json.loads((run_dir / "results.json").read_text())
-    assert math.isclose(results["test/dice"], per_image["dice"].mean(), rel_tol=1e-6)
+    assert math.isclose(results["test/dice"], per_image["dice"].mean(), abs_tol=1e-6)  # the CSV has 6 decimals
     assert math.isclose(results["val/best_dice"], epochs["val/dice"].max(), rel_tol=1e-6)  # the monitored value
     # the trained net ranks vessel pixels above background in each test image (a constant predictor: AUC 0.5)
     assert (per_image["auc"] >= TEST_AUC_FLOOR).all(), per_image["auc"]
     assert_beats_constant(results, TEST_AUC_FLOOR)
+    assert results["test/dice"] > 0.0  # the all-background prediction's Dice (measured here: 0.111)
 
 
 def test_report_has_seed_table(finished_run):
