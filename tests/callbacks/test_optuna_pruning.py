@@ -4,6 +4,7 @@ stops a trial that the study's pruner rejects."""
 from __future__ import annotations
 
 import optuna
+import pandas as pd
 import pytest
 
 from medseg.hparams_search.study import PRUNER_ATTR
@@ -31,7 +32,10 @@ def test_rejected_trial_is_pruned_after_its_first_epoch(tiny_drive, train_cfg, t
         train(cfg, run_dir)
     frozen = study.trials[0]
     assert list(frozen.intermediate_values) == [0]
-    assert 0.0 <= frozen.intermediate_values[0] <= 1.0
+    # the reported value is the run's logged val/dice of epoch 0 (Lightning's CSV log, saved when it stopped)
+    logged = pd.read_csv(run_dir / "logs" / "csv" / "metrics.csv")
+    val = logged.loc[logged["epoch"] == 0, "val/dice"].dropna()
+    assert len(val) == 1 and frozen.intermediate_values[0] == pytest.approx(float(val.iloc[0]), abs=1e-6)
     assert not (run_dir / "results.json").exists()
 
 

@@ -16,6 +16,7 @@ from medseg.data.preprocess import (
     ZScore,
     uncrop,
 )
+from tests.conftest import SMOKE_LR, assert_beats_constant
 
 
 def test_seed003_pipeline_composes_and_runs(train_cfg, tiny_drive):
@@ -23,7 +24,7 @@ def test_seed003_pipeline_composes_and_runs(train_cfg, tiny_drive):
     from medseg.pipelines.train import train
 
     cfg, run_dir = train_cfg(["data=drive_chained", f"data.root={tiny_drive}", "debug=smoke",
-                              "data.patch_size=[48,48]", "data.samples_per_epoch=8"])
+                              "data.patch_size=[48,48]", "data.samples_per_epoch=8", SMOKE_LR])
     steps = [s["_target_"].rsplit(".", 1)[1] for s in cfg.data.preprocess]
     assert steps == ["GreenWeightedGray", "ZScore", "MinMax", "CLAHE", "Gamma"]
     dm = build_datamodule(cfg)
@@ -31,7 +32,7 @@ def test_seed003_pipeline_composes_and_runs(train_cfg, tiny_drive):
     assert case.image.shape[0] == 1 and 0.0 <= case.image.min() and case.image.max() <= 1.0
     batch = next(iter(dm.train_dataloader()))
     assert batch["image"].shape[1:] == (1, 48, 48)
-    assert 0.0 <= train(cfg, run_dir)["test/dice"] <= 1.0
+    assert_beats_constant(train(cfg, run_dir), 0.6)  # measured: 0.669
 
 
 def test_steps_in_order_match_hand_computation():

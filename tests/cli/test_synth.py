@@ -1,10 +1,14 @@
-"""``medseg-synth <name>`` writes each dataset's real layout, readable by its reader."""
+"""``medseg-synth <name>`` writes each dataset's real layout, readable by its reader; as a command
+(subprocess) with its exit code and errors; and the documented synth-then-train flow."""
 
 from __future__ import annotations
+
+import math
 
 import pytest
 
 from medseg.cli.synth import main, synth_config, synth_datasets
+from tests.conftest import SMOKE_LR, assert_beats_constant, run_cli
 
 
 @pytest.mark.parametrize("name, args, reader_path, split", [
@@ -42,8 +46,36 @@ def test_synth_cli_writes_readable_layout(tmp_path, capsys, name, args, reader_p
     assert case.mask is not None and case.mask.any()
 
 
+def test_command_writes_drive_and_refuses_an_unknown_dataset(tmp_path):
+    from medseg.data.formats.drive import DriveReader
+
+    out = tmp_path / "DRIVE"
+    proc = run_cli("medseg.cli.synth", ["drive", "--out", str(out), "--n", "2", "--n-test", "1", "--size", "32", "32"],
+                   tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == f"wrote synthetic drive to {out}"
+    reader = DriveReader(out)
+    assert len(reader.list_cases("training")) == 2 and len(reader.list_cases("test")) == 1
+    bad = run_cli("medseg.cli.synth", ["retina", "--out", str(tmp_path / "r")], tmp_path)
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr
+    assert bad.stderr.splitlines()[-1].startswith("medseg-synth: error: argument dataset: invalid choice: 'retina'")
+    assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.xfail(strict=True, reason="bug in medseg/cli/synth.py (not this branch's file): --n 0 writes an "
+                                       "empty folder and says 'wrote synthetic drive', exit 0")
+def test_zero_cases_is_refused(tmp_path):
+    proc = run_cli("medseg.cli.synth", ["drive", "--out", str(tmp_path / "D"), "--n", "0"], tmp_path)
+    assert proc.returncode != 0 and "--n" in proc.stderr
+
+
 def test_every_dataset_has_a_generator():
     assert set(synth_datasets()) == {"drive", "chase", "jsrt", "brats", "handbone", "folder", "nnunet", "decathlon", "dicom"}
+
+
+# test AUC floor, measured on this run (0.744) with margin. The multi-label hand-bone run has no AUC and learns
+# nothing measurable in one smoke epoch (Dice 0.004, at chance): it checks the flow and a finite score only
+SYNTH_TRAIN_FLOOR = {"jsrt": 0.65}
 
 
 @pytest.mark.parametrize("name, folder, synth_args, overrides", [
@@ -58,9 +90,13 @@ def test_real_config_trains_after_synth(train_cfg, tmp_path, name, folder, synth
     data_dir = tmp_path / "data"
     assert main([name, "--out", str(data_dir / folder), *synth_args]) == 0
     cfg, run_dir = train_cfg([f"data={name}", "debug=smoke", f"paths.data_dir={data_dir}",
-                              "data.samples_per_epoch=8", "data.num_workers=0", *overrides])
+                              "data.samples_per_epoch=8", "data.num_workers=0", SMOKE_LR, *overrides])
     assert cfg.data.synthesize is None
-    assert 0.0 <= train(cfg, run_dir)["test/dice"] <= 1.0
+    results = train(cfg, run_dir)
+    if name in SYNTH_TRAIN_FLOOR:
+        assert_beats_constant(results, SYNTH_TRAIN_FLOOR[name])
+    else:
+        assert math.isfinite(results["test/dice"]), results
 
 
 def test_defaults_come_from_the_synth_config(tmp_path):
