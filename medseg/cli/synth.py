@@ -47,6 +47,14 @@ FLAG_PARAMS: dict[str, tuple[str, ...]] = {
 }
 
 
+def _positive(value: str) -> int:
+    """argparse type of ``--n``/``--n-test``: a dataset with no cases would look written but hold nothing."""
+    n = int(value)
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"{value}: at least 1 case is needed")
+    return n
+
+
 def synth_datasets(conf: str | Path | None = None) -> list[str]:
     """The names ``X`` of every ``conf/data/X_synth.yaml``."""
     folder = Path(conf or config_dir()) / "data"
@@ -129,8 +137,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("dataset", choices=synth_datasets(), help="a conf/data/<dataset>_synth.yaml")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="any other argument of the generator")
     p.add_argument("--out", required=True, help="output folder (created)")
-    p.add_argument("--n", type=int, default=None, help="number of training cases")
-    p.add_argument("--n-test", type=int, default=None, help="number of test/validation cases")
+    p.add_argument("--n", type=_positive, default=None, help="number of training cases (at least 1)")
+    p.add_argument("--n-test", type=_positive, default=None, help="number of test/validation cases (at least 1)")
     p.add_argument("--size", type=int, nargs="+", default=None, help="image size, e.g. --size 584 565")
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--layout", choices=["scr", "png", "folder"], default=None, help="jsrt: on-disk variant")

@@ -62,8 +62,6 @@ def test_command_writes_drive_and_refuses_an_unknown_dataset(tmp_path):
     assert not (tmp_path / "r").exists()
 
 
-@pytest.mark.xfail(strict=True, reason="bug in medseg/cli/synth.py (not this branch's file): --n 0 writes an "
-                                       "empty folder and says 'wrote synthetic drive', exit 0")
 def test_zero_cases_is_refused(tmp_path):
     proc = run_cli("medseg.cli.synth", ["drive", "--out", str(tmp_path / "D"), "--n", "0"], tmp_path)
     assert proc.returncode != 0 and "--n" in proc.stderr
