@@ -21,6 +21,7 @@ from medseg.metrics.case import (
     CaseMetric,
     OverlapMetrics,
     SurfaceMetrics,
+    TopologyMetrics,
     compute_case_metrics,
     default_case_metrics,
     metric_names,
@@ -39,7 +40,16 @@ from medseg.metrics.surface import (
     surface_distances,
     surface_metrics,
 )
+from medseg.metrics.pooled import POOLED_METRIC_NAMES, PooledMetrics
 from medseg.metrics.threshold import best_threshold
+from medseg.metrics.topology import (
+    TOPOLOGY_METRIC_NAMES,
+    betti_errors,
+    betti_numbers,
+    cldice,
+    cldice_terms,
+    topology_metrics,
+)
 
 
 def dice(
@@ -51,7 +61,8 @@ def dice(
 
 
 __all__ = [
-    "AUC", "METRIC_NAMES", "SSIM", "CaseMetric", "MeanPerImageDice", "OverlapMetrics", "SurfaceMetrics",
+    "AUC", "METRIC_NAMES", "POOLED_METRIC_NAMES", "PooledMetrics", "SSIM", "TOPOLOGY_METRIC_NAMES",
+    "TopologyMetrics", "betti_errors", "betti_numbers", "cldice", "cldice_terms", "topology_metrics", "CaseMetric", "MeanPerImageDice", "OverlapMetrics", "SurfaceMetrics",
     "apply_knobs", "auc_roc", "best_global_threshold", "best_threshold", "compute_case_metrics", "confusion",
     "default_case_metrics", "dice", "hd95", "image_diagonal", "image_metrics", "metric_names", "metrics_by_name",
     "metrics_from_config", "metrics_from_confusion", "normalized_surface_dice", "overlap_metrics", "reduce_metric",

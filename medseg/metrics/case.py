@@ -23,6 +23,7 @@ from medseg.metrics._arrays import ArrayLike, as_tensor
 from medseg.metrics.image import auc_roc, ssim
 from medseg.metrics.overlap import METRIC_NAMES, overlap_metrics
 from medseg.metrics.surface import SURFACE_METRIC_NAMES, surface_metrics
+from medseg.metrics.topology import TOPOLOGY_METRIC_NAMES, topology_metrics
 
 Spacing = Sequence[float] | float | None
 #: the metrics selectable by name besides the overlap ones (``metrics=(...)`` in the Python API)
@@ -119,12 +120,36 @@ class SurfaceMetrics:
         return {k: out[k][0].numpy() for k in self.names}
 
 
+class TopologyMetrics:
+    """clDice and the Betti-0 / Betti-1 number errors of thin structures (:mod:`medseg.metrics.topology`:
+    definitions there and in docs/metrics.md); ``spatial_dims`` limits them to 2D images by default
+    (3D skeletonisation of a whole volume costs seconds per case)."""
+
+    def __init__(self, names: Iterable[str] = TOPOLOGY_METRIC_NAMES, tasks: Iterable[str] | None = None,
+                 spatial_dims: Iterable[int] | None = (2,)) -> None:
+        self.names, self.tasks = tuple(names), _tasks(tasks)
+        self.spatial_dims = None if spatial_dims is None else tuple(int(d) for d in spatial_dims)
+        unknown = set(self.names) - set(TOPOLOGY_METRIC_NAMES)
+        if unknown:
+            raise ValueError(f"unknown topology metrics {sorted(unknown)}; choose from {list(TOPOLOGY_METRIC_NAMES)}")
+
+    def __call__(self, pred: ArrayLike, target: ArrayLike, *, probs: ArrayLike | None = None,
+                 roi: ArrayLike | None = None, spacing: Spacing = None) -> dict[str, np.ndarray]:
+        p = as_tensor(pred)
+        if self.spatial_dims is not None and p.ndim - 1 not in self.spatial_dims:
+            return {k: np.full(p.shape[0], np.nan) for k in self.names}
+        out = topology_metrics(p.cpu().numpy(), as_tensor(target).cpu().numpy(),
+                               roi=None if roi is None else as_tensor(roi).cpu().numpy())
+        return {k: np.asarray(out[k], dtype=float) for k in self.names}
+
+
 def default_case_metrics(nsd_tolerance: float = 1.0) -> list[CaseMetric]:
     """The default selection (``conf/metrics/default.yaml``): overlap metrics always; AUC and SSIM,
     the vessel seeds' metrics, for binary tasks only (on 29 hand-bone classes at 2048x2048 they would
-    cost about a minute per image on a CPU core); HD95 and NSD for every task."""
+    cost about a minute per image on a CPU core); HD95 and NSD for every task; clDice and the Betti
+    errors (thin-structure topology) for binary 2D tasks."""
     return [OverlapMetrics(), AUC(tasks=("binary",)), SSIM(tasks=("binary",)),
-            SurfaceMetrics(tolerance=nsd_tolerance)]
+            SurfaceMetrics(tolerance=nsd_tolerance), TopologyMetrics(tasks=("binary",))]
 
 
 def metrics_by_name(names: Iterable[str], nsd_tolerance: float = 1.0) -> list[CaseMetric]:

@@ -29,8 +29,11 @@ OVERLAP = ("dice", "iou", "accuracy", "precision", "recall", "specificity", "f1"
 @pytest.mark.parametrize("entry,extra", [("train", []), ("kfold", []), ("eval", ["run_dir=x"]),
                                          ("ensemble", ["members=[a]"])])
 def test_default_group_is_todays_selection(entry, extra):
+    """Today's selection plus the thin-structure topology metrics (issue 18) for binary tasks."""
     ms = metrics_from_config(cfg(entry, extra))
-    assert metric_names(ms, "binary") == (*OVERLAP, "auc", "ssim", "hd95", "nsd")
+    assert metric_names(ms, "binary") == (*OVERLAP, "auc", "ssim", "hd95", "nsd", "cldice", "betti0_error",
+                                          "betti1_error")
+    assert metric_names(ms, "binary") == metric_names(default_case_metrics(), "binary")
     assert metric_names(ms, "multilabel") == (*OVERLAP, "hd95", "nsd")
     assert metric_names(ms, "multiclass") == metric_names(default_case_metrics(), "multiclass")
 
@@ -93,3 +96,18 @@ def test_a_new_metric_reaches_the_tables_and_the_report_columns():
     assert per_image.loc["c", "volume"] == pytest.approx(2 * 16 * 2.0)
     assert per_image.loc["c", "dice"] == 1.0  # overlap metrics come with any selection
     assert metric_columns(per_image)[-1] == "volume" and "hd95" not in per_image
+
+
+def test_topology_metrics_score_a_broken_vessel_and_skip_volumes():
+    from medseg.metrics import TopologyMetrics
+
+    target = np.zeros((1, 9, 9), bool)
+    target[0, 4, 1:8] = True
+    pred = target.copy()
+    pred[0, 4, 4] = False  # one break: two components where the target has one
+    m = TopologyMetrics()
+    out = m(pred, target)
+    assert out["betti0_error"][0] == 1 and out["betti1_error"][0] == 0 and out["cldice"][0] < 1
+    assert m(target, target)["cldice"][0] == 1
+    vol = m(np.zeros((1, 4, 4, 4), bool), np.zeros((1, 4, 4, 4), bool))  # 2D only by default
+    assert np.isnan(vol["cldice"]).all()
