@@ -14,8 +14,14 @@ import time
 import urllib.request
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import lightning as L
+
+from medseg.callbacks.evaluation import EvaluationCallback
+
+if TYPE_CHECKING:
+    from medseg.evaluation import EvaluationTable
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +48,7 @@ def post_message(url: str, text: str, timeout: float = 2.0, wait: bool = True) -
     return thread
 
 
-class WebhookNotifier(L.Callback):
+class WebhookNotifier(EvaluationCallback):
     """Args:
         url: the webhook URL (e.g. a Slack incoming webhook); ``None`` or empty disables the callback.
         name: what the message calls the run (the task name).
@@ -66,7 +72,8 @@ class WebhookNotifier(L.Callback):
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._t0 = time.monotonic()
 
-    def on_evaluation_end(self, trainer: L.Trainer, run_dir: str | Path, results: Mapping[str, float]) -> None:
+    def on_evaluation_end(self, trainer: L.Trainer, run_dir: str | Path, results: Mapping[str, float],
+                          table: EvaluationTable | None = None) -> None:
         if not trainer.is_global_zero:
             return
         took = (time.monotonic() - self._t0) / 60

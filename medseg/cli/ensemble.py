@@ -21,8 +21,8 @@ from medseg.cli._hydra import config_dir
 @hydra.main(config_path=config_dir(), config_name="ensemble", version_base="1.3")
 @clean_errors("medseg-ensemble")
 def main(cfg: DictConfig) -> None:
+    from medseg.evaluation import chosen_metrics
     from medseg.pipelines.ensemble import evaluate_ensemble
-    from medseg.pipelines.evaluate import chosen_metrics
 
     out = HydraConfig.get().runtime.output_dir
     weights = cfg.weights if isinstance(cfg.weights, str) or cfg.weights is None else list(cfg.weights)

@@ -22,6 +22,7 @@ from omegaconf import DictConfig, open_dict
 from medseg.data.case import Case
 from medseg.data.preprocess import Compose
 from medseg.errors import ConfigError, DataError
+from medseg.evaluation import model_probs
 from medseg.inference.rle import write_rle_csv
 from medseg.inference.selected import Selection
 from medseg.inference.writers import (
@@ -32,7 +33,6 @@ from medseg.inference.writers import (
 )
 from medseg.pipelines.build import build_datamodule, build_module, load_weights
 from medseg.pipelines.eval import load_run_config, resolve_checkpoint
-from medseg.pipelines.evaluate import model_probs
 from medseg.tasks import Task
 from medseg.utils.io import read_image, save_with
 
