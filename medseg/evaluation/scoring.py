@@ -71,6 +71,34 @@ def case_rows(task: Task, case_id: str, m: dict[str, np.ndarray]) -> tuple[dict,
                  for k, name in enumerate(task.class_names)]
 
 
+class TableBuilder:
+    """Collects the scores of labelled cases, one :func:`score_case` call each, into one
+    :class:`EvaluationTable` per probability source (for loops that compute probabilities
+    themselves, such as ``medseg-predict``'s)."""
+
+    def __init__(self, task: Task, threshold: float, metrics: Iterable[str] | None = None,
+                 nsd_tolerance: float = 1.0, split: str = "test") -> None:
+        self.task, self.threshold, self.nsd_tolerance, self.split = task, threshold, nsd_tolerance, split
+        self.metrics = None if metrics is None else tuple(metrics)
+        self.rows: dict[str, list[dict]] = {}
+        self.class_rows: dict[str, list[dict]] = {}
+
+    def add(self, name: str, case: Case, probs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Score ``probs`` of labelled ``case`` as source ``name``; returns ``(pred, target)``."""
+        m, pred, target = score_case(task=self.task, case=case, probs=probs, threshold=self.threshold,
+                                     metrics=self.metrics, nsd_tolerance=self.nsd_tolerance)
+        row, per_class = case_rows(self.task, case.case_id, m)
+        self.rows.setdefault(name, []).append(row)
+        self.class_rows.setdefault(name, []).extend(per_class)
+        return pred, target
+
+    def tables(self) -> dict[str, EvaluationTable]:
+        if not self.rows:
+            raise ValueError("no labelled cases to evaluate")
+        return {name: EvaluationTable(pd.DataFrame(r).set_index("case_id"), pd.DataFrame(self.class_rows[name]),
+                                      split=self.split, threshold=self.threshold) for name, r in self.rows.items()}
+
+
 def evaluate_sources(
     sources: Callable[[Case], Mapping[str, torch.Tensor]], task: Task, cases: Sequence[Case], threshold: float,
     metrics: Iterable[str] | None = None, nsd_tolerance: float = 1.0, split: str = "test",
@@ -81,24 +109,15 @@ def evaluate_sources(
     ``sources(case)`` gives ``{name: probabilities}`` (an ensemble computes its folds, members and
     their combination once per case). Returns one :class:`EvaluationTable` per name;
     ``on_case(name, case, probs, pred, target)`` sees every scored case of every source."""
-    metrics = None if metrics is None else tuple(metrics)
-    rows: dict[str, list[dict]] = {}
-    class_rows: dict[str, list[dict]] = {}
+    builder = TableBuilder(task, threshold, metrics, nsd_tolerance, split)
     for case in cases:
         if case.mask is None:
             continue
         for name, probs in sources(case).items():
-            m, pred, target = score_case(task=task, case=case, probs=probs, threshold=threshold,
-                                         metrics=metrics, nsd_tolerance=nsd_tolerance)
-            row, per_class = case_rows(task, case.case_id, m)
-            rows.setdefault(name, []).append(row)
-            class_rows.setdefault(name, []).extend(per_class)
+            pred, target = builder.add(name, case, probs)
             if on_case is not None:
                 on_case(name, case, probs, pred, target)
-    if not rows:
-        raise ValueError("no labelled cases to evaluate")
-    return {name: EvaluationTable(pd.DataFrame(r).set_index("case_id"), pd.DataFrame(class_rows[name]),
-                                  split=split, threshold=threshold) for name, r in rows.items()}
+    return builder.tables()
 
 
 def evaluate_cases(

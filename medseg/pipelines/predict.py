@@ -22,7 +22,7 @@ from omegaconf import DictConfig, open_dict
 from medseg.data.case import Case
 from medseg.data.preprocess import Compose
 from medseg.errors import ConfigError, DataError
-from medseg.evaluation import model_probs
+from medseg.evaluation import TableBuilder, chosen_metrics, model_probs
 from medseg.inference.rle import write_rle_csv
 from medseg.inference.selected import Selection
 from medseg.inference.writers import (
@@ -188,10 +188,13 @@ def predict(cfg: DictConfig, out_dir: str | Path) -> pd.DataFrame:
     reader = getattr(info, "reader", None)
     label_values = getattr(reader, "labels", None) if hasattr(getattr(reader, "labels", None), "to_labels") else None
     rows, rle_rows = [], []
+    scorer = _scorer(cfg, task, threshold, selection)
     for case in cases:
         folds = fold_probs(case)
         probs = probs_fn(folds)
         pred = decide(probs)
+        if scorer is not None and case.mask is not None:
+            scorer.add("predict", case, probs)
         if writer == "nnunet":
             ending = cfg.get("file_ending") or case.meta.get("file_ending") or getattr(reader, "file_ending", None) \
                 or (".nii.gz" if pred.ndim == 4 else ".png")
@@ -209,7 +212,31 @@ def predict(cfg: DictConfig, out_dir: str | Path) -> pd.DataFrame:
             image_name = Path(case.meta.get("source", case.case_id)).name
             rle_rows += [(image_name, name, pred[k].numpy()) for k, name in enumerate(task.class_names)]
         rows.append(_row(case.case_id, written, out_dir, task, pred))
+    if scorer is not None and scorer.rows:
+        _save_scores(scorer, out_dir, run_dirs, ckpts, cfg)
     return _write_table(cfg, out_dir, rows, rle_rows, ckpt.name)
+
+
+def _scorer(cfg: DictConfig, task: Task, threshold: float, selection) -> TableBuilder | None:
+    """Predicting a split of the run's dataset (``score: true``, no selection): its labelled cases are
+    also scored, through the same :func:`medseg.evaluation.score_case` as every other entry point. A
+    selection's decisions (per-class thresholds, postprocessing) are not a single threshold, so they
+    are scored by ``medseg-select`` instead."""
+    if cfg.get("input_dir") or selection is not None or not cfg.get("score", True):
+        return None
+    return TableBuilder(task, threshold, chosen_metrics(cfg.get("metrics")), split=str(cfg.split))
+
+
+def _save_scores(scorer: TableBuilder, out_dir: Path, run_dirs: list[Path], ckpts: list[Path], cfg) -> None:
+    """``per_image.csv``, ``per_class.csv``, ``evaluation.json`` of the labelled predicted cases."""
+    table = scorer.tables()["predict"]
+    table.source = {"runs": sorted(str(Path(r).expanduser().resolve()) for r in run_dirs),
+                    "checkpoints": sorted(p.name for p in ckpts),
+                    **({"tta": cfg.tta if isinstance(cfg.tta, bool) else dict(cfg.tta)} if cfg.get("tta") else {}),
+                    **({"combine": "mean"} if len(run_dirs) > 1 else {})}
+    table.save(out_dir)
+    log.info("%d labelled case(s) scored: mean Dice %.4f (per_image.csv)", len(table.per_image),
+             float(table.per_image["dice"].mean()))
 
 
 def _row(case_id: str, written: list[Path], out_dir: Path, task, pred) -> dict:
