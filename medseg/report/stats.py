@@ -35,6 +35,9 @@ class PairedComparison:
     p_wilcoxon: float
 
     def sentence(self, metric: str = "Dice") -> str:
+        if self.diff.n and not np.isfinite(self.p_wilcoxon) and self.diff.low == self.diff.high == 0:
+            return (f"{self.a} and {self.b} score the same {metric} on all {self.diff.n} shared cases "
+                    "(no difference to test)")
         if self.diff.mean >= 0:
             lead, trail, lo, hi = self.b, self.a, self.diff.low, self.diff.high
         else:  # state the CI of the leader's gain
