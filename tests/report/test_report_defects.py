@@ -115,3 +115,32 @@ def test_overlays_never_show_a_case_twice():
     assert three == {"best": "a", "median": "c", "worst": "b"}
     many = pick_cases(pd.Series(np.linspace(0, 1, 7), index=list("abcdefg")))
     assert len(set(many.values())) == 3
+
+
+@pytest.mark.browser
+def test_a_wide_leaderboard_scrolls_inside_the_page_in_chromium(tmp_path):
+    """Long model names and every metric: the page itself never scrolls sideways (Debian's chromium)."""
+    sync_playwright = pytest.importorskip("playwright.sync_api").sync_playwright
+    if not Path("/usr/bin/chromium").is_file():
+        pytest.skip("Debian's chromium is not installed")
+    runs = []
+    for k in range(3):
+        t = scores(0.01 * k, seed=k)
+        for m in ("accuracy", "precision", "recall", "specificity", "auc", "ssim", "hd95", "nsd"):
+            t.per_image[m] = t.per_image["dice"]
+        folder = tmp_path / f"a_really_long_experiment_name_drive_unet_5fold_seed42_variant_{k}"
+        write_model(folder, t, {"runs": [str(folder)]}, legacy=False)
+        runs.append(folder)
+    html = build_report(runs, tmp_path / "rep", n_boot=100)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+            "--disable-sync", "--no-first-run"])
+        try:
+            page = browser.new_page(viewport={"width": 800, "height": 900})
+            page.goto(html.resolve().as_uri())
+            page_w, view_w = page.evaluate("[document.documentElement.scrollWidth, document.documentElement.clientWidth]")
+            box_w = page.evaluate("document.querySelector('.scroll').getBoundingClientRect().right")
+        finally:
+            browser.close()
+    assert page_w <= view_w and box_w <= view_w
