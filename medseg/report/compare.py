@@ -51,18 +51,19 @@ def _load(name: str, folder: Path, kind: str = "model", curves=(), run: Path | N
     overlays = sorted((folder / "overlays").glob("*.png")) or _run_overlays(table, run)
     per_class = table.per_class if len(table.per_class.columns) else None
     return ModelResult(name, folder, table.per_image, per_class, kind, own_curve + list(curves), overlays,
-                       _identity(table), table.roi_note)
+                       _identity(table, name), table.roi_note)
 
 
-def _identity(table: EvaluationTable) -> str:
-    """``table.identity()``, or for folders that predate ``evaluation.json`` a fingerprint of the
-    per-case scores (two folders with the same scores on the same cases are the same model)."""
+def _identity(table: EvaluationTable, name: str) -> str:
+    """``table.identity()``, or for folders that predate ``evaluation.json`` the model's name and a
+    fingerprint of its per-case scores (a k-fold folder and an ensemble built on it name their folds
+    alike and score them identically)."""
     ident = table.identity()
     if ident is not None:
         return ident
     dice = table.per_image["dice"].round(6)
     digest = hashlib.sha1(pd.util.hash_pandas_object(dice, index=True).to_numpy().tobytes()).hexdigest()
-    return f"scores:{digest}"
+    return f"{name}:scores:{digest}"
 
 
 def _run_overlays(table: EvaluationTable, run: Path | None) -> list[Path]:
@@ -70,9 +71,10 @@ def _run_overlays(table: EvaluationTable, run: Path | None) -> list[Path]:
     folder = Path(runs[0]) if len(runs) == 1 else run
     if folder is None or not (folder / "overlays").is_dir():
         return []
-    meta = folder / "evaluation.json"
-    if meta.is_file() and EvaluationTable.load(folder).split != table.split:
-        return []  # that run drew another split
+    if (folder / "evaluation.json").is_file():
+        drawn = EvaluationTable.load(folder)
+        if drawn.split != table.split or (table.source and drawn.identity() != table.identity()):
+            return []  # that run drew another split, or another model (TTA, threshold) than this one
     return sorted((folder / "overlays").glob("*.png"))
 
 
