@@ -35,9 +35,6 @@ class PairedComparison:
     p_wilcoxon: float
 
     def sentence(self, metric: str = "Dice") -> str:
-        if self.diff.n and not np.isfinite(self.p_wilcoxon) and self.diff.low == self.diff.high == 0:
-            return (f"{self.a} and {self.b} score the same {metric} on all {self.diff.n} shared cases "
-                    "(no difference to test)")
         if self.diff.mean >= 0:
             lead, trail, lo, hi = self.b, self.a, self.diff.low, self.diff.high
         else:  # state the CI of the leader's gain
@@ -45,7 +42,12 @@ class PairedComparison:
         verdict = "significant" if self.diff.low > 0 or self.diff.high < 0 else "not significant"
         return (f"{lead} beats {trail} by {abs(self.diff.mean):.4f} {metric}, CI "
                 f"[{lo:.4f}, {hi:.4f}] over {self.diff.n} cases "
-                f"(paired bootstrap p={self.p_bootstrap:.3g}, Wilcoxon p={self.p_wilcoxon:.3g}; {verdict} at 95%)")
+                f"(paired bootstrap p={self.p_bootstrap:.3g}, {self._wilcoxon()}; {verdict} at 95%)")
+
+    def _wilcoxon(self) -> str:
+        if np.isfinite(self.p_wilcoxon):
+            return f"Wilcoxon p={self.p_wilcoxon:.3g}"
+        return "Wilcoxon test undefined: every paired difference is 0"
 
 
 def bootstrap_ci(values, n_boot: int = 10000, level: float = 0.95, seed: int = 0) -> Interval:
