@@ -71,10 +71,10 @@ class SegmentationModule(L.LightningModule):
         self.scheduler_interval, self.monitor = scheduler_interval, monitor
         self.task, self.predictor = task, predictor
         self.val_dice = MeanPerImageDice(task.n_scored)
-        self.test_dice = MeanPerImageDice(task.n_scored)
         # sum/count states: the mean over all images of all ranks, also with uneven shards
-        # (Lightning's sync_dist averages per-rank means, which is wrong when shards differ in size)
-        self.eval_loss = nn.ModuleDict({"val": MeanMetric(), "test": MeanMetric()})
+        # (Lightning's sync_dist averages per-rank means, which is wrong when shards differ in size).
+        # Validation only: test scores come from medseg's evaluator (medseg.evaluation), not a test loop.
+        self.eval_loss = nn.ModuleDict({"val": MeanMetric()})
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
@@ -138,15 +138,6 @@ class SegmentationModule(L.LightningModule):
 
     def on_validation_epoch_end(self) -> None:
         self._log_dice("val", self.val_dice)
-
-    def test_step(self, batch: dict, batch_idx: int) -> None:
-        self._eval_step(batch, "test", self.test_dice)
-
-    def on_test_epoch_end(self) -> None:
-        self._log_dice("test", self.test_dice)
-
-    def predict_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
-        return self.task.activation(self.predict_logits(batch["image"]))
 
     # ------------------------------------------------------------ optimiser
     def configure_optimizers(self):

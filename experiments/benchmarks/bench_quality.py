@@ -89,13 +89,12 @@ def medseg_fold(train_ids, test_ids, budget_s: float, work: Path,
     scores = {"medseg": pd.read_csv(run / "per_image.csv", index_col=0)["dice"].to_dict()}
     if cfg.get("tta"):  # the same checkpoint without test-time augmentation, for the record
         from medseg.pipelines.build import build_datamodule
-        from medseg.pipelines.eval import load_model
-        from medseg.pipelines.evaluate import evaluate_split
+        from medseg.pipelines.eval import evaluate_split, load_model
 
         dm = build_datamodule(cfg)
         module, _ = load_model(cfg, dm, run, "best")
         scores["medseg_no_tta"] = evaluate_split(module, dm, run / "no_tta", overlays=False, tta=False,
-                                                 metrics=[])["dice"].to_dict()
+                                                 metrics=[]).per_image["dice"].to_dict()
     return scores, note
 
 

@@ -112,11 +112,11 @@ def saving_configs():
 def score_run(run: Path, out: Path, scores: Scores, threshold: str | None) -> float | None:
     """Score a finished run's best checkpoint on its test split: Dice, topology metrics, pooled counts.
     Returns the threshold used when it was chosen on validation."""
+    from medseg.evaluation import foreground_probs
     from medseg.metrics.pooled import PooledMetrics
     from medseg.metrics.topology import betti_errors, cldice
     from medseg.pipelines.build import build_datamodule
-    from medseg.pipelines.eval import load_model, load_run_config
-    from medseg.pipelines.evaluate import evaluate_split, foreground_probs
+    from medseg.pipelines.eval import evaluate_split, load_model, load_run_config
 
     cfg = load_run_config(run)
     dm = build_datamodule(cfg)
@@ -137,11 +137,11 @@ def score_run(run: Path, out: Path, scores: Scores, threshold: str | None) -> fl
 
     used = task.threshold
     if threshold == "auto":
-        from medseg.pipelines.evaluate import choose_threshold, model_probs
+        from medseg.evaluation import choose_threshold, model_probs
 
         used, _ = choose_threshold(task, model_probs(module), dm.cases["val"])
     per_image = evaluate_split(module, dm, out, split="test", overlays=False, threshold=used, metrics=[],
-                               on_case=on_case)
+                               on_case=on_case).per_image
     for case_id, value in per_image["dice"].items():
         scores.add("dice", case_id, value)
     return used if threshold == "auto" else None

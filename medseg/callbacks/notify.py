@@ -10,15 +10,21 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import lightning as L
 
+from medseg.callbacks.evaluation import EvaluationCallback
 from medseg.utils.webhook import post_message
+
+if TYPE_CHECKING:
+    from medseg.evaluation import EvaluationTable
+
 
 EVENTS = ("finish", "fail", "pruned")
 
 
-class WebhookNotifier(L.Callback):
+class WebhookNotifier(EvaluationCallback):
     """Args:
         url: the webhook URL (e.g. a Slack incoming webhook); ``None`` or empty disables the callback.
         name: what the message calls the run (the task name).
@@ -42,7 +48,8 @@ class WebhookNotifier(L.Callback):
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._t0 = time.monotonic()
 
-    def on_evaluation_end(self, trainer: L.Trainer, run_dir: str | Path, results: Mapping[str, float]) -> None:
+    def on_evaluation_end(self, trainer: L.Trainer, run_dir: str | Path, results: Mapping[str, float],
+                          table: EvaluationTable | None = None) -> None:
         if not trainer.is_global_zero:
             return
         took = (time.monotonic() - self._t0) / 60

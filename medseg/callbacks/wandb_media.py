@@ -3,7 +3,8 @@
 - at fit start: the composed run config (``<run dir>/.hydra/config.yaml``) as the wandb config;
 - each ``every_n_epochs`` validation epoch: the first ``n_images`` validation images as ``wandb.Image``
   with the prediction and the ground truth as masks (one mask layer pair per class);
-- after evaluation (:meth:`on_evaluation_end`, called by :func:`medseg.pipelines.train.train`): the
+- after evaluation (:meth:`on_evaluation_end` of :class:`~medseg.callbacks.evaluation.EvaluationCallback`,
+  called by :func:`medseg.pipelines.train.train`): the
   per-image and per-class tables and the report's overlays, and with ``log_model`` the best checkpoint
   as a model artifact (alias ``best``); then the wandb run is finished, so the next
   run in the same process (a sweep trial) starts a run of its own.
@@ -14,12 +15,19 @@ Rank 0 only. Without a ``WandbLogger`` among the trainer's loggers it does nothi
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import lightning as L
 import numpy as np
 import torch
 from lightning.pytorch.utilities import rank_zero_only
+
+from medseg.callbacks.evaluation import EvaluationCallback
+
+if TYPE_CHECKING:
+    from medseg.evaluation import EvaluationTable
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +63,7 @@ def _middle_slice(a: torch.Tensor) -> torch.Tensor:
     return a[:, a.shape[1] // 2] if a.ndim == 4 else a
 
 
-class WandbMedia(L.Callback):
+class WandbMedia(EvaluationCallback):
     """Args:
         run_dir: the run folder (its ``.hydra/config.yaml`` is logged as the config).
         n_images: validation images logged each time.
@@ -113,7 +121,8 @@ class WandbMedia(L.Callback):
         self._images = []
 
     @rank_zero_only
-    def on_evaluation_end(self, trainer: L.Trainer, run_dir: str | Path, results: dict) -> None:
+    def on_evaluation_end(self, trainer: L.Trainer, run_dir: str | Path, results: Mapping[str, float],
+                          table: EvaluationTable | None = None) -> None:
         """Log the evaluation tables and report overlays, then finish the wandb run."""
         loggers = _wandb_loggers(trainer)
         if not loggers:

@@ -342,9 +342,6 @@ class SegmentationDataModule(L.LightningDataModule):
     def val_dataloader(self) -> DataLoader:
         return self._eval_loader("val")
 
-    def test_dataloader(self) -> DataLoader:
-        return self._eval_loader("test")
-
     def raw_case(self, case_id: str) -> Case:
         """The case as read from disk, before preprocessing (for overlays and baselines); the
         ``fov`` and ``max_size``/``spacing`` steps are applied, so it matches the predictions' grid."""

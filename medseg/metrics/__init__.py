@@ -31,6 +31,7 @@ from medseg.metrics.case import (
 )
 from medseg.metrics.image import auc_roc, image_metrics, ssim
 from medseg.metrics.overlap import METRIC_NAMES, confusion, metrics_from_confusion, overlap_metrics
+from medseg.metrics.pooled import POOLED_METRIC_NAMES, PooledMetrics
 from medseg.metrics.reduction import apply_knobs, reduce_metric
 from medseg.metrics.running import MeanPerImageDice
 from medseg.metrics.surface import (
@@ -40,7 +41,6 @@ from medseg.metrics.surface import (
     surface_distances,
     surface_metrics,
 )
-from medseg.metrics.pooled import POOLED_METRIC_NAMES, PooledMetrics
 from medseg.metrics.threshold import best_threshold
 from medseg.metrics.topology import (
     TOPOLOGY_METRIC_NAMES,

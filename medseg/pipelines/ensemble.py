@@ -20,19 +20,12 @@ import torch
 from omegaconf import OmegaConf, open_dict
 
 from medseg.errors import DataError
+from medseg.evaluation import ProbsFn, default_metrics, evaluate_sources, model_probs
 from medseg.inference.ensemble import combine, fit_weights
 from medseg.pipelines.build import build_datamodule
-from medseg.pipelines.eval import load_model, load_run_config
-from medseg.pipelines.evaluate import (
-    ProbsFn,
-    case_rows,
-    default_metrics,
-    model_probs,
-    save_tables,
-    score_case,
-)
-from medseg.report.stats import paired_comparison
-from medseg.report.tables import leaderboard, markdown_table
+from medseg.pipelines.eval import load_model, load_run_config, run_source
+from medseg.report.ensemble import ensemble_report
+from medseg.report.tables import leaderboard
 from medseg.utils.io import save_with, write_json_atomic, write_text_atomic
 
 log = logging.getLogger(__name__)
@@ -46,6 +39,7 @@ class Model:
     run_dir: Path
     probs: ProbsFn
     data_key: str
+    source: dict = field(default_factory=dict)  # EvaluationTable.source: run folder, checkpoint, TTA
 
 
 @dataclass
@@ -83,14 +77,15 @@ def load_members(paths: Sequence[str | Path], ckpt: str = "best", overrides=None
             key = _data_key(run_cfg)
             if key not in dms:
                 dms[key] = build_datamodule(run_cfg)
-            module, _ = load_model(run_cfg, dms[key], rd, ckpt)
+            module, ckpt_path = load_model(run_cfg, dms[key], rd, ckpt)
             if task is None:
                 task = module.task
             elif (module.task.kind, module.task.class_names) != (task.kind, task.class_names):
                 raise DataError(f"{rd}: task {module.task.kind} {module.task.class_names} differs from the "
                                 f"first member's {task.kind} {task.class_names}; members must segment the same classes")
             model_name = f"{member.name}/{rd.name}" if folds else member.name
-            member.models.append(Model(model_name, rd, model_probs(module, tta), key))
+            source = {**run_source(rd, ckpt_path), **({"tta": _plain(tta)} if tta else {})}
+            member.models.append(Model(model_name, rd, model_probs(module, tta), key, source))
         members.append(member)
     if not members:
         raise ValueError("an ensemble needs at least one member (run folder or k-fold folder)")
@@ -141,93 +136,101 @@ def evaluate_ensemble(
     members_, dms, task = load_members(members, ckpt, overrides, tta)
     ref_dm = next(iter(dms.values()))
     thr = task.threshold if threshold is None else float(threshold)
+    w = member_weights(members_, ref_dm, task, method, weights)
+    check_shared_cases(members_, dms, split)
+    kinds = model_kinds(members_, method)
+    sources = ensemble_sources(members_, dms, split, task, thr, method, w)
+    try:
+        tables = evaluate_sources(sources, task, ref_dm.cases[split], thr, metrics, nsd_tolerance, split)
+    except ValueError as exc:
+        raise ValueError(f"split '{split}' has no labelled cases to evaluate") from exc
+    tables = {name: tables[name] for name in kinds}  # leaderboard order
+    for name, table in tables.items():
+        table.source = model_source(name, members_, method, w)
+        table.save(out_dir / "models" / name.replace("/", "_"))
+    scored = default_metrics(task, metrics)
+    board = leaderboard({k: t.per_image for k, t in tables.items()}, kinds,
+                        metrics=("dice", "iou", *[m for m in scored if m != "dice"]))
+    save_with(out_dir / "leaderboard.csv", lambda p: board.to_csv(p, float_format="%.6f"))
+    if w is not None:
+        write_json_atomic(out_dir / "weights.json", dict(zip([m.name for m in members_], map(float, w))))
+    write_text_atomic(out_dir / "report.md", ensemble_report(board, tables, members_, split, method, w))
+    return board
+
+
+def _plain(value):
+    return OmegaConf.to_container(value) if OmegaConf.is_config(value) else value
+
+
+def member_weights(members: list[Member], dm, task, method: str,
+                   weights: str | Sequence[float] | None) -> np.ndarray | None:
+    """The across-member weights: ``None`` (equal), a given list, or fitted on out-of-fold records."""
     if weights == "oof":
-        w = oof_weights(members_, ref_dm, task)
+        w = oof_weights(members, dm, task)
     elif weights is None:
         if method == "weighted":
             raise ValueError("method=weighted needs weights: a list, or oof")
-        w = None
+        return None
     else:
         w = np.asarray(list(weights), dtype=float)
-    if w is not None:
-        log.info("ensemble weights: %s", dict(zip([m.name for m in members_], np.round(w, 4))))
-    fold_method = "vote" if method == "vote" else "mean"
-    index = {key: {c.case_id: c for c in dm.cases[split]} for key, dm in dms.items()}
-    wanted = {c.case_id for c in ref_dm.cases[split]}
-    for mem in members_:
+    log.info("ensemble weights: %s", dict(zip([m.name for m in members], np.round(w, 4))))
+    return w
+
+
+def check_shared_cases(members: list[Member], dms: dict, split: str) -> None:
+    """Every model's data must hold the first member's ``split`` cases (matched by id)."""
+    wanted = {c.case_id for c in next(iter(dms.values())).cases[split]}
+    for mem in members:
         for m in mem.models:
-            missing = wanted - set(index[m.data_key])
+            missing = wanted - {c.case_id for c in dms[m.data_key].cases[split]}
             if missing:
                 raise DataError(f"{m.run_dir}: its '{split}' split lacks {len(missing)} case(s) of the first "
                                 f"member's (e.g. {min(missing)}); ensemble members must share the test cases")
 
+
+def model_kinds(members: list[Member], method: str) -> dict[str, str]:
+    """Every scored model's leaderboard kind: ``fold``, ``<k>-fold ensemble``, ``model``, ``ensemble (...)``."""
     kinds: dict[str, str] = {}
-    for mem in members_:
+    for mem in members:
         if mem.kind == "kfold":
             kinds.update({m.name: "fold" for m in mem.models})
         kinds[mem.name] = f"{len(mem.models)}-fold ensemble" if mem.kind == "kfold" else "model"
-    if len(members_) > 1:
+    if len(members) > 1:
         kinds["ensemble"] = f"ensemble ({method})"
+    return kinds
 
-    rows: dict[str, list] = {k: [] for k in kinds}
-    class_rows: dict[str, list] = {k: [] for k in kinds}
-    for case in ref_dm.cases[split]:
-        if case.mask is None:
-            continue
+
+def ensemble_sources(members: list[Member], dms: dict, split: str, task, thr: float, method: str,
+                     w: np.ndarray | None):
+    """``case -> {model name: probabilities}``: each fold, each member (mean or vote of its folds) and
+    the ensemble of members, every network run once per case."""
+    index = {key: {c.case_id: c for c in dm.cases[split]} for key, dm in dms.items()}
+    fold_method = "vote" if method == "vote" else "mean"
+
+    def sources(case) -> dict[str, torch.Tensor]:
         probs: dict[str, torch.Tensor] = {}
-        for mem in members_:
+        for mem in members:
             base = [m.probs(index[m.data_key][case.case_id]) for m in mem.models]
             if mem.kind == "kfold":
                 probs.update({m.name: p for m, p in zip(mem.models, base)})
             probs[mem.name] = combine(base, fold_method, task=task, threshold=thr) if len(base) > 1 else base[0]
-        if "ensemble" in kinds:
-            probs["ensemble"] = combine([probs[m.name] for m in members_], "vote" if method == "vote" else "mean",
-                                        weights=w, task=task, threshold=thr)
-        for name in kinds:
-            m, _, _ = score_case(task, case, probs[name], thr, metrics, nsd_tolerance)
-            row, per_class = case_rows(task, case.case_id, m)
-            rows[name].append(row)
-            class_rows[name].extend(per_class)
-
-    per_image = {k: pd.DataFrame(v).set_index("case_id") for k, v in rows.items()}
-    if not any(len(v) for v in per_image.values()):
-        raise ValueError(f"split '{split}' has no labelled cases to evaluate")
-    for name, df in per_image.items():
-        save_tables(out_dir / "models" / name.replace("/", "_"), df, pd.DataFrame(class_rows[name]))
-    scored = default_metrics(task, metrics)
-    board = leaderboard(per_image, kinds, metrics=("dice", "iou", *[m for m in scored if m != "dice"]))
-    save_with(out_dir / "leaderboard.csv", lambda p: board.to_csv(p, float_format="%.6f"))
-    if w is not None:
-        write_json_atomic(out_dir / "weights.json", dict(zip([m.name for m in members_], map(float, w))))
-    write_text_atomic(out_dir / "report.md", ensemble_report(board, per_image, members_, kinds, split, method, w))
-    return board
+        if len(members) > 1:
+            probs["ensemble"] = combine([probs[m.name] for m in members], fold_method, weights=w, task=task,
+                                        threshold=thr)
+        return probs
+    return sources
 
 
-def ensemble_report(board, per_image, members, kinds, split, method, weights) -> str:
-    """The seed-style table and the comparisons that tell a real gain from noise."""
-    lines = [f"# Ensemble leaderboard ({split} split)", "",
-             f"Members: {', '.join(f'`{m.path}`' for m in members)}. Across members: **{method}**"
-             + (f", weights {', '.join(f'{m.name}={x:.3f}' for m, x in zip(members, weights))}" if weights is not None
-                else "") + ".", "",
-             "Dice is the mean over images with a bootstrap 95% CI (10,000 resamples of the cases).", "",
-             markdown_table(board.drop(columns=["kind"]).assign(kind=board["kind"]), "model"), ""]
-    notes = []
+def model_source(name: str, members: list[Member], method: str, w: np.ndarray | None) -> dict:
+    """The identity of one scored model (``EvaluationTable.source``): a single run's checkpoint, or
+    the runs a combination is made of and how."""
     for mem in members:
-        if mem.kind != "kfold":
-            continue
-        folds = [m.name for m in mem.models]
-        mean_fold = float(np.mean([per_image[f]["dice"].mean() for f in folds]))
-        ens = float(per_image[mem.name]["dice"].mean())
-        notes.append(f"- **{mem.name}**: {len(folds)}-fold ensemble Dice {ens:.4f} vs mean fold {mean_fold:.4f} "
-                     f"({ens - mean_fold:+.4f}).")
-        best_fold = max(folds, key=lambda f: per_image[f]["dice"].mean())
-        notes.append("- " + paired_comparison(per_image[best_fold]["dice"], per_image[mem.name]["dice"],
-                                              best_fold, mem.name).sentence())
-    if "ensemble" in per_image:
-        singles = [m.name for m in members]
-        best = max(singles, key=lambda s: per_image[s]["dice"].mean())
-        notes.append("- " + paired_comparison(per_image[best]["dice"], per_image["ensemble"]["dice"],
-                                              best, "ensemble").sentence())
-    if notes:
-        lines += ["## Is the ensemble better?", "", *notes, ""]
-    return "\n".join(lines)
+        for m in mem.models:
+            if m.name == name and (mem.kind == "kfold" or len(mem.models) == 1):
+                return dict(m.source)
+    runs = [m for mem in members for m in mem.models] if name == "ensemble" else \
+        next(mem.models for mem in members if mem.name == name)
+    how = {"combine": method, "weights": None if w is None else [float(x) for x in w]} if name == "ensemble" \
+        else {"combine": "vote" if method == "vote" else "mean"}
+    return {"runs": sorted(r.source["runs"][0] for r in runs), "checkpoints": sorted(r.source["checkpoint"] for r in runs),
+            **({"tta": runs[0].source["tta"]} if "tta" in runs[0].source else {}), **how}

@@ -27,11 +27,12 @@ import pandas as pd
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from medseg.errors import DataError
+from medseg.evaluation import PREDICTIONS
 from medseg.metrics import metrics_from_config
 from medseg.pipelines.build import build_datamodule
-from medseg.pipelines.eval import load_model
-from medseg.pipelines.evaluate import PREDICTIONS, evaluate_split
+from medseg.pipelines.eval import evaluate_split, load_model, run_source
 from medseg.pipelines.train import train
+from medseg.report.kfold import write_kfold_report
 from medseg.select.oof import oof_writer
 from medseg.utils.io import save_with, write_text_atomic
 
@@ -96,14 +97,21 @@ def run_fold(cfg: DictConfig, fold: int, fold_dir: Path) -> None:
         write_text_atomic(fold_dir / ".hydra" / "config.yaml", OmegaConf.to_yaml(fcfg))
         train(fcfg, fold_dir)
     if not (fold_dir / "oof" / "per_image.csv").is_file():
-        dm = build_datamodule(fcfg)
-        module, ckpt = load_model(fcfg, dm, fold_dir, "best")
-        evaluate_split(module, dm, fold_dir / "oof", split="val", overlays=False,
-                       title=f"{fcfg.task_name}: out-of-fold report ({ckpt.name})",
-                       metrics=metrics_from_config(cfg),
-                       predictions_dir=fold_dir / "oof" / PREDICTIONS if cfg.get("save_predictions", True) else None,
-                       on_case=oof_writer(fold_dir / "oof" / "cases", module.task, cfg.get("oof_probs_max_size"))
-                       if cfg.get("save_oof_probs", True) else None)
+        score_oof(cfg, fcfg, fold_dir)
+
+
+def score_oof(cfg: DictConfig, fcfg: DictConfig, fold_dir: Path) -> None:
+    """Score a fold's best checkpoint on its held-out fold into ``fold_dir/oof`` (and its OOF records)."""
+    dm = build_datamodule(fcfg)
+    module, ckpt = load_model(fcfg, dm, fold_dir, "best")
+    oof = fold_dir / "oof"
+    evaluate_split(module, dm, oof, split="val", overlays=False,
+                   title=f"{fcfg.task_name}: out-of-fold report ({ckpt.name})",
+                   metrics=metrics_from_config(cfg),
+                   predictions_dir=oof / PREDICTIONS if cfg.get("save_predictions", True) else None,
+                   on_case=oof_writer(oof / "cases", module.task, cfg.get("oof_probs_max_size"))
+                   if cfg.get("save_oof_probs", True) else None,
+                   source=run_source(fold_dir, ckpt))
 
 
 def check_fold_file(cfg: DictConfig) -> None:
@@ -126,12 +134,27 @@ def run_kfold(cfg: DictConfig, kfold_dir: str | Path) -> pd.DataFrame:
     The folds are medseg's grouped k-fold of the training pool, or the folds of a ``data.splits``
     list of folds (nnU-Net's ``splits_final.json``; an nnU-Net dataset's own file is found by its
     reader), fold ``k`` training on that file's ``train`` list and validating on its ``val`` list."""
+    from medseg.pipelines.ensemble import evaluate_ensemble
+
     kfold_dir = Path(kfold_dir)
     check_fold_file(cfg)
     n = int(cfg.folds)
     for k in range(n):
         run_fold(cfg, k, kfold_dir / f"fold_{k}")
+    oof_df, folds = collect_folds(kfold_dir, n)
+    save_with(kfold_dir / "oof_per_image.csv", lambda p: oof_df.to_csv(p, float_format="%.6f"))
+    board = evaluate_ensemble([kfold_dir], kfold_dir / "ensemble", split="test",
+                              method=cfg.get("ensemble_method", "mean"),
+                              metrics=metrics_from_config(cfg))
+    text = write_kfold_report(kfold_dir, cfg.task_name, oof_df, folds, board)
+    # the summaries last, once everything they sum up exists (a failure above leaves none)
+    save_with(kfold_dir / "folds.csv", lambda p: folds.to_csv(p, float_format="%.6f"))
+    write_text_atomic(kfold_dir / "report.md", text)
+    return folds
 
+
+def collect_folds(kfold_dir: Path, n: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """All folds' out-of-fold rows (with a ``fold`` column) and the per-fold table (OOF and test Dice)."""
     oof, fold_rows = [], []
     for k in range(n):
         fd = kfold_dir / f"fold_{k}"
@@ -140,31 +163,4 @@ def run_kfold(cfg: DictConfig, kfold_dir: str | Path) -> pd.DataFrame:
         results = json.loads((fd / "results.json").read_text())
         fold_rows.append({"fold": k, "n_val": len(rows), "oof_dice": float(rows["dice"].mean()),
                           "test_dice": results.get("test/dice", float("nan"))})
-    oof_df = pd.concat(oof)
-    save_with(kfold_dir / "oof_per_image.csv", lambda p: oof_df.to_csv(p, float_format="%.6f"))
-    folds = pd.DataFrame(fold_rows).set_index("fold")
-
-    from medseg.pipelines.ensemble import evaluate_ensemble
-
-    board = evaluate_ensemble([kfold_dir], kfold_dir / "ensemble", split="test",
-                              method=cfg.get("ensemble_method", "mean"),
-                              metrics=metrics_from_config(cfg))
-    name = kfold_dir.name
-    lines = [f"# {cfg.task_name}: {n}-fold cross-validation", "",
-             (f"Out-of-fold Dice over all {len(oof_df)} training-pool cases: **{oof_df['dice'].mean():.4f}** "
-             "(each case scored by the fold that did not train on it)."), "",
-             "## Folds", "", _md(folds), "",
-             "## Test split: folds and their ensemble", "",
-             (f"Mean fold Dice {board.loc[board['kind'] == 'fold', 'dice'].mean():.4f}; "
-             f"{n}-fold ensemble (mean of probabilities) Dice **{board.loc[name, 'dice']:.4f}**. "
-             "Details and CIs: [ensemble/report.md](ensemble/report.md)."), ""]
-    # the summaries last, once everything they sum up exists (a failure above leaves none)
-    save_with(kfold_dir / "folds.csv", lambda p: folds.to_csv(p, float_format="%.6f"))
-    write_text_atomic(kfold_dir / "report.md", "\n".join(lines))
-    return folds
-
-
-def _md(df: pd.DataFrame) -> str:
-    from medseg.report.tables import markdown_table
-
-    return markdown_table(df, df.index.name or "")
+    return pd.concat(oof), pd.DataFrame(fold_rows).set_index("fold")

@@ -22,6 +22,7 @@ from omegaconf import DictConfig, open_dict
 from medseg.data.case import Case
 from medseg.data.preprocess import Compose
 from medseg.errors import ConfigError, DataError
+from medseg.evaluation import TableBuilder, model_probs
 from medseg.inference.rle import write_rle_csv
 from medseg.inference.selected import Selection
 from medseg.inference.writers import (
@@ -30,9 +31,9 @@ from medseg.inference.writers import (
     write_png_mask,
     write_probabilities,
 )
+from medseg.metrics import metrics_from_config
 from medseg.pipelines.build import build_datamodule, build_module, load_weights
 from medseg.pipelines.eval import load_run_config, resolve_checkpoint
-from medseg.pipelines.evaluate import model_probs
 from medseg.tasks import Task
 from medseg.utils.io import read_image, save_with
 
@@ -128,10 +129,7 @@ def predict(cfg: DictConfig, out_dir: str | Path) -> pd.DataFrame:
     the folds' probabilities (the fold ensemble). With ``cfg.selection`` (a ``selection.json`` from
     ``medseg-select``) the members, weights, temperature, thresholds and postprocessing come from it
     (:class:`medseg.inference.selected.Selection`). ``cfg.package`` instead: an exported package
-    (:func:`predict_package`)."""
-    from medseg.inference.ensemble import combine
-    from medseg.pipelines.ensemble import fold_dirs
-
+    (:func:`predict_package`). A labelled split is also scored (:func:`_scorer`)."""
     out_dir = Path(out_dir)
     if cfg.get("package"):
         if cfg.get("run_dir") or cfg.get("selection"):
@@ -141,21 +139,40 @@ def predict(cfg: DictConfig, out_dir: str | Path) -> pd.DataFrame:
     if selection is None and not cfg.get("run_dir"):
         raise ConfigError("run_dir: missing; give a run folder, a k-fold folder, selection=<selection.json> "
                           "or package=<exported package>")
+    m = _load_models(cfg, selection)
+    writer = str(cfg.get("writer") or "default")
+    if writer not in ("default", "nnunet"):
+        raise ConfigError(f"writer={writer!r}: use default (PNG / NIfTI masks) or nnunet (nnU-Net's layout)")
+    rows, rle_rows = [], []
+    scorer = _scorer(cfg, m.task, m.threshold, selection)
+    for case in m.cases:
+        folds = [[f(case) for f in fs] for fs in m.member_fns]
+        probs = m.probs_fn(folds)
+        pred = m.decide(probs)
+        if scorer is not None and case.mask is not None:
+            scorer.add("predict", case, probs)
+        written = _write_case(cfg, out_dir, writer, m, case, pred, probs, folds)
+        if cfg.get("rle"):
+            image_name = Path(case.meta.get("source", case.case_id)).name
+            rle_rows += [(image_name, name, pred[k].numpy()) for k, name in enumerate(m.task.class_names)]
+        rows.append(_row(case.case_id, written, out_dir, m.task, pred))
+    if scorer is not None and scorer.rows:
+        _save_scores(scorer, out_dir, m.run_dirs, m.ckpts, cfg)
+    ckpt = m.ckpts[0] if len(m.ckpts) == 1 else Path(f"{len(m.ckpts)} checkpoints")
+    return _write_table(cfg, out_dir, rows, rle_rows, ckpt.name)
+
+
+def _load_models(cfg: DictConfig, selection: Selection | None) -> SimpleNamespace:
+    """The cases to predict and the networks: per member its fold runs (or the run itself), their
+    probability functions, how members combine (``probs_fn``) and decide (``decide``)."""
+    from medseg.inference.ensemble import combine
+    from medseg.pipelines.ensemble import fold_dirs
+
     member_dirs = selection.members if selection is not None else [Path(cfg.run_dir).expanduser()]
     groups = [fold_dirs(m) or [m] for m in member_dirs]  # per member: its fold runs, or the run itself
     run_dirs = [rd for g in groups for rd in g]
     run_cfgs = [load_run_config(rd, cfg.get("overrides")) for rd in run_dirs]
-    run_cfg = run_cfgs[0]
-    if cfg.get("input_dir"):
-        preprocess = Compose(instantiate(run_cfg.data.get("preprocess")) or [])
-        info = _reader_info(run_cfg)
-        cases = folder_cases(cfg.input_dir, info.in_channels, preprocess)
-        info.in_channels = int(cases[0].image.shape[0])  # after preprocessing (e.g. RGB -> grey)
-    else:
-        with open_dict(run_cfg):
-            run_cfg.data.fold = None  # the test split does not depend on the fold
-        info = build_datamodule(run_cfg)
-        cases = info.cases[cfg.split]
+    info, cases = _input_cases(cfg, run_cfgs[0])
     modules, ckpts = [], []
     for rd, rc in zip(run_dirs, run_cfgs):
         module = build_module(rc, info)
@@ -169,9 +186,6 @@ def predict(cfg: DictConfig, out_dir: str | Path) -> pd.DataFrame:
     fns = iter([model_probs(m, cfg.get("tta") or False) for m in modules])
     member_fns = [[next(fns) for _ in g] for g in groups]
 
-    def fold_probs(case) -> list[list]:
-        return [[f(case) for f in fs] for fs in member_fns]
-
     def member_probs(folds: list[list]) -> list:
         return [fp[0] if len(fp) == 1 else combine(fp) for fp in folds]
 
@@ -181,35 +195,67 @@ def predict(cfg: DictConfig, out_dir: str | Path) -> pd.DataFrame:
     else:
         probs_fn = lambda folds: member_probs(folds)[0]  # noqa: E731
         decide = lambda probs: task.discretize(probs[None], threshold)[0]  # noqa: E731
-    ckpt = ckpts[0] if len(ckpts) == 1 else Path(f"{len(ckpts)} checkpoints")
-    writer = str(cfg.get("writer") or "default")
-    if writer not in ("default", "nnunet"):
-        raise ConfigError(f"writer={writer!r}: use default (PNG / NIfTI masks) or nnunet (nnU-Net's layout)")
-    reader = getattr(info, "reader", None)
-    label_values = getattr(reader, "labels", None) if hasattr(getattr(reader, "labels", None), "to_labels") else None
-    rows, rle_rows = [], []
-    for case in cases:
-        folds = fold_probs(case)
-        probs = probs_fn(folds)
-        pred = decide(probs)
-        if writer == "nnunet":
-            ending = cfg.get("file_ending") or case.meta.get("file_ending") or getattr(reader, "file_ending", None) \
-                or (".nii.gz" if pred.ndim == 4 else ".png")
-            written = [write_nnunet_prediction(out_dir / "nnunet", case, task, pred, str(ending), label_values)]
-        elif pred.ndim == 4:
-            written = [write_nifti_labels(out_dir / "masks", case, task, pred, cfg.get("nifti_label_values"))]
-        else:
-            written = write_png_mask(out_dir / "masks", case.case_id, task, pred)
-        if cfg.get("save_probs"):
-            written.append(write_probabilities(out_dir / "probs", case, probs))
-        if cfg.get("save_uncertainty"):
-            written.append(write_uncertainty(out_dir / "uncertainty", case.case_id, task, probs,
-                                             [p for fp in folds for p in fp]))
-        if cfg.get("rle"):
-            image_name = Path(case.meta.get("source", case.case_id)).name
-            rle_rows += [(image_name, name, pred[k].numpy()) for k, name in enumerate(task.class_names)]
-        rows.append(_row(case.case_id, written, out_dir, task, pred))
-    return _write_table(cfg, out_dir, rows, rle_rows, ckpt.name)
+    return SimpleNamespace(task=task, threshold=threshold, cases=cases, info=info, run_dirs=run_dirs, ckpts=ckpts,
+                           member_fns=member_fns, probs_fn=probs_fn, decide=decide)
+
+
+def _input_cases(cfg: DictConfig, run_cfg: DictConfig) -> tuple:
+    """``(reader info or datamodule, cases)``: the images of ``cfg.input_dir``, else ``cfg.split``."""
+    if cfg.get("input_dir"):
+        preprocess = Compose(instantiate(run_cfg.data.get("preprocess")) or [])
+        info = _reader_info(run_cfg)
+        cases = folder_cases(cfg.input_dir, info.in_channels, preprocess)
+        info.in_channels = int(cases[0].image.shape[0])  # after preprocessing (e.g. RGB -> grey)
+        return info, cases
+    with open_dict(run_cfg):
+        run_cfg.data.fold = None  # the test split does not depend on the fold
+    dm = build_datamodule(run_cfg)
+    return dm, dm.cases[cfg.split]
+
+
+def _write_case(cfg: DictConfig, out_dir: Path, writer: str, m: SimpleNamespace, case: Case, pred, probs,
+                folds: list[list]) -> list[Path]:
+    """The mask file(s) of one case, and its probabilities / uncertainty when asked for."""
+    task = m.task
+    reader = getattr(m.info, "reader", None)
+    if writer == "nnunet":
+        labels = getattr(reader, "labels", None)
+        label_values = labels if hasattr(labels, "to_labels") else None
+        ending = cfg.get("file_ending") or case.meta.get("file_ending") or getattr(reader, "file_ending", None) \
+            or (".nii.gz" if pred.ndim == 4 else ".png")
+        written = [write_nnunet_prediction(out_dir / "nnunet", case, task, pred, str(ending), label_values)]
+    elif pred.ndim == 4:
+        written = [write_nifti_labels(out_dir / "masks", case, task, pred, cfg.get("nifti_label_values"))]
+    else:
+        written = write_png_mask(out_dir / "masks", case.case_id, task, pred)
+    if cfg.get("save_probs"):
+        written.append(write_probabilities(out_dir / "probs", case, probs))
+    if cfg.get("save_uncertainty"):
+        written.append(write_uncertainty(out_dir / "uncertainty", case.case_id, task, probs,
+                                         [p for fp in folds for p in fp]))
+    return written
+
+
+def _scorer(cfg: DictConfig, task: Task, threshold: float, selection) -> TableBuilder | None:
+    """Predicting a split of the run's dataset (``score: true``, no selection): its labelled cases are
+    also scored, through the same :func:`medseg.evaluation.score_case` as every other entry point. A
+    selection's decisions (per-class thresholds, postprocessing) are not a single threshold, so they
+    are scored by ``medseg-select`` instead."""
+    if cfg.get("input_dir") or selection is not None or not cfg.get("score", True):
+        return None
+    return TableBuilder(task, threshold, metrics_from_config(cfg), split=str(cfg.split))
+
+
+def _save_scores(scorer: TableBuilder, out_dir: Path, run_dirs: list[Path], ckpts: list[Path], cfg) -> None:
+    """``per_image.csv``, ``per_class.csv``, ``evaluation.json`` of the labelled predicted cases."""
+    table = scorer.tables()["predict"]
+    table.source = {"runs": sorted(str(Path(r).expanduser().resolve()) for r in run_dirs),
+                    "checkpoints": sorted(p.name for p in ckpts),
+                    **({"tta": cfg.tta if isinstance(cfg.tta, bool) else dict(cfg.tta)} if cfg.get("tta") else {}),
+                    **({"combine": "mean"} if len(run_dirs) > 1 else {})}
+    table.save(out_dir)
+    log.info("%d labelled case(s) scored: mean Dice %.4f (per_image.csv)", len(table.per_image),
+             float(table.per_image["dice"].mean()))
 
 
 def _row(case_id: str, written: list[Path], out_dir: Path, task, pred) -> dict:

@@ -44,8 +44,7 @@ log = logging.getLogger(__name__)
 def predict_trial_validation(trial_dir: Path) -> None:
     """Predict a sweep trial's validation split with its best checkpoint, once, into ``oof/cases/``."""
     from medseg.pipelines.build import build_datamodule
-    from medseg.pipelines.eval import load_model, load_run_config
-    from medseg.pipelines.evaluate import evaluate_split
+    from medseg.pipelines.eval import evaluate_split, load_model, load_run_config, run_source
 
     run_cfg = load_run_config(trial_dir)
     OmegaConf.set_struct(run_cfg, False)
@@ -55,7 +54,8 @@ def predict_trial_validation(trial_dir: Path) -> None:
     log.info("%s: predicting its validation split with %s (cached for later selections)", trial_dir, ckpt.name)
     evaluate_split(module, dm, trial_dir / "oof", split="val", overlays=False, metrics=(),
                    title=f"{trial_dir.name}: validation predictions for medseg-select",
-                   on_case=oof_writer(trial_dir / "oof" / "cases", module.task, 512))
+                   on_case=oof_writer(trial_dir / "oof" / "cases", module.task, 512),
+                   source=run_source(trial_dir, ckpt))
 
 
 def _load_all(sources: Sequence[Source]) -> tuple[list[str], list[list[np.ndarray]], list[OOFCase]]:

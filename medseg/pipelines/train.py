@@ -10,11 +10,15 @@ import lightning as L
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig
 
+from medseg.callbacks.evaluation import EvaluationCallback
 from medseg.callbacks.resume import STATE, Interrupted, fitting, interrupt_signals
+from medseg.data.datamodule import SegmentationDataModule
 from medseg.errors import CheckpointError
+from medseg.evaluation import PREDICTIONS, EvaluationTable
 from medseg.metrics import metrics_from_config
+from medseg.module import SegmentationModule
 from medseg.pipelines.build import build_datamodule, build_module, build_trainer, load_weights
-from medseg.pipelines.evaluate import PREDICTIONS, evaluate_split, summary_dict
+from medseg.pipelines.eval import evaluate_split, run_source
 from medseg.utils.checkpoint import checkpoint_error, load_checkpoint
 from medseg.utils.distributed import ddp_run_scope
 from medseg.utils.io import write_json_atomic, write_text_atomic
@@ -148,10 +152,30 @@ def _mark_interrupted(run_dir: Path, signum: int, ckpt: str | None) -> None:
 
 
 def _train(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
+    """fit -> evaluate the best checkpoint on the test split (table, report) -> results, hooks, status."""
     t0 = time.perf_counter()
     ckpt = find_resume_checkpoint(cfg, run_dir)  # first: a bad resume request stops before any work
     ckpt = ckpt or sweep_retry_checkpoint(cfg, run_dir)
     write_status(run_dir, "running", **({"resumed_from": ckpt} if ckpt else {}))
+    trainer, module, dm = _fit(cfg, run_dir, ckpt)
+    if not trainer.is_global_zero:  # DDP: only rank 0 evaluates and writes
+        return {}
+    table = _evaluate_best(cfg, run_dir, trainer, module, dm) if cfg.get("evaluate", True) else None
+    results = table.summary() if table is not None else {}
+    cb = trainer.checkpoint_callback
+    best_score = cb.best_model_score if cb is not None else None
+    # the best validation score is returned even without a test evaluation (what sweeps optimise)
+    results["val/best_dice"] = float(best_score) if best_score is not None else float("nan")
+    _announce(trainer, run_dir, results, table)
+    write_status(run_dir, "complete", **({"resumed_from": ckpt} if ckpt else {}))
+    write_json_atomic(run_dir / "results.json", results)  # last: its presence means the run is complete
+    log.info("finished in %.1f s; results in %s", time.perf_counter() - t0, run_dir)
+    return results
+
+
+def _fit(cfg: DictConfig, run_dir: Path, ckpt: str | None) -> tuple[L.Trainer, SegmentationModule,
+                                                                    SegmentationDataModule]:
+    """Build the data, model and trainer, and fit (from ``ckpt`` when resuming)."""
     L.seed_everything(cfg.seed, workers=True)
     dm = build_datamodule(cfg)
     if rank_zero_only.rank == 0:
@@ -164,35 +188,33 @@ def _train(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
         trainer.fit(module, datamodule=dm, ckpt_path=ckpt, weights_only=True)
     if STATE.signum is not None:  # a stop Lightning turned into a normal end of fit
         raise Interrupted(STATE.signum)
+    return trainer, module, dm
 
-    results: dict[str, float] = {}
-    if not trainer.is_global_zero:  # DDP: only rank 0 evaluates and writes
-        return results
+
+def _evaluate_best(cfg: DictConfig, run_dir: Path, trainer: L.Trainer, module: SegmentationModule,
+                   dm: SegmentationDataModule) -> EvaluationTable:
+    """Score the best checkpoint (the last weights without one) on the test split into ``run_dir``."""
     cb = trainer.checkpoint_callback
-    best_score = cb.best_model_score if cb is not None else None
-    if cfg.get("evaluate", True):
-        best = cb.best_model_path if cb else ""
-        if best:
-            load_weights(module, best)
-            log.info("evaluating best checkpoint %s", best)
-        tta = cfg.get("tta") or False
-        per_image = evaluate_split(module, dm, run_dir, split="test", baseline=dm.baseline,
-                                   title=f"{cfg.task_name}: test report" + (" (TTA)" if tta else ""),
-                                   tta=tta, metrics=metrics_from_config(cfg), predictions_dir=run_dir / PREDICTIONS
-                                   if cfg.get("save_predictions", True) else None)
-        results = summary_dict(per_image)
-    # the best validation score is returned even without a test evaluation (what sweeps optimise)
-    results["val/best_dice"] = float(best_score) if best_score is not None else float("nan")
+    best = cb.best_model_path if cb else ""
+    if best:
+        load_weights(module, best)
+        log.info("evaluating best checkpoint %s", best)
+    tta = cfg.get("tta") or False
+    return evaluate_split(module, dm, run_dir, split="test", baseline=dm.baseline,
+                          title=f"{cfg.task_name}: test report" + (" (TTA)" if tta else ""), tta=tta,
+                          metrics=metrics_from_config(cfg),
+                          predictions_dir=run_dir / PREDICTIONS if cfg.get("save_predictions", True) else None,
+                          source=run_source(run_dir, best or "last weights"))
+
+
+def _announce(trainer: L.Trainer, run_dir: Path, results: dict[str, float], table: EvaluationTable | None) -> None:
+    """The results to every logger, then to every :class:`EvaluationCallback` (e.g. WandbMedia logs
+    the tables; WebhookNotifier posts the result)."""
     for lg in trainer.loggers:
         lg.log_metrics(results, step=trainer.global_step)
-    for cb in trainer.callbacks:  # e.g. WandbMedia logs the tables; WebhookNotifier posts the result
-        hook = getattr(cb, "on_evaluation_end", None)
-        if callable(hook):
-            hook(trainer, run_dir, results)
-    write_status(run_dir, "complete", **({"resumed_from": ckpt} if ckpt else {}))
-    write_json_atomic(run_dir / "results.json", results)  # last: its presence means the run is complete
-    log.info("finished in %.1f s; results in %s", time.perf_counter() - t0, run_dir)
-    return results
+    for cb in trainer.callbacks:
+        if isinstance(cb, EvaluationCallback):
+            cb.on_evaluation_end(trainer, run_dir, results, table)
 
 
 def sweep_retry_checkpoint(cfg: DictConfig, run_dir: Path) -> str | None:

@@ -25,10 +25,12 @@ body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; mar
        color: #222; padding: 0 1em; }
 table { border-collapse: collapse; margin: 0.6em 0 1.2em; font-size: 0.85em; }
 th, td { border: 1px solid #ccc; padding: 3px 8px; text-align: right; }
+th { overflow-wrap: anywhere; } td:first-child { overflow-wrap: anywhere; min-width: 8em; }
 th { background: #f2f2f2; } td:first-child, th:first-child { text-align: left; }
 img { max-width: 100%; border: 1px solid #eee; margin: 0.3em 0; }
 figure { margin: 0.5em 0 1.5em; } figcaption { font-size: 0.85em; color: #555; }
-code { background: #f5f5f5; padding: 0 3px; } details { margin: 0.5em 0 1em; } .scroll { overflow-x: auto; }
+code { background: #f5f5f5; padding: 0 3px; } details { margin: 0.5em 0 1em; }
+.scroll { overflow-x: auto; max-width: 100%; } /* a wide leaderboard scrolls inside the page, not the page */
 </style></head>
 <body>
 {{ body }}
@@ -49,6 +51,16 @@ def _img_data(path: Path) -> str:
     return f"data:{mime};base64,{base64.b64encode(path.read_bytes()).decode('ascii')}"
 
 
+def _flat(df: pd.DataFrame, index_name: str | None) -> pd.DataFrame:
+    """The index as the first column(s), so the HTML has one header row (``to_html`` of a named index
+    adds a second, nearly empty one)."""
+    if isinstance(df.index, pd.MultiIndex):
+        return df.reset_index()
+    name = df.index.name if index_name is None else index_name
+    flat = df.reset_index(drop=False)
+    return flat.set_axis([name or "", *[str(c) for c in df.columns]], axis=1)
+
+
 def blocks_to_html(blocks: list) -> str:
     out = []
     for b in blocks:
@@ -58,10 +70,9 @@ def blocks_to_html(blocks: list) -> str:
         elif kind == "p":
             out.append(f"<p>{_inline(b[1])}</p>")
         elif kind == "table":
-            df: pd.DataFrame = b[1].copy()
-            df.index.name = b[2] if len(b) > 2 else df.index.name
-            out.append('<div class="scroll">' + df.to_html(float_format=lambda v: f"{v:.4f}", na_rep="–", border=0,
-                                                           escape=True) + "</div>")
+            flat = _flat(b[1], b[2] if len(b) > 2 else None)
+            out.append('<div class="scroll">' + flat.to_html(float_format=lambda v: f"{v:.4f}", na_rep="–", border=0,
+                                                             escape=True, index=False) + "</div>")
         elif kind == "img":
             out.append(f'<figure><img src="{_img_data(Path(b[1]))}" alt="{html.escape(b[2])}">'
                        f"<figcaption>{_inline(b[2])}</figcaption></figure>")

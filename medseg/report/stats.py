@@ -42,7 +42,12 @@ class PairedComparison:
         verdict = "significant" if self.diff.low > 0 or self.diff.high < 0 else "not significant"
         return (f"{lead} beats {trail} by {abs(self.diff.mean):.4f} {metric}, CI "
                 f"[{lo:.4f}, {hi:.4f}] over {self.diff.n} cases "
-                f"(paired bootstrap p={self.p_bootstrap:.3g}, Wilcoxon p={self.p_wilcoxon:.3g}; {verdict} at 95%)")
+                f"(paired bootstrap p={self.p_bootstrap:.3g}, {self._wilcoxon()}; {verdict} at 95%)")
+
+    def _wilcoxon(self) -> str:
+        if np.isfinite(self.p_wilcoxon):
+            return f"Wilcoxon p={self.p_wilcoxon:.3g}"
+        return "Wilcoxon test undefined: every paired difference is 0"
 
 
 def bootstrap_ci(values, n_boot: int = 10000, level: float = 0.95, seed: int = 0) -> Interval:
@@ -79,3 +84,19 @@ def paired_comparison(
     p_boot = float(min(1.0, (2 * tail + 1) / (n_boot + 1)))  # never exactly 0 from a finite resample
     p_wil = float(stats.wilcoxon(d).pvalue) if np.any(d != 0) else float("nan")
     return PairedComparison(name_a, name_b, diff, p_boot, p_wil)
+
+
+#: below this many cases a bootstrap CI is shown only with a caveat: resampling 2-4 values gives
+#: intervals that look precise but mostly reflect which few cases happened to be drawn
+MIN_CI_CASES = 5
+
+
+def ci_caveat(n_cases: dict[str, int], minimum: int = MIN_CI_CASES) -> str | None:
+    """A sentence for a report whose CIs rest on fewer than ``minimum`` cases (``None`` if none do)."""
+    few = {name: n for name, n in n_cases.items() if n < minimum}
+    if not few:
+        return None
+    counts = sorted(set(few.values()))
+    shown = ", ".join(f"`{name}`" for name in list(few)[:6]) + (f" and {len(few) - 6} more" if len(few) > 6 else "")
+    return (f"**Caveat:** the bootstrap CIs of {shown} rest on only {'/'.join(map(str, counts))} case(s), fewer "
+            f"than {minimum}: they are not reliable; score more cases before reading anything into them.")

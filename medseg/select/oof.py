@@ -81,7 +81,7 @@ def save_oof_case(path: str | Path, task: Task, probs: torch.Tensor, target: tor
 
 
 def oof_writer(out_dir: str | Path, task: Task, max_size: int | None) -> Callable:
-    """An ``on_case(case, probs, pred, target)`` hook for :func:`medseg.pipelines.evaluate.evaluate_split`."""
+    """An ``on_case(case, probs, pred, target)`` hook for :func:`medseg.pipelines.eval.evaluate_split`."""
     def write(case, probs, pred, target) -> None:
         save_oof_case(Path(out_dir) / f"{case.case_id}.npz", task, probs, target, case.roi, max_size)
     return write

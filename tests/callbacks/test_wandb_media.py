@@ -33,7 +33,9 @@ def test_offline_run_folder_holds_config_overlays_and_tables(tiny_drive, train_c
     media = runs[0] / "files" / "media"
     assert list((media / "images" / "val").glob("*.png"))            # the validation image ...
     assert list((media / "images" / "mask" / "val").glob("*.png"))   # ... with its masks
-    assert len(list((media / "images" / "test").glob("*.png"))) == 3  # report overlays: best, median, worst
+    # the report's overlays: with two test images, best and worst (issue #12 item 10: no case twice)
+    assert len(list((media / "images" / "test").glob("*.png"))) == 2
+    assert sorted(p.name.split("_", 1)[0] for p in (run_dir / "overlays").glob("*.png")) == ["best", "worst"]
     tables = list((media / "table" / "test").glob("per_image_*.table.json"))
     assert tables
     table = json.loads(tables[0].read_text())

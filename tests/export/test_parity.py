@@ -38,8 +38,8 @@ def brats_root(tmp_path_factory) -> Path:
 def medseg_prediction(run_dir: Path, path: Path, tta=False):
     """medseg's probabilities and masks for one input file (as medseg-predict computes them)."""
     from medseg.data.preprocess import Compose
+    from medseg.evaluation import model_probs
     from medseg.pipelines.eval import load_model, load_run_config
-    from medseg.pipelines.evaluate import model_probs
     from medseg.pipelines.predict import _reader_info, read_input
 
     rc = load_run_config(run_dir)
@@ -160,8 +160,8 @@ def test_2d_binary_parity_with_a_field_of_view(run_factory, tmp_path):
     from dataclasses import replace
 
     from medseg.data.preprocess import Compose
+    from medseg.evaluation import model_probs
     from medseg.pipelines.eval import load_model, load_run_config
-    from medseg.pipelines.evaluate import model_probs
     from medseg.pipelines.predict import _reader_info, read_input
 
     run = run_factory("binary", BINARY)
@@ -187,8 +187,8 @@ def test_3d_case_folder_one_nifti_per_modality_equals_the_brats_reader(run_facto
     from medseg.data.formats.brats import BratsReader
     from medseg.data.preprocess import Compose
     from medseg.data.synth.brats import write_brats
+    from medseg.evaluation import model_probs
     from medseg.pipelines.eval import load_model, load_run_config
-    from medseg.pipelines.evaluate import model_probs
 
     run = run_factory("regions3d", [*REGIONS_3D, f"data.root={brats_root}"], seed=3)
     pkg = export(run, tmp_path / "pkg")

@@ -85,14 +85,15 @@ def test_a_new_metric_reaches_the_tables_and_the_report_columns():
     import torch
 
     from medseg.data.case import Case
-    from medseg.pipelines.evaluate import evaluate_cases, metric_columns
+    from medseg.evaluation import evaluate_cases
+    from medseg.evaluation.table import metric_columns
     from medseg.tasks import Task
 
     mask = np.zeros((6, 8, 8), np.int64)
     mask[1:3, 2:6, 2:6] = 1
     case = Case("c", np.zeros((1, 6, 8, 8), np.float32), mask, spacing=(2.0, 1.0, 1.0))
-    per_image, per_class = evaluate_cases(lambda c: torch.from_numpy(c.mask.astype(np.float32))[None],
-                                          Task("binary", ["t"]), [case], 0.5, metrics=[_Volume()])
+    per_image = evaluate_cases(lambda c: torch.from_numpy(c.mask.astype(np.float32))[None],
+                               Task("binary", ["t"]), [case], 0.5, metrics=[_Volume()]).per_image
     assert per_image.loc["c", "volume"] == pytest.approx(2 * 16 * 2.0)
     assert per_image.loc["c", "dice"] == 1.0  # overlap metrics come with any selection
     assert metric_columns(per_image)[-1] == "volume" and "hd95" not in per_image

@@ -6,8 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from medseg.evaluation import model_probs
 from medseg.pipelines.build import build_datamodule, build_module
-from medseg.pipelines.evaluate import evaluate_split, model_probs
+from medseg.pipelines.eval import evaluate_split
 
 
 @pytest.fixture
@@ -20,7 +21,7 @@ def tiny_module(train_cfg, tiny_drive):
 
 def test_evaluate_split_writes_all_metrics(tiny_module, tmp_path):
     module, dm, _ = tiny_module
-    per_image = evaluate_split(module, dm, tmp_path, split="test", overlays=True)
+    per_image = evaluate_split(module, dm, tmp_path, split="test", overlays=True).per_image
     for m in ("dice", "iou", "precision", "recall", "specificity", "auc", "ssim", "hd95", "nsd"):
         assert m in per_image.columns
     assert len(per_image) == len(dm.cases["test"])
@@ -35,7 +36,7 @@ def test_evaluate_split_writes_all_metrics(tiny_module, tmp_path):
 def test_auto_threshold_is_reported_and_probs_saved(tiny_module, tmp_path):
     module, dm, _ = tiny_module
     per_image = evaluate_split(module, dm, tmp_path, split="test", overlays=False, threshold="auto",
-                               metrics=(), probs_dir=tmp_path / "probs")
+                               metrics=(), probs_dir=tmp_path / "probs").per_image
     thr = per_image.attrs["threshold"]
     assert 0.0 < thr < 1.0
     assert f"Threshold **{thr:.2f}** chosen on the validation split" in (tmp_path / "report.md").read_text()
@@ -71,7 +72,7 @@ def test_tta_options_from_a_hydra_config_are_honoured(tiny_module, monkeypatch):
 def test_saved_probabilities_are_downsampled_to_max_size(tmp_path):
     import torch
 
-    from medseg.pipelines.evaluate import save_probs
+    from medseg.evaluation import save_probs
 
     probs = torch.zeros(2, 40, 20)
     probs[1, :20] = 1.0
@@ -83,7 +84,7 @@ def test_saved_probabilities_are_downsampled_to_max_size(tmp_path):
 
 
 def test_metric_choice():
-    from medseg.pipelines.evaluate import EXTRA_METRICS, chosen_metrics, default_metrics
+    from medseg.evaluation import EXTRA_METRICS, chosen_metrics, default_metrics
     from medseg.tasks import Task
 
     assert chosen_metrics(None) is None and chosen_metrics([]) == ()
@@ -97,7 +98,7 @@ def test_3d_cases_use_voxel_spacing_for_surface_metrics():
     import torch
 
     from medseg.data.case import Case
-    from medseg.pipelines.evaluate import evaluate_cases
+    from medseg.evaluation import evaluate_cases
     from medseg.tasks import Task
 
     mask = np.zeros((12, 10, 10), np.int64)
@@ -110,7 +111,8 @@ def test_3d_cases_use_voxel_spacing_for_surface_metrics():
     task = Task("binary", ["tumour"])
     cases = [Case("iso", np.zeros((1, 12, 10, 10), np.float32), mask, spacing=(1.0, 1.0, 1.0)),
              Case("aniso", np.zeros((1, 12, 10, 10), np.float32), mask, spacing=(2.5, 1.0, 1.0))]
-    per_image, per_class = evaluate_cases(shifted, task, cases, 0.5, metrics=("hd95", "nsd"), nsd_tolerance=1.0)
+    table = evaluate_cases(shifted, task, cases, 0.5, metrics=("hd95", "nsd"), nsd_tolerance=1.0)
+    per_image, per_class = table.per_image, table.per_class
     assert per_image.loc["iso", "hd95"] == pytest.approx(1.0)
     assert per_image.loc["aniso", "hd95"] == pytest.approx(2.5)
     assert per_image.loc["aniso", "nsd"] < per_image.loc["iso", "nsd"]

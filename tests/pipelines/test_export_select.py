@@ -64,11 +64,11 @@ def selection_probs(selection_json: Path, image: Path):
     """medseg's side, as medseg-predict selection= computes it: per member its folds' mean, then
     Selection.combine (weighted mean, temperature) and Selection.decide (threshold, postprocessing)."""
     from medseg.data.preprocess import Compose
+    from medseg.evaluation import model_probs
     from medseg.inference.ensemble import combine
     from medseg.inference.selected import Selection
     from medseg.pipelines.ensemble import fold_dirs
     from medseg.pipelines.eval import load_model, load_run_config
-    from medseg.pipelines.evaluate import model_probs
     from medseg.pipelines.predict import _reader_info, read_input
 
     sel = Selection.load(selection_json)

@@ -47,3 +47,13 @@ def test_paired_comparison_uses_shared_cases_only():
     assert paired_comparison(a, b).diff.n == 1
     with pytest.raises(ValueError, match="share no cases"):
         paired_comparison(a, pd.Series([1.0], index=["q"]))
+
+
+def test_identical_scores_say_so_instead_of_a_nan_p_value():
+    import pandas as pd
+
+    from medseg.report.stats import paired_comparison
+
+    a = pd.Series([0.5, 0.7, 0.9], index=["x", "y", "z"])
+    text = paired_comparison(a, a.copy(), "A", "B", n_boot=200).sentence()
+    assert "by 0.0000 Dice" in text and "every paired difference is 0" in text and "nan" not in text

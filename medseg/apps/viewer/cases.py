@@ -4,10 +4,10 @@ browser and kept in a byte-bounded LRU cache.
 Images and ground truth come from the run's dataset through the run's own reader and preprocessing
 (the datamodule of its saved config), so they are on the grid the model predicted on. Predictions
 come from the masks the evaluation saved (``<model folder>/predictions/<case_id>.npz``, see
-:func:`medseg.pipelines.evaluate.save_prediction`: no network is built), else from saved
+:func:`medseg.evaluation.save_prediction`: no network is built), else from saved
 probabilities (``<model folder>/probs/<case_id>.npy``) where they exist, else from
 the best checkpoint(s) via :func:`medseg.pipelines.build.load_weights` and
-:func:`medseg.pipelines.evaluate.model_probs` (a fold ensemble: the mean of its folds, as
+:func:`medseg.evaluation.model_probs` (a fold ensemble: the mean of its folds, as
 ``medseg-predict`` does). Uploads are read and preprocessed by ``medseg-predict``'s own functions.
 
 What travels to the browser (one request per array, each sent once per case):
@@ -44,11 +44,11 @@ from medseg.apps.viewer.sources import Model, PackageModel
 from medseg.data.case import Case
 from medseg.data.formats.brats import REGIONS as BRATS_REGIONS
 from medseg.errors import DataError, MedsegError
+from medseg.evaluation import PREDICTIONS, case_target, load_prediction, model_probs
 from medseg.inference.ensemble import combine
 from medseg.module import SegmentationModule
 from medseg.pipelines.build import build_module, load_weights
 from medseg.pipelines.eval import load_run_config, resolve_checkpoint
-from medseg.pipelines.evaluate import PREDICTIONS, case_target, load_prediction, model_probs
 from medseg.pipelines.predict import folder_cases, predict_package_input
 from medseg.tasks import Task
 

@@ -111,6 +111,9 @@ class BratsReader(SegmentationReader):
         brain_mask: use a brain-mask file as the background when the case has one.
     """
 
+    #: what ``Case.roi`` is (named in reports: "metrics inside each case's ...")
+    roi_description = "brain mask (a brain-mask file, else the voxels that differ from the background value)"
+
     spatial_dims = 3
 
     def __init__(

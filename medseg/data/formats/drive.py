@@ -36,6 +36,8 @@ class DriveReader(SegmentationReader):
 
     task = "binary"
     class_names = ("vessel",)
+    #: what ``Case.roi`` is (named in reports: "metrics inside each case's ...")
+    roi_description = "field-of-view mask (the standard protocol for retinal images)"
     in_channels = 3
 
     def __init__(self, root: str | Path, annotator: int = 1, strict: bool = True) -> None:

@@ -18,8 +18,8 @@ from PIL import Image
 from medseg.apps.viewer import cases as viewer_cases
 from medseg.apps.viewer import create_app, unpack_bits
 from medseg.errors import DataError
+from medseg.evaluation import load_prediction, save_prediction
 from medseg.metrics.overlap import overlap_metrics
-from medseg.pipelines.evaluate import load_prediction, save_prediction
 from tests.conftest import compose_cfg, run_cli
 
 BASE = "http://127.0.0.1"

@@ -1,0 +1,29 @@
+"""Scoring only: probability sources, the decision threshold, per-case metrics and the result table.
+
+The data flow of every entry point: probability source (:func:`model_probs`, an ensemble) ->
+:func:`evaluate_cases` / :func:`evaluate_sources` (each case through :func:`score_case`) ->
+:class:`EvaluationTable` (``save``/``load``) -> a report in :mod:`medseg.report`.
+"""
+
+from medseg.evaluation.notes import data_notes, roi_note
+from medseg.evaluation.predictions import PREDICTIONS, load_prediction, save_prediction, save_probs
+from medseg.evaluation.probs import ProbsFn, case_target, foreground_probs, model_probs
+from medseg.evaluation.scoring import (
+    EXTRA_METRICS,
+    TableBuilder,
+    case_rows,
+    chosen_metrics,
+    default_metrics,
+    evaluate_cases,
+    evaluate_sources,
+    score_case,
+)
+from medseg.evaluation.table import EvaluationTable, metric_columns
+from medseg.evaluation.threshold import choose_threshold, resolve_threshold
+
+__all__ = [
+    "EXTRA_METRICS", "PREDICTIONS", "EvaluationTable", "ProbsFn", "TableBuilder", "case_rows", "case_target", "choose_threshold",
+    "chosen_metrics", "data_notes", "default_metrics", "evaluate_cases", "evaluate_sources", "foreground_probs",
+    "load_prediction", "metric_columns", "model_probs", "resolve_threshold", "roi_note", "save_prediction",
+    "save_probs", "score_case",
+]

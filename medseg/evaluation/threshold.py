@@ -1,0 +1,39 @@
+"""The decision threshold of an evaluation: fixed, the task's, or chosen on the validation split."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+import torch
+
+from medseg.data.case import Case
+from medseg.evaluation.probs import ProbsFn, case_target, foreground_probs
+from medseg.metrics.threshold import best_threshold
+from medseg.tasks import Task
+
+log = logging.getLogger(__name__)
+
+
+def choose_threshold(task: Task, probs_fn: ProbsFn, cases: Sequence[Case]) -> tuple[float, float]:
+    """The threshold maximising mean Dice on ``cases`` (binary / multi-label tasks) and that Dice."""
+    def gen():
+        for c in cases:
+            t = case_target(task, c)
+            if t is not None:
+                roi = torch.from_numpy(c.roi) if c.roi is not None else None
+                yield foreground_probs(task, probs_fn(c)), t, roi
+    return best_threshold(gen())
+
+
+def resolve_threshold(task: Task, probs_fn: ProbsFn, val_cases: Sequence[Case],
+                      threshold: float | str | None) -> tuple[float, str | None]:
+    """``(threshold, sentence for the report)`` for ``threshold``: a number, ``None`` (the task's) or
+    ``"auto"`` (the one maximising mean Dice on ``val_cases``). Multi-class tasks take the arg-max:
+    their threshold is unused and gets no sentence."""
+    if threshold == "auto" and task.kind != "multiclass":
+        thr, val_dice = choose_threshold(task, probs_fn, val_cases)
+        log.info("eval.threshold=auto: %.2f (val Dice %.4f)", thr, val_dice)
+        return thr, f"Threshold **{thr:.2f}** chosen on the validation split (mean Dice {val_dice:.4f} there)."
+    thr = task.threshold if threshold in (None, "auto") else float(threshold)
+    return thr, (f"Threshold {thr:.2f} (fixed)." if task.kind != "multiclass" else None)
