@@ -27,7 +27,7 @@ from medseg.metrics.topology import TOPOLOGY_METRIC_NAMES, topology_metrics
 
 Spacing = Sequence[float] | float | None
 #: the metrics selectable by name besides the overlap ones (``metrics=(...)`` in the Python API)
-EXTRA_METRIC_NAMES = ("auc", "ssim", "hd95", "nsd")
+EXTRA_METRIC_NAMES = ("auc", "ssim", "hd95", "nsd", *TOPOLOGY_METRIC_NAMES)
 
 
 @runtime_checkable
@@ -153,7 +153,7 @@ def default_case_metrics(nsd_tolerance: float = 1.0) -> list[CaseMetric]:
 
 
 def metrics_by_name(names: Iterable[str], nsd_tolerance: float = 1.0) -> list[CaseMetric]:
-    """Objects for metric names (any of ``auc, ssim, hd95, nsd``), for every task; unknown names are
+    """Objects for metric names (any of ``auc, ssim, hd95, nsd, cldice, betti0_error, betti1_error``), for every task; unknown names are
     a ``ValueError``."""
     names = tuple(names)
     unknown = set(names) - set(EXTRA_METRIC_NAMES)
@@ -164,6 +164,8 @@ def metrics_by_name(names: Iterable[str], nsd_tolerance: float = 1.0) -> list[Ca
     out += [SSIM()] if "ssim" in names else []
     surface = tuple(n for n in SURFACE_METRIC_NAMES if n in names)
     out += [SurfaceMetrics(surface, tolerance=nsd_tolerance)] if surface else []
+    topology = tuple(n for n in TOPOLOGY_METRIC_NAMES if n in names)
+    out += [TopologyMetrics(topology)] if topology else []
     return out
 
 
