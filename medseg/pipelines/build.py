@@ -92,14 +92,14 @@ _POLICY_SHOWN: list[str] = []
 def _print_policy(cfg: DictConfig, trainer: L.Trainer) -> None:
     """The start-up line (rank 0, once per process): device, precision, memory format, compile,
     threads, loader workers."""
-    if _POLICY_SHOWN or not trainer.is_global_zero:
+    if _POLICY_SHOWN or not trainer.is_global_zero or runtime.is_ddp_child():
         return
     threads = runtime.configure_threads(cfg)  # a no-op when the CLI already set them
     module = cfg.get("module") or {}
     accelerator, precision = _accelerator_of(cfg), resolve_precision(cfg)
     workers = runtime.resolve_num_workers(cfg.data.get("num_workers", 0), accelerator) if "data" in cfg else 0
     line = runtime.startup_line(
-        accelerator, trainer.precision if hasattr(trainer, "precision") else precision,
+        accelerator, precision,
         runtime.resolve_channels_last(module.get("channels_last", "auto"), accelerator, precision),
         runtime.resolve_compile(module.get("compile", "auto"), accelerator), threads, workers)
     _POLICY_SHOWN.append(line)

@@ -294,7 +294,7 @@ def early_environment(argv: list[str] | None = None) -> None:
 _APPLIED: dict[str, object] = {}
 
 
-def _ddp_child() -> bool:
+def is_ddp_child() -> bool:
     """A DDP rank other than 0 started by Lightning's launcher (rank 0 registers for all of them)."""
     return os.environ.get("LOCAL_RANK", "0") not in ("", "0")
 
@@ -310,7 +310,7 @@ def configure_threads(cfg: Mapping, hydra_launcher: Mapping | None = None, multi
         return _APPLIED["threads"]  # type: ignore[return-value]
     trainer = cfg.get("trainer") or {}
     together = launched_together(cfg, hydra_launcher, multirun)
-    others = {} if _ddp_child() else live_runs(exclude_group=group)
+    others = {} if is_ddp_child() else live_runs(exclude_group=group)
     t = resolve_threads(trainer.get("threads", AUTO), together=together, others=sum(others.values()),
                         user_omp=USER_OMP)
     torch.set_num_threads(t.intra)
@@ -321,7 +321,7 @@ def configure_threads(cfg: Mapping, hydra_launcher: Mapping | None = None, multi
         t.notes.append("inter-op threads already fixed")
     if t.shared_by > 1:
         os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # for child processes (loader workers)
-    if register and not _ddp_child() and _accelerator(trainer.get("accelerator", "cpu")) == "cpu":
+    if register and not is_ddp_child() and _accelerator(trainer.get("accelerator", "cpu")) == "cpu":
         ddp = "ddp" in str(trainer.get("strategy") or "")
         register_run(t.intra, procs=launched_together(cfg) if ddp else 1, group=group)
     _APPLIED.update(threads=t, together=together, group=group)
@@ -335,7 +335,7 @@ def rebalance_threads() -> int | None:
     import torch
 
     t = _APPLIED.get("threads")
-    if not isinstance(t, Threads) or t.source != AUTO or _ddp_child():
+    if not isinstance(t, Threads) or t.source != AUTO or is_ddp_child():
         return None
     others = sum(live_runs(exclude_group=_APPLIED.get("group")).values())  # type: ignore[arg-type]
     new = resolve_threads(AUTO, together=int(_APPLIED.get("together", 1)), others=others)  # type: ignore[arg-type]
