@@ -119,7 +119,7 @@ def main(argv: list[str] | None = None) -> str:
     from medseg.utils.runtime import available_cpus
 
     cpus = available_cpus()
-    epochs, samples = (3, 64) if args.quick else (6, 512)
+    epochs, samples = (2, 48) if args.quick else (6, 512)
     repeats = args.repeats or (1 if args.quick else 2)
     results: dict[str, list[dict]] = {}
     with tempfile.TemporaryDirectory() as tmp:
