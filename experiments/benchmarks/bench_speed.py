@@ -325,7 +325,10 @@ def main(argv: list[str] | None = None) -> str:
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     p.add_argument("--compile", action="store_true", help="also measure torch.compile's break-even (minutes on CPU)")
     p.add_argument("--out", type=Path, help="write the Markdown section to this file (atomically)")
+    p.add_argument("--only", default="throughput,bf16,loading",
+                   help="comma-separated sections: throughput, bf16, loading (compile: --compile)")
     args = p.parse_args(argv)
+    only = set(args.only.split(",")) | ({"compile"} if args.compile else set())
     repeats = 2 if args.quick else 3
     steps = {"drive": 6, "handbone": 2, "brats": 2} if args.quick else {"drive": 30, "handbone": 8, "brats": 8}
     if args.device == "cuda":
@@ -336,14 +339,16 @@ def main(argv: list[str] | None = None) -> str:
     with tempfile.TemporaryDirectory() as tmp:
         data_dir, work = Path(tmp) / "data", Path(tmp) / "work"
         with contextlib.redirect_stderr(open(os.devnull, "w")) if args.quick else contextlib.nullcontext():
-            lines += throughput(data_dir, work, repeats, steps, args.device, args.quick)
-            log("throughput done")
-            lines += ["", *bf16_accuracy(data_dir, work, steps["drive"], args.device), ""]
-            lines += loading(data_dir, work, repeats, steps["drive"], args.device)
-            log("loading done")
-            if args.compile:
-                lines += ["", *compile_break_even(data_dir, work, steps["drive"], args.device)]
-                log("compile done")
+            sections = {
+                "throughput": lambda: throughput(data_dir, work, repeats, steps, args.device, args.quick),
+                "bf16": lambda: bf16_accuracy(data_dir, work, steps["drive"], args.device),
+                "loading": lambda: loading(data_dir, work, repeats, steps["drive"], args.device),
+                "compile": lambda: compile_break_even(data_dir, work, steps["drive"], args.device),
+            }
+            for name, section in sections.items():
+                if name in only:
+                    lines += ["", *section()]
+                    log(f"{name} done:\n" + "\n".join(lines[-6:]))
     text = "\n".join(lines) + "\n"
     print(text)
     if args.out:
