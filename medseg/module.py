@@ -9,7 +9,8 @@ device-to-host sync for logging.
 Networks whose output is smaller than their input (a ``valid``-padding U-Net) are compared against
 the centre-cropped target and ROI automatically. Networks that return a tuple ``(main, aux...)`` in
 training are trained through :class:`~medseg.losses.deep_supervision.DeepSupervisionLoss`.
-``channels_last`` and ``compile`` are speed options for GPU runs.
+``precision``, ``channels_last`` and ``compile`` are the speed policy of :mod:`medseg.utils.runtime`
+(``auto`` in config is resolved per device by :func:`medseg.pipelines.build.build_module`).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from medseg.losses.deep_supervision import DeepSupervisionLoss
 from medseg.metrics.running import MeanPerImageDice
 from medseg.models.blocks import center_crop
 from medseg.tasks import Task
+from medseg.utils.runtime import autocast, rebalance_threads
 
 
 class SegmentationModule(L.LightningModule):
@@ -41,7 +43,10 @@ class SegmentationModule(L.LightningModule):
         deep_supervision_weights: weights of ``(main, aux...)`` outputs for networks that return a
             tuple in training; ``None``: ``1, 1/2, 1/4...`` normalised.
         channels_last: store the network and training batches in channels-last memory format
-            (faster convolutions with mixed precision on recent GPUs).
+            (faster convolutions with mixed precision: CUDA, and CPUs with bf16).
+        precision: the Lightning precision of the run (``bf16-mixed``, ``16-mixed``, ``32-true``):
+            :meth:`predict_logits` runs under the same autocast outside Lightning's loops too
+            (evaluation, inference), and returns float32 logits.
         compile: run training forward passes through ``torch.compile(net)``; the checkpoint keeps the
             plain network's parameter names.
     """
@@ -59,11 +64,13 @@ class SegmentationModule(L.LightningModule):
         deep_supervision_weights: list[float] | None = None,
         channels_last: bool = False,
         compile: bool = False,
+        precision: str | int = "32-true",
     ) -> None:
         super().__init__()
         self.net = net
         self.loss = DeepSupervisionLoss(loss, deep_supervision_weights)
         self.channels_last = bool(channels_last)
+        self.eval_precision = str(precision)
         self._compiled: list[Callable] = []  # a list: keeps the compiled wrapper out of the state dict
         if compile:
             self._compiled.append(torch.compile(net))
@@ -91,6 +98,7 @@ class SegmentationModule(L.LightningModule):
 
     # ------------------------------------------------------------- training
     def on_train_epoch_start(self) -> None:
+        rebalance_threads()  # another medseg run started or ended beside this one (trainer.threads: auto)
         loader = self.trainer.train_dataloader
         ds = getattr(loader, "dataset", None)
         if hasattr(ds, "set_epoch"):
@@ -113,7 +121,14 @@ class SegmentationModule(L.LightningModule):
     # ----------------------------------------------------------- evaluation
     @torch.no_grad()
     def predict_logits(self, image: torch.Tensor) -> torch.Tensor:
-        return self.predictor(image, self.net)
+        """Whole-image logits (float32) under the run's autocast; MONAI's sliding window accumulates
+        the windows in the input's dtype (float32 images: float32 probabilities)."""
+        with autocast(image.device.type, self.eval_precision):
+            logits = self.predictor(image, self._eval_net)
+        return logits.float()
+
+    def _eval_net(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(self._memory_format(x))
 
     def _eval_step(self, batch: dict, stage: str, metric: MeanPerImageDice) -> None:
         logits = self.predict_logits(batch["image"])

@@ -24,6 +24,7 @@ from medseg.data.preprocess import Compose, FieldOfView, Resample
 from medseg.data.samplers import EpochSampler, eval_sampler
 from medseg.data.splits import find_split, grouped_holdout, load_split_spec, make_splits, name_resolver
 from medseg.errors import ConfigError, DataError
+from medseg.utils.runtime import resolve_num_workers
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +43,9 @@ class SegmentationDataModule(L.LightningDataModule):
         patch_size, samples_per_epoch, foreground_fraction: patch sampling.
         resize: training size in ``resize`` mode.
         augment: ``(image, mask, roi) -> ...`` training augmentation, or ``None``.
+        num_workers: training loader processes; ``auto``: 0 on CPU, ``min(4, cpus - 1)`` with a GPU
+            (:func:`medseg.utils.runtime.resolve_num_workers`; ``build_datamodule`` resolves it for the
+            trainer's device). Batches are identical for any number of workers.
         val_fraction, test_fraction, fold, n_folds: see :func:`medseg.data.splits.make_splits`.
         train_split, test_split: names of the dataset's on-disk splits (aliases work: ``val`` finds
             ``validation``, ``train`` finds ``training``).
@@ -82,7 +86,7 @@ class SegmentationDataModule(L.LightningDataModule):
         resize: Sequence[int] | None = None,
         augment=None,
         batch_size: int = 16,
-        num_workers: int = 0,
+        num_workers: int | str = "auto",
         val_fraction: float = 0.2,
         test_fraction: float = 0.25,
         fold: int | None = None,
@@ -122,7 +126,7 @@ class SegmentationDataModule(L.LightningDataModule):
         self.train_mode, self.patch_size, self.resize = train_mode, list(patch_size), resize
         self.samples_per_epoch, self.foreground_fraction = samples_per_epoch, foreground_fraction
         self.augment = augment
-        self.batch_size, self.num_workers = batch_size, num_workers
+        self.batch_size, self.num_workers = batch_size, resolve_num_workers(num_workers)
         self.val_fraction, self.test_fraction, self.fold, self.n_folds = val_fraction, test_fraction, fold, n_folds
         self.train_split, self.test_split, self.use_roi, self.seed = train_split, test_split, use_roi, seed
         if fov == "auto":
@@ -331,6 +335,8 @@ class SegmentationDataModule(L.LightningDataModule):
         # the order and content of epoch e depend on (seed, e) only: exact after a resume (EpochSampler)
         sampler = EpochSampler(ds, seed=self.seed, shuffle=True, epoch=epoch)
         return ResumableLoader(ds, batch_size=self.batch_size, sampler=sampler, drop_last=len(ds) > self.batch_size,
+                               # not persistent: a worker's copy of the dataset would keep the epoch it
+                               # was started in (PatchDataset.set_epoch), and batches would differ from 0 workers
                                num_workers=self.num_workers, persistent_workers=False,
                                worker_init_fn=_reseed_worker, progress=lambda: _batches_done(self.trainer))
 

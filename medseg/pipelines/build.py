@@ -8,7 +8,7 @@ from pathlib import Path
 import lightning as L
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import ProgressBar
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from medseg.callbacks.resume import ResumeCheckpoint
 from medseg.data.datamodule import SegmentationDataModule
@@ -16,13 +16,17 @@ from medseg.errors import CheckpointError
 from medseg.inference.inferers import make_inferer
 from medseg.module import SegmentationModule
 from medseg.tasks import Task
+from medseg.utils import runtime
 from medseg.utils.checkpoint import AtomicCheckpointIO, load_checkpoint
 
 log = logging.getLogger(__name__)
 
 
 def build_datamodule(cfg: DictConfig) -> SegmentationDataModule:
-    dm: SegmentationDataModule = instantiate(cfg.data, _convert_="partial")
+    extra = {}
+    if "num_workers" in cfg.data:  # auto: by the trainer's device (medseg.utils.runtime.resolve_num_workers)
+        extra["num_workers"] = runtime.resolve_num_workers(cfg.data.num_workers, _accelerator_of(cfg))
+    dm: SegmentationDataModule = instantiate(cfg.data, _convert_="partial", **extra)
     dm.prepare_data()
     dm.setup("fit")
     return dm
@@ -35,6 +39,11 @@ def build_module(cfg: DictConfig, dm: SegmentationDataModule) -> SegmentationMod
     n_params = sum(p.numel() for p in net.parameters())
     log.info("model %s: %s parameters (%.2f M)", type(net).__name__, f"{n_params:,}", n_params / 1e6)
     predictor = make_inferer(cfg.inference, net)
+    options = dict(cfg.get("module") or {})  # deep_supervision_weights, channels_last, compile
+    accelerator, precision = _accelerator_of(cfg), resolve_precision(cfg)
+    options["channels_last"] = runtime.resolve_channels_last(options.get("channels_last", "auto"), accelerator,
+                                                              precision)
+    options["compile"] = runtime.resolve_compile(options.get("compile", "auto"), accelerator)
     return SegmentationModule(
         net=net,
         loss=instantiate(cfg.loss),
@@ -44,8 +53,21 @@ def build_module(cfg: DictConfig, dm: SegmentationDataModule) -> SegmentationMod
         monitor=cfg.monitor,
         task=task,
         predictor=predictor,
-        **(cfg.get("module") or {}),  # deep_supervision_weights, channels_last, compile
+        precision=precision,
+        **options,
     )
+
+
+def _accelerator_of(cfg: DictConfig) -> str:
+    trainer = cfg.get("trainer") or {}
+    return str(trainer.get("accelerator", "cpu"))
+
+
+def resolve_precision(cfg: DictConfig) -> str | int:
+    """``trainer.precision`` of ``cfg`` with ``auto`` resolved for its accelerator
+    (:func:`medseg.utils.runtime.resolve_precision`); ``32-true`` where the key is absent."""
+    trainer = cfg.get("trainer") or {}
+    return runtime.resolve_precision(trainer.get("precision", "32-true"), _accelerator_of(cfg))
 
 
 def build_trainer(cfg: DictConfig, run_dir: Path) -> L.Trainer:
@@ -56,8 +78,33 @@ def build_trainer(cfg: DictConfig, run_dir: Path) -> L.Trainer:
     extra = {} if any(isinstance(c, ProgressBar) for c in callbacks) else {"enable_progress_bar": False}
     if cfg.trainer.get("plugins") is None:  # checkpoints written atomically, read through load_checkpoint
         extra["plugins"] = [AtomicCheckpointIO()]
-    return instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False,
-                       default_root_dir=str(run_dir), **extra)
+    trainer_cfg = OmegaConf.masked_copy(cfg.trainer, [k for k in cfg.trainer if k != "threads"])
+    if "precision" in cfg.trainer:
+        trainer_cfg.precision = resolve_precision(cfg)
+    trainer: L.Trainer = instantiate(trainer_cfg, callbacks=callbacks, logger=loggers or False,
+                                     default_root_dir=str(run_dir), **extra)
+    _print_policy(cfg, trainer)
+    return trainer
+
+
+_POLICY_SHOWN: list[str] = []
+
+
+def _print_policy(cfg: DictConfig, trainer: L.Trainer) -> None:
+    """The start-up line (rank 0, once per process): device, precision, memory format, compile,
+    threads, loader workers."""
+    if _POLICY_SHOWN or not trainer.is_global_zero or runtime.is_ddp_child():
+        return
+    threads = runtime.configure_threads(cfg)  # a no-op when the CLI already set them
+    module = cfg.get("module") or {}
+    accelerator, precision = _accelerator_of(cfg), resolve_precision(cfg)
+    workers = runtime.resolve_num_workers(cfg.data.get("num_workers", 0), accelerator) if "data" in cfg else 0
+    line = runtime.startup_line(
+        accelerator, precision,
+        runtime.resolve_channels_last(module.get("channels_last", "auto"), accelerator, precision),
+        runtime.resolve_compile(module.get("compile", "auto"), accelerator), threads, workers)
+    _POLICY_SHOWN.append(line)
+    log.info(line)
 
 
 def load_weights(module: SegmentationModule, ckpt_path: str | Path) -> None:
