@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 import lightning as L
@@ -12,7 +13,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from medseg.callbacks.resume import ResumeCheckpoint
 from medseg.data.datamodule import SegmentationDataModule
-from medseg.errors import CheckpointError
+from medseg.errors import CheckpointError, ConfigError
 from medseg.inference.inferers import make_inferer
 from medseg.module import SegmentationModule
 from medseg.tasks import Task
@@ -63,11 +64,24 @@ def _accelerator_of(cfg: DictConfig) -> str:
     return str(trainer.get("accelerator", "cpu"))
 
 
+#: the values MEDSEG_PRECISION may take (Lightning's names)
+PRECISIONS = ("32-true", "bf16-mixed", "16-mixed", "bf16-true", "64-true")
+
+
 def resolve_precision(cfg: DictConfig) -> str | int:
     """``trainer.precision`` of ``cfg`` with ``auto`` resolved for its accelerator
-    (:func:`medseg.utils.runtime.resolve_precision`); ``32-true`` where the key is absent."""
+    (:func:`medseg.utils.runtime.resolve_precision`); ``32-true`` where the key is absent. The
+    environment variable ``MEDSEG_PRECISION`` (e.g. ``32-true``) replaces ``auto`` on every machine:
+    the test suite sets it so its calibrated floors and parity checks do not depend on the CPU's bf16
+    support (the policy itself has its own tests)."""
     trainer = cfg.get("trainer") or {}
-    return runtime.resolve_precision(trainer.get("precision", "32-true"), _accelerator_of(cfg))
+    value = trainer.get("precision", "32-true")
+    forced = os.environ.get("MEDSEG_PRECISION")
+    if forced and runtime.is_auto(value):
+        if forced not in PRECISIONS:
+            raise ConfigError(f"MEDSEG_PRECISION={forced}: choose one of {', '.join(PRECISIONS)}")
+        return forced
+    return runtime.resolve_precision(value, _accelerator_of(cfg))
 
 
 def build_trainer(cfg: DictConfig, run_dir: Path) -> L.Trainer:

@@ -29,7 +29,7 @@ def kfold_run(tiny_drive, tmp_path_factory) -> tuple[Path, subprocess.CompletedP
     cwd = tmp_path_factory.mktemp("cli_kfold")
     out = cwd / "cv"
     proc = run_cli("medseg.cli.kfold", ["debug=smoke", "folds=2", SMOKE_LR, f"data.root={tiny_drive}",
-                                        "metrics=[hd95]", f"hydra.run.dir={out}"], cwd)
+                                        "metrics=[auc,hd95]", f"hydra.run.dir={out}"], cwd)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return out, proc
 

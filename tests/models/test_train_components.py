@@ -95,7 +95,7 @@ def test_every_scheduler_trains_two_epochs(train_cfg, tiny_drive, scheduler):
 
 def test_precision_channels_last_clipping_accumulation_train(train_cfg, tiny_drive):
     """bf16 autocast (CPU here, 16-mixed/bf16-mixed on GPU), channels-last, clipping, accumulation."""
-    run(train_cfg, tiny_drive, ["+trainer.precision=bf16-mixed", "module.channels_last=true",
+    run(train_cfg, tiny_drive, ["trainer.precision=bf16-mixed", "module.channels_last=true",
                                 "+trainer.gradient_clip_val=1.0", "+trainer.accumulate_grad_batches=2",
                                 "loss=dice_focal"], AUC_FLOOR["precision"])
 

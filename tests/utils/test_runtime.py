@@ -64,6 +64,7 @@ def test_channels_last_and_compile_auto():
 def test_build_resolves_the_policy_into_the_module(train_cfg, tiny_drive, monkeypatch):
     from medseg.pipelines.build import build_datamodule, build_module
 
+    monkeypatch.delenv("MEDSEG_PRECISION", raising=False)  # the suite's float32 pin (tests/conftest.py)
     monkeypatch.setattr(runtime, "cpu_flags", lambda *a: set(NEITHER))
     cfg, _ = train_cfg(["debug=smoke", f"data.root={tiny_drive}"])
     dm = build_datamodule(cfg)
@@ -72,6 +73,22 @@ def test_build_resolves_the_policy_into_the_module(train_cfg, tiny_drive, monkey
     monkeypatch.setattr(runtime, "cpu_flags", lambda *a: set(AMX))
     module = build_module(cfg, dm)
     assert (module.eval_precision, module.channels_last, module._compiled) == ("bf16-mixed", True, [])
+
+
+def test_medseg_precision_replaces_auto_only(train_cfg, tiny_drive, monkeypatch):
+    from medseg.errors import ConfigError
+    from medseg.pipelines.build import resolve_precision
+
+    monkeypatch.setattr(runtime, "cpu_flags", lambda *a: set(AMX))
+    auto, _ = train_cfg(["debug=smoke", f"data.root={tiny_drive}"])
+    explicit, _ = train_cfg(["debug=smoke", f"data.root={tiny_drive}", "trainer.precision=bf16-mixed"])
+    monkeypatch.setenv("MEDSEG_PRECISION", "32-true")
+    assert resolve_precision(auto) == "32-true" and resolve_precision(explicit) == "bf16-mixed"
+    monkeypatch.delenv("MEDSEG_PRECISION")
+    assert resolve_precision(auto) == "bf16-mixed"
+    monkeypatch.setenv("MEDSEG_PRECISION", "fp8")
+    with pytest.raises(ConfigError, match="MEDSEG_PRECISION=fp8"):
+        resolve_precision(auto)
 
 
 # ------------------------------------------------------------------ threads
