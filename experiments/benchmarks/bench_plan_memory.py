@@ -34,8 +34,9 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 sys.path.insert(0, str(REPO))
 
-FULL = {"handbone": {"size": 2048, "n_train": 2, "n_test": 1}, "brats": {"shape": [240, 240, 155], "n_cases": 4}}
-QUICK = {"handbone": {"size": 512, "n_train": 2, "n_test": 1}, "brats": {"shape": [96, 96, 64], "n_cases": 4}}
+#: hand-bone IDs hold two hands each and are split by ID: 4 IDs are the fewest a train/val/test split takes
+FULL = {"handbone": {"size": 2048, "n_train": 4, "n_test": 1}, "brats": {"shape": [240, 240, 155], "n_cases": 4}}
+QUICK = {"handbone": {"size": 512, "n_train": 4, "n_test": 1}, "brats": {"shape": [96, 96, 64], "n_cases": 4}}
 #: measuring a CUDA plan's step on this CPU is skipped above this share of the memory available now
 CPU_CHECK_SHARE = 0.5
 
@@ -45,14 +46,14 @@ def _env() -> dict:
                 PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
 
 
-def _generate(work: Path, sizes: dict) -> dict[str, list[str]]:
+def _generate(work: Path, sizes: dict, only: str | None = None) -> dict[str, list[str]]:
     from medseg.data.synth.brats import write_brats
     from medseg.data.synth.handbone import write_handbone
 
     hb, br = work / "handbone", work / "BraTS2020"
-    if not hb.is_dir():
+    if not hb.is_dir() and only != "brats":
         write_handbone(hb, seed=2020, **sizes["handbone"])
-    if not br.is_dir():
+    if not br.is_dir() and only != "handbone":
         write_brats(br, seed=2020, **sizes["brats"])
     return {"handbone 2048x2048" if sizes is FULL else "handbone (quick)":
             ["data=handbone_synth", f"data.root={hb}"],
@@ -63,6 +64,7 @@ def _generate(work: Path, sizes: dict) -> dict[str, list[str]]:
 def _plan(data: list[str], device: list[str], out: Path) -> dict:
     cmd = [sys.executable, "-m", "medseg.cli.plan", *data, *device, "budget_min=25", "name=bench_mem",
            f"out={out / 'plan.yaml'}", f"hydra.run.dir={out}"]
+    out.parent.mkdir(parents=True, exist_ok=True)
     proc = subprocess.run(cmd, cwd=out.parent, env=dict(_env(), MEDSEG_ROOT=str(out.parent)),
                           capture_output=True, text=True)
     if proc.returncode:
@@ -88,7 +90,8 @@ def _measure_child(spec: dict) -> dict:
     from medseg.plan import rules
 
     with initialize_config_dir(config_dir(), version_base="1.3"):
-        cfg = compose("plan", overrides=[*spec["data"], "data.patch_size=null"], return_hydra_config=True)
+        cfg = compose("plan", overrides=[*spec["data"], f"data.patch_size={[1] * len(spec['patch'])}"],
+                      return_hydra_config=True)
     HydraConfig.instance().set_config(cfg)
     with open_dict(cfg):
         del cfg["hydra"]
@@ -174,6 +177,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="small images/volumes, CPU and 24 GiB plans only")
     ap.add_argument("--work", type=Path, default=None)
+    ap.add_argument("--only", choices=["handbone", "brats"], default=None, help="one dataset")
     ap.add_argument("--measure", default=None, help=argparse.SUPPRESS)  # child mode
     a = ap.parse_args()
     if a.measure:
@@ -181,23 +185,26 @@ def main() -> None:
         return
     work = (a.work or Path(tempfile.mkdtemp(prefix="bench_plan_memory_"))).resolve()
     work.mkdir(parents=True, exist_ok=True)
-    datasets = _generate(work, QUICK if a.quick else FULL)
+    datasets = _generate(work, QUICK if a.quick else FULL, a.only)
     devices = [["device=cpu"], ["device=cuda", "memory_gb=24"]] + ([] if a.quick else [["device=cuda", "memory_gb=80"]])
     rows = []
     for name, data in datasets.items():
+        if a.only and not name.lower().startswith(a.only):
+            continue
         for dev in devices:
             out = work / "plans" / f"{name.split()[0]}_{'_'.join(d.split('=')[1] for d in dev)}"
             t0 = time.perf_counter()
             plan = _plan(data, dev, out)
             if "error" in plan:
                 rows.append({"dataset": name, "plan": " ".join(dev), **plan})
+                print(json.dumps(rows[-1]), flush=True)
                 continue
             plan["_dir"] = str(out)
             row = _row(name, data, dev, plan)
             row["wall_s"] = round(time.perf_counter() - t0, 1)
             rows.append(row)
             print(json.dumps(row), flush=True)
-    (work / "bench_plan_memory.json").write_text(json.dumps(rows, indent=2))
+    (work / f"bench_plan_memory{'_' + a.only if a.only else ''}.json").write_text(json.dumps(rows, indent=2))
     print("\n" + _table(rows))
     print(f"\nshared machine (other jobs running): memory figures are RSS peaks; full result: "
           f"{work / 'bench_plan_memory.json'}")

@@ -257,11 +257,14 @@ def _schedule(plan: rules.Plan, sz: _Sizing, size: dict, median: list[int], over
     step_s = final["step_s"]
     total_steps = sz.train_s / step_s
     val_steps = math.ceil(val_s * (1 - rules.MAX_VAL_SHARE) / rules.MAX_VAL_SHARE / step_s)
-    steps_per_epoch = int(min(250, max(10, round(total_steps / 20), val_steps)))
+    # at most what the budget holds after one validation: an epoch longer than the budget never validates
+    fit = max(10, int((sz.train_s - val_s) / step_s))
+    steps_per_epoch = int(min(250, fit, max(10, round(total_steps / 20), val_steps)))
     epochs = max(1, int(sz.train_s // (steps_per_epoch * step_s + val_s)))
     plan.add("data.samples_per_epoch", steps_per_epoch * batch,
              f"{steps_per_epoch} steps of {batch} per epoch (nnU-Net: 250; here ~1/20 of the budget's "
-             f"{total_steps:.0f} steps, and enough that validation stays <= {rules.MAX_VAL_SHARE:.0%} of an epoch)")
+             f"{total_steps:.0f} steps, and enough that validation stays <= {rules.MAX_VAL_SHARE:.0%} of an epoch, "
+             f"at most the {fit} steps the budget holds after one validation)")
     plan.add("trainer.max_epochs", epochs,
              f"{budget_min} min less {rules.OVERHEAD_SHARE:.0%} (start-up, checkpoints) / ({steps_per_epoch} x "
              f"{step_s * 1000:.0f} ms (median of 5 after 2 warm-up) + {val_s:.1f} s validation of {n_val} cases "
