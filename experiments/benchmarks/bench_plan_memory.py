@@ -30,6 +30,8 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 sys.path.insert(0, str(REPO))
@@ -37,7 +39,8 @@ sys.path.insert(0, str(REPO))
 #: hand-bone IDs hold two hands each and are split by ID: 4 IDs are the fewest a train/val/test split takes
 FULL = {"handbone": {"size": 2048, "n_train": 4, "n_test": 1}, "brats": {"shape": [240, 240, 155], "n_cases": 4}}
 QUICK = {"handbone": {"size": 512, "n_train": 4, "n_test": 1}, "brats": {"shape": [96, 96, 64], "n_cases": 4}}
-#: measuring a CUDA plan's step on this CPU is skipped above this share of the memory available now
+#: a planned step is measured on this CPU at a batch whose modelled peak is below this share of the memory
+#: available now (the plan's batch when it is small enough; the figure is then scaled back linearly)
 CPU_CHECK_SHARE = 0.5
 
 
@@ -141,9 +144,15 @@ def _row(name: str, data: list[str], dev: list[str], plan: dict) -> dict:
     spec = {"data": data, "patch": patch, "batch": batch, "full_shape": full_shape,
             "model": "unet3d" if dims == 3 else "unet", "loss": "dice_focal" if fp["task"] == "multiclass" else "bce_dice",
             "sw_batch_size": _choice(plan, "inference.sw_batch_size"), "overlap": _choice(plan, "inference.overlap")}
-    if m["chosen"]["total_bytes"] > CPU_CHECK_SHARE * _mem_available():
-        row["note"] = f"CPU check skipped: modelled step above {CPU_CHECK_SHARE:.0%} of the memory available now"
-        return row
+    # a step too large to measure on this shared CPU is checked at a smaller batch (the model is linear in it)
+    per_sample = m["step_model"]["bytes_per_voxel"] * float(np.prod(patch))
+    check_batch = batch
+    while check_batch > 1 and m["chosen"]["total_bytes"] - per_sample * (batch - check_batch) \
+            > CPU_CHECK_SHARE * _mem_available():
+        check_batch -= 1
+    expected = m["chosen"]["total_bytes"] - per_sample * (batch - check_batch)
+    spec["batch"] = check_batch
+    row["checked_at_batch"] = check_batch
     proc = subprocess.run([sys.executable, __file__, "--measure", json.dumps(spec)], env=_env(),
                           capture_output=True, text=True)
     if proc.returncode:
@@ -151,9 +160,9 @@ def _row(name: str, data: list[str], dev: list[str], plan: dict) -> dict:
         return row
     got = json.loads(proc.stdout.strip().splitlines()[-1])
     row.update(measured_step_mib=got["step_total_bytes"] / mb, infer_peak_mib=got["infer_peak_bytes"] / mb,
-               full_case=full_shape, step_fits=got["step_total_bytes"] <= m["memory_budget_bytes"],
-               infer_fits=got["infer_peak_bytes"] <= m["memory_budget_bytes"],
-               model_error=(m["chosen"]["total_bytes"] - got["step_total_bytes"]) / max(got["step_total_bytes"], 1))
+               full_case=full_shape, infer_fits=got["infer_peak_bytes"] <= m["memory_budget_bytes"],
+               step_fits=got["step_total_bytes"] + per_sample * (batch - check_batch) <= m["memory_budget_bytes"],
+               model_error=(expected - got["step_total_bytes"]) / max(got["step_total_bytes"], 1))
     return row
 
 
@@ -164,7 +173,8 @@ def _table(rows: list[dict]) -> str:
         if "error" in r:
             out.append(f"| {r['dataset']} | {r['plan']} | refused: {r['error']} | | | | | |")
             continue
-        meas = f"{r['measured_step_mib']:.0f} (model {100 * r['model_error']:+.0f}%)" if "measured_step_mib" in r \
+        at = f" at batch {r['checked_at_batch']}" if r.get("checked_at_batch", r["batch"]) != r["batch"] else ""
+        meas = f"{r['measured_step_mib']:.0f}{at} (plan {100 * r['model_error']:+.0f}%)" if "measured_step_mib" in r \
             else r.get("note", "")
         inf = f"{r['infer_peak_mib']:.0f} ({'x'.join(map(str, r['full_case']))})" if "infer_peak_mib" in r else ""
         fits = ("yes" if r["step_fits"] and r["infer_fits"] else "NO") if "step_fits" in r else "n/a"
@@ -175,9 +185,10 @@ def _table(rows: list[dict]) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--quick", action="store_true", help="small images/volumes, CPU and 24 GiB plans only")
+    ap.add_argument("--quick", action="store_true", help="small images/volumes, the cpu and cuda24 plans only")
     ap.add_argument("--work", type=Path, default=None)
     ap.add_argument("--only", choices=["handbone", "brats"], default=None, help="one dataset")
+    ap.add_argument("--devices", default="cpu,cuda24,cuda80", help="plans to make: cpu, cudaG (G GiB GPU)")
     ap.add_argument("--measure", default=None, help=argparse.SUPPRESS)  # child mode
     a = ap.parse_args()
     if a.measure:
@@ -186,7 +197,8 @@ def main() -> None:
     work = (a.work or Path(tempfile.mkdtemp(prefix="bench_plan_memory_"))).resolve()
     work.mkdir(parents=True, exist_ok=True)
     datasets = _generate(work, QUICK if a.quick else FULL, a.only)
-    devices = [["device=cpu"], ["device=cuda", "memory_gb=24"]] + ([] if a.quick else [["device=cuda", "memory_gb=80"]])
+    wanted = a.devices.split(",") if not a.quick else ["cpu", "cuda24"]
+    devices = [["device=cpu"] if d == "cpu" else ["device=cuda", f"memory_gb={d[4:]}"] for d in wanted]
     rows = []
     for name, data in datasets.items():
         if a.only and not name.lower().startswith(a.only):
@@ -204,7 +216,7 @@ def main() -> None:
             row["wall_s"] = round(time.perf_counter() - t0, 1)
             rows.append(row)
             print(json.dumps(row), flush=True)
-    (work / f"bench_plan_memory{'_' + a.only if a.only else ''}.json").write_text(json.dumps(rows, indent=2))
+    (work / f"bench_plan_memory{'_' + a.only if a.only else ''}_{'_'.join(wanted)}.json").write_text(json.dumps(rows, indent=2))
     print("\n" + _table(rows))
     print(f"\nshared machine (other jobs running): memory figures are RSS peaks; full result: "
           f"{work / 'bench_plan_memory.json'}")
