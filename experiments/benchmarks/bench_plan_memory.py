@@ -65,6 +65,8 @@ def _generate(work: Path, sizes: dict, only: str | None = None) -> dict[str, lis
 
 
 def _plan(data: list[str], device: list[str], out: Path) -> dict:
+    if (out / "plan.json").is_file():  # planned by an earlier (interrupted) run with the same --work
+        return json.loads((out / "plan.json").read_text())
     cmd = [sys.executable, "-m", "medseg.cli.plan", *data, *device, "budget_min=25", "name=bench_mem",
            f"out={out / 'plan.yaml'}", f"hydra.run.dir={out}"]
     out.parent.mkdir(parents=True, exist_ok=True)
