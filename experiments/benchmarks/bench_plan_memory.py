@@ -116,15 +116,20 @@ def _measure_child(spec: dict) -> dict:
     if rules._LIBC is not None:
         rules._LIBC.malloc_trim(0)
     base = rules._rss_bytes()
+    hwm = rules.reset_peak_rss()
     th = threading.Thread(target=sample, daemon=True)
-    th.start()
+    if not hwm:
+        th.start()
     with torch.no_grad():
         logits = sliding_window_inference(image, patch, spec["sw_batch_size"], module.net, overlap=spec["overlap"],
                                           mode="gaussian")
         module.task.discretize(module.task.activation(logits))
     stop.set()
-    th.join()
-    infer = max(peak[0], rules._rss_bytes()) - base + image.numel() * 4  # the input counts too
+    if hwm:
+        infer = rules.peak_rss_bytes() - base + image.numel() * 4  # the input counts too
+    else:
+        th.join()
+        infer = max(peak[0], rules._rss_bytes()) - base + image.numel() * 4
     return {"step_total_bytes": step["total_bytes"], "step_s": step["step_s"], "infer_peak_bytes": int(infer)}
 
 

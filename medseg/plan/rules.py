@@ -82,6 +82,24 @@ def device_memory_bytes(device: str, memory_gb: float | None = None) -> tuple[in
     return avail // 2, f"half of the {avail / 2**30:.1f} GiB available now"
 
 
+def reset_peak_rss() -> bool:
+    """Reset the kernel's resident-set high-water mark (``VmHWM``) to the current level (Linux
+    ``/proc/self/clear_refs`` 5). Exact and independent of machine load, unlike sampling; False where
+    the kernel does not allow it."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def peak_rss_bytes() -> int:
+    """The resident-set high-water mark since the last :func:`reset_peak_rss` (``VmHWM``)."""
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmHWM"))
+
+
 def param_bytes(module) -> int:
     """Bytes of the network's parameters (a training step adds a gradient and two Adam moments each)."""
     return int(sum(p.numel() * p.element_size() for p in module.net.parameters()))
@@ -90,8 +108,9 @@ def param_bytes(module) -> int:
 def measure_step(module, batch: int, patch: list[int], in_channels: int, device: str, repeats: int = 3,
                  warmup: int = 1) -> dict:
     """Peak memory and time of one training step (forward + backward + optimiser) at ``(batch, patch)``.
-    CUDA: the allocator's peak; CPU: the process's resident set, sampled every millisecond during the
-    step, minus its level before (activations, gradients and workspace of this step). ``total_bytes``
+    CUDA: the allocator's peak; CPU: the kernel's resident-set high-water mark over the steps (reset
+    before them; sampled every millisecond where it cannot be reset), minus the level before
+    (activations, gradients and workspace of this step). ``total_bytes``
     adds the parameters themselves: the figure compared with the memory budget. ``step_s`` is the
     median of ``repeats`` steps after ``warmup`` steps."""
     dev = torch.device(device)
@@ -122,14 +141,16 @@ def measure_step(module, batch: int, patch: list[int], in_channels: int, device:
         base = torch.cuda.memory_allocated()
     else:
         base = _rss_bytes()
+        hwm = reset_peak_rss()
 
-        def sample() -> None:
+        def sample() -> None:  # fallback where the high-water mark cannot be reset (misses short peaks)
             while not stop.is_set():
                 peak[0] = max(peak[0], _rss_bytes())
                 time.sleep(0.001)
 
         sampler = threading.Thread(target=sample, daemon=True)
-        sampler.start()
+        if not hwm:
+            sampler.start()
     for _ in range(max(warmup, 1)):  # allocations, optimiser state, oneDNN/cuDNN kernel choice
         step()
     times = []
@@ -143,8 +164,11 @@ def measure_step(module, batch: int, patch: list[int], in_channels: int, device:
         used = torch.cuda.max_memory_allocated() - base
     else:
         stop.set()
-        sampler.join()
-        used = max(peak[0], _rss_bytes()) - base
+        if hwm:
+            used = peak_rss_bytes() - base
+        else:
+            sampler.join()
+            used = max(peak[0], _rss_bytes()) - base
     opt.zero_grad(set_to_none=True)
     peak_b = int(max(used, 0))
     return {"batch": batch, "patch": list(patch), "peak_bytes": peak_b, "total_bytes": peak_b + param_bytes(module),
@@ -168,7 +192,8 @@ class StepModel:
     @classmethod
     def fit(cls, m1: dict, mb: dict, probe_params: int) -> StepModel:
         vox = float(np.prod(m1["patch"]))
-        bpv = max(mb["peak_bytes"] - m1["peak_bytes"], 1) / ((mb["batch"] - 1) * vox)
+        # where the batch difference is lost in the noise, the whole mean step per sample (an over-estimate)
+        bpv = max((mb["peak_bytes"] - m1["peak_bytes"]) / (mb["batch"] - 1), mb["peak_bytes"] / mb["batch"] / 2) / vox
         const = max(m1["peak_bytes"] - bpv * vox - 3 * probe_params, 0.0)
         spv = max(mb["step_s"], m1["step_s"]) / (mb["batch"] * vox)
         return cls(bpv, const, spv, [m1, mb])
