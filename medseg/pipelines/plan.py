@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 import logging
 import math
+import time
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -42,24 +44,120 @@ def _module(cfg: DictConfig, dm, model: str, loss: str, depth: int, conf_dir: st
 def _fwd_seconds(module, batch: int, patch: list[int], in_ch: int, device: str) -> float:
     module = module.to(device).eval()
     x = torch.randn(batch, in_ch, *patch, device=device)
+    times = []
     with torch.no_grad():
-        module.net(x)
-        t0 = datetime.now()
-        module.net(x)
-        if device == "cuda":
-            torch.cuda.synchronize()
-    return (datetime.now() - t0).total_seconds()
+        module.net(x)  # warm-up
+        for _ in range(3):
+            t0 = time.perf_counter()
+            module.net(x)
+            if device == "cuda":
+                torch.cuda.synchronize()
+            times.append(time.perf_counter() - t0)
+    return float(np.median(times))
 
 
-def make_plan(cfg: DictConfig, conf_dir: str | Path) -> tuple[dict, rules.Plan]:
-    """Fingerprint ``cfg.data`` and plan an experiment for ``cfg.device`` and ``cfg.budget_min``
-    (model and loss configs are read from ``conf_dir``)."""
+@dataclass
+class _Sizing:
+    """What the patch/batch search needs: how to build and measure the model on the target device."""
+
+    cfg: DictConfig
+    dm: object
+    conf_dir: str | Path
+    model: str
+    loss: str
+    in_ch: int
+    dims: int
+    device: str           # the device planned for
+    measure_on: str       # where steps are measured: the device, or "cpu" for a CUDA plan made without a GPU
+    mem: int              # memory budget (bytes)
+    train_s: float        # seconds of training in the budget
+
+    def module(self, patch: list[int]):
+        return _module(self.cfg, self.dm, self.model, self.loss, rules.depth_for(patch), self.conf_dir)
+
+    def measure(self, batch: int, patch: list[int], **kw) -> dict:
+        return rules.measure_step(self.module(patch), batch, patch, self.in_ch, self.measure_on, **kw)
+
+    @property
+    def modelled(self) -> bool:
+        """True for a CUDA plan made on a machine without a GPU (sizes from :class:`rules.StepModel`)."""
+        return self.device != self.measure_on
+
+
+def _candidates(median: list[int], dims: int) -> list[list[int]]:
+    """Patches from the median image (capped at 512 px in 2D, 128 in 3D) down by 0.75 to 32 px sides."""
+    cap = 128 if dims == 3 else 512
+    patch = [rules.round_down(min(s, cap), 16) for s in median]
+    out = [patch]
+    while min(patch) > 32:
+        patch = [rules.round_down(s * 0.75, 16) if s > 32 else s for s in patch]
+        out.append(patch)
+    return out
+
+
+def _step_model(sz: _Sizing, largest: list[int]) -> rules.StepModel:
+    """Probe (batch 1 and 4 of a 128 px 2D / 32 px 3D patch, at most the largest candidate) and fit."""
+    probe = [min(p, q) for p, q in zip(largest, [32] * 3 if sz.dims == 3 else [128, 128])]
+    module = sz.module(probe)
+    m1 = rules.measure_step(module, 1, probe, sz.in_ch, sz.measure_on)
+    m4 = rules.measure_step(module, 4, probe, sz.in_ch, sz.measure_on)
+    return rules.StepModel.fit(m1, m4, rules.param_bytes(module))
+
+
+def _batches(sz: _Sizing) -> list[int]:
+    """Batches tried per patch, largest first: 2D 16 then the floor 12 (CPU: 12 first, steps count on a
+    time budget), then below the floor only at the smallest patch; 3D: 2."""
+    if sz.dims == 3:
+        return [rules.BATCH_3D]
+    if sz.device == "cpu":
+        return [rules.BATCH_FLOOR_2D, rules.BATCH_CAP_2D]
+    return [rules.BATCH_CAP_2D, rules.BATCH_FLOOR_2D]
+
+
+def _choose_size(sz: _Sizing, median: list[int]) -> dict:
+    """Largest patch (then batch) whose step fits ``MEMORY_MARGIN`` x the budget, measured (or, for a
+    CUDA plan without a GPU, modelled), and on CPU leaves ``MIN_STEPS`` steps in the budget."""
+    limit = rules.MEMORY_MARGIN * sz.mem
+    cands = _candidates(median, sz.dims)
+    model = _step_model(sz, cands[0])
+    tried, skipped = [], []
+    for i, patch in enumerate(cands):
+        last = i == len(cands) - 1
+        params = rules.param_bytes(sz.module(patch))
+        batches = _batches(sz) + (list(range(min(_batches(sz)) - 1, 0, -1)) if last else [])
+        for batch in sorted(set(batches), key=lambda b: (b not in _batches(sz), -b if sz.device != "cpu" else b)):
+            pred = model.total_bytes(batch, patch, params)
+            steps = sz.train_s / max(model.step_s(batch, patch), 1e-9)
+            if pred > 1.5 * limit or (sz.device == "cpu" and not last and steps < rules.MIN_STEPS / 2):
+                skipped.append({"batch": batch, "patch": patch, "predicted_bytes": pred, "predicted_steps": int(steps)})
+                continue
+            if sz.modelled:
+                m = {"batch": batch, "patch": patch, "total_bytes": pred, "step_s": None, "measured_on": "model"}
+            else:
+                m = sz.measure(batch, patch)
+            tried.append(m)
+            fits = m["total_bytes"] <= limit
+            enough = sz.device != "cpu" or last or sz.train_s / m["step_s"] >= rules.MIN_STEPS
+            if fits and enough:
+                return {"patch": patch, "batch": batch, "chosen": m, "model": model, "tried": tried,
+                        "skipped": skipped}
+    smallest = tried[-1] if tried else skipped[-1]
+    need = smallest.get("total_bytes", smallest.get("predicted_bytes"))
+    raise ConfigError(
+        f"memory_gb={sz.cfg.get('memory_gb')}: even the smallest patch {cands[-1]} at batch 1 needs "
+        f"{need / 2**20:.0f} MiB ({'modelled' if sz.modelled else 'measured on ' + sz.measure_on}), more than "
+        f"{rules.MEMORY_MARGIN:.0%} of the {sz.mem / 2**20:.0f} MiB budget; raise memory_gb or use a smaller "
+        "model (model.base_channels)")
+
+
+def _setup(cfg: DictConfig, conf_dir: str | Path) -> tuple[object, dict, _Sizing, str]:
+    """Check the options, fingerprint ``cfg.data`` and set up the patch/batch search."""
     device = str(cfg.device)
     if device not in ("cpu", "cuda"):
         raise ConfigError(f"device={device}: choose cpu or cuda")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("device=cuda: no CUDA device here; plan with device=cpu (memory_gb=<GPU GiB> "
-                          "states a GPU's memory for the batch/patch rule)")
+    if device == "cuda" and not torch.cuda.is_available() and not cfg.get("memory_gb"):
+        raise ConfigError("device=cuda: no CUDA device here; state the GPU's memory (memory_gb=<GiB>) and the "
+                          "plan is sized from a model fitted to CPU measurements, or plan with device=cpu")
     budget_s = float(cfg.budget_min) * 60
     if budget_s <= 0:
         raise ConfigError(f"budget_min={cfg.budget_min}: must be positive (minutes of training)")
@@ -70,105 +168,112 @@ def make_plan(cfg: DictConfig, conf_dir: str | Path) -> tuple[dict, rules.Plan]:
             cfg.data.patch_size = [1] * len(cfg.data.patch_size)
     dm = build_datamodule(cfg)
     fp = fingerprint(dm)
-    plan = rules.Plan()
-    dims, task = fp["spatial_dims"], fp["task"]
-    in_ch = int(dm.in_channels)  # after the data config's preprocessing (the measurement's input)
     mem, mem_note = rules.device_memory_bytes(device, cfg.get("memory_gb"))
-    median = [int(s) for s in fp["size"]["median"]]
-    model = "unet3d" if dims == 3 else "unet"
-    loss = "dice_focal" if task == "multiclass" else "bce_dice"
-    freq = min(fp["class_frequency"].values())
+    measure_on = device if device == "cpu" or torch.cuda.is_available() else "cpu"
+    sz = _Sizing(cfg, dm, conf_dir, "unet3d" if fp["spatial_dims"] == 3 else "unet",
+                 "dice_focal" if fp["task"] == "multiclass" else "bce_dice", int(dm.in_channels),
+                 fp["spatial_dims"], device, measure_on, mem, budget_s * (1 - rules.OVERHEAD_SHARE))
+    return dm, fp, sz, mem_note
 
-    # patch: from the median image, shrunk until a batch of 2 fits in memory and the budget holds enough steps
-    cap = 128 if dims == 3 else 512
-    patch = [rules.round_down(min(s, cap), 16) for s in median]
-    tried = []
-    # a small probe first: candidates whose extrapolated peak (bytes per voxel x voxels) would not fit
-    # are skipped unmeasured, so measuring never allocates far beyond the budget on a shared machine
-    probe_patch = [min(p, 32 if dims == 3 else 64) for p in patch]
-    probe = rules.measure_step(_module(cfg, dm, model, loss, rules.depth_for(probe_patch), conf_dir), 2,
-                               probe_patch, in_ch, device)
-    per_voxel = probe["peak_bytes"] / float(np.prod(probe_patch))
-    skipped = []
-    for _ in range(12):
-        if per_voxel * float(np.prod(patch)) > 1.5 * mem and min(patch) > 32:
-            skipped.append(list(patch))
-            patch = [rules.round_down(s * 0.75, 16) if s > 32 else s for s in patch]
-            continue
-        depth = rules.depth_for(patch)
-        module = _module(cfg, dm, model, loss, depth, conf_dir)
-        m2 = rules.measure_step(module, 2, patch, in_ch, device)
-        tried.append(m2)
-        steps = budget_s * rules.TRAIN_SHARE / max(m2["step_s"], 1e-6)
-        if m2["peak_bytes"] <= mem and (device == "cuda" or steps >= rules.MIN_STEPS or min(patch) <= 32):
-            break
-        patch = [rules.round_down(s * 0.75, 16) if s > 32 else s for s in patch]
-    else:  # no candidate fitted: the smallest one, measured
-        module = _module(cfg, dm, model, loss, rules.depth_for(patch), conf_dir)
-        m2 = rules.measure_step(module, 2, patch, in_ch, device)
-        tried.append(m2)
+
+def _size_reasons(plan: rules.Plan, sz: _Sizing, size: dict, model: rules.StepModel, median: list[int],
+                  mem_note: str) -> None:
+    patch, batch, m = size["patch"], size["batch"], size["chosen"]
+    how = ("modelled (no GPU here: StepModel fitted to CPU steps, "
+           f"{model.bytes_per_voxel:.0f} B per sample-voxel + 4x parameters)" if sz.modelled
+           else f"measured on {sz.measure_on}: {m['step_s'] * 1000:.0f} ms/step")
+    plan.add("data.patch_size", patch,
+             f"median image {median}; largest candidate whose step fits {rules.MEMORY_MARGIN:.0%} of the memory "
+             f"budget ({sz.mem / 2**30:.1f} GiB: {mem_note})"
+             + (f" and leaves >= {rules.MIN_STEPS} steps in the budget" if sz.device == "cpu" else "")
+             + f"; tried {[[t['batch'], t['patch']] for t in size['tried']]}"
+             + (f"; {len(size['skipped'])} skipped by the probe's extrapolation" if size["skipped"] else ""))
     depth = rules.depth_for(patch)
-    m1 = rules.measure_step(module, 1, patch, in_ch, device)
-    per_sample = max(m2["peak_bytes"] - m1["peak_bytes"], m2["peak_bytes"] // 2, 1)
-    per_step_sample = max(m2["step_s"] / 2, 1e-6)
-    fit_mem = int(mem // per_sample)
-    fit_time = int(budget_s * rules.TRAIN_SHARE / rules.MIN_STEPS / per_step_sample)
-    batch_cap = 2 if dims == 3 else 16
-    batch = max(1, min(fit_mem, batch_cap if device == "cuda" else min(batch_cap, max(2, fit_time))))
-    final = rules.measure_step(module, batch, patch, in_ch, device)
-    plan.measurements = {"device": device, "memory_budget_bytes": mem, "memory_budget": mem_note,
-                         "probe": probe, "skipped_unmeasured": skipped, "candidates": tried, "batch_1": m1, "chosen": final, "per_sample_bytes": per_sample}
-
-    pmsg = (f"median image {median}; first patch that fits: batch 2 measured at "
-            f"{m2['peak_bytes'] / 2**20:.0f} MiB peak, {m2['step_s'] * 1000:.0f} ms/step on {device} "
-            f"(memory budget {mem / 2**30:.1f} GiB: {mem_note}"
-            + (f"; >= {rules.MIN_STEPS} steps in {cfg.budget_min} min" if device == "cpu" else "")
-            + f"; tried {[t['patch'] for t in tried]}"
-            + (f"; skipped by extrapolation from a {probe_patch} probe: {skipped}" if skipped else "") + ")")
-    plan.add("data.patch_size", patch, pmsg)
     plan.add("model.depth", depth, f"smallest patch side {min(patch)} px: {depth} poolings leave a "
                                    f"{min(patch) // 2 ** depth} px bottleneck (target >= {rules.MIN_BOTTLENECK} px, "
                                    "at least 2 poolings; nnU-Net pools down to 4-8)")
-    plan.add("data.batch_size", batch,
-             f"{per_sample / 2**20:.0f} MiB per extra sample (measured batch 1 vs 2): memory fits {fit_mem}; "
-             f"cap {batch_cap if device == 'cuda' else f'{batch_cap} and {fit_time} (steps in the budget)'}; "
-             f"measured at {batch}: {final['peak_bytes'] / 2**20:.0f} MiB, {final['step_s'] * 1000:.0f} ms/step")
+    rule = (f"3D: nnU-Net's {rules.BATCH_3D}" if sz.dims == 3 else
+            f"2D: {rules.BATCH_FLOOR_2D}-{rules.BATCH_CAP_2D} (nnU-Net's 2D batches are >= {rules.BATCH_FLOOR_2D}), "
+            "below only when the smallest patch does not fit")
+    plan.add("data.batch_size", batch, f"{rule}; step at batch {batch}: {m['total_bytes'] / 2**20:.0f} MiB "
+                                       f"incl. parameters, {how}")
+def make_plan(cfg: DictConfig, conf_dir: str | Path) -> tuple[dict, rules.Plan]:
+    """Fingerprint ``cfg.data`` and plan an experiment for ``cfg.device`` and ``cfg.budget_min``
+    (model and loss configs are read from ``conf_dir``)."""
+    _dm, fp, sz, mem_note = _setup(cfg, conf_dir)
+    plan = rules.Plan()
+    median = [int(s) for s in fp["size"]["median"]]
+    size = _choose_size(sz, median)
+    model = size.pop("model")
+    plan.measurements = {"device": sz.device, "measured_on": sz.measure_on, "memory_budget_bytes": sz.mem,
+                         "memory_budget": mem_note, "memory_limit_bytes": int(rules.MEMORY_MARGIN * sz.mem),
+                         "step_model": model.__dict__, **size}
+    _size_reasons(plan, sz, size, model, median, mem_note)
     pre, why = rules.normalisation(fp)
     plan.add("data.preprocess", pre, why)
+    freq = min(fp["class_frequency"].values())
     fg = rules.FG_OVERSAMPLE_RARE if freq < rules.RARE_FREQUENCY else rules.FG_OVERSAMPLE
     plan.add("data.foreground_fraction", fg,
              f"rarest class covers {100 * freq:.2f}% of pixels"
              + (f" (< {100 * rules.RARE_FREQUENCY:g}%: rare, half the patches on foreground)" if fg > rules.FG_OVERSAMPLE
                 else " (nnU-Net's 1/3 of patches forced onto foreground)"))
-    plan.add("loss", loss, f"task {task}" + (", classes exclusive: soft Dice + focal (nnU-Net: Dice + CE)"
-                                             if task == "multiclass" else
-                                             ", sigmoid per class: BCE + soft Dice (medseg's shipped vessel/bone loss)"))
-    overlap = 0.5 if device == "cuda" else 0.25
+    plan.add("loss", sz.loss, f"task {fp['task']}" + (", classes exclusive: soft Dice + focal (nnU-Net: Dice + CE)"
+                                                      if fp["task"] == "multiclass" else
+                                                      ", sigmoid per class: BCE + soft Dice (medseg's shipped "
+                                                      "vessel/bone loss)"))
+    overlap = 0.5 if sz.device == "cuda" else 0.25
     plan.add("inference.overlap", overlap, "sliding window, Gaussian blending; nnU-Net's 0.5 on GPU, 0.25 on CPU "
                                            "(4x fewer windows in 2D than 0.5)")
-    n_val = len(dm.cases.get("val", []))
-    windows = int(np.prod([math.ceil(max(s - p, 0) / (p * (1 - overlap))) + 1 for s, p in zip(median, patch)]))
-    fwd = _fwd_seconds(module, batch, patch, in_ch, device)
-    val_s = n_val * windows * fwd / batch
-    train_s = budget_s * rules.TRAIN_SHARE
-    total_steps = train_s / final["step_s"]
-    val_steps = math.ceil(val_s * (1 - rules.MAX_VAL_SHARE) / rules.MAX_VAL_SHARE / final["step_s"])
-    steps_per_epoch = int(min(250, max(10, round(total_steps / 20), val_steps)))
-    epochs = max(1, int(train_s // (steps_per_epoch * final["step_s"] + val_s)))
-    plan.add("data.samples_per_epoch", steps_per_epoch * batch,
-             f"{steps_per_epoch} steps of {batch} per epoch (nnU-Net: 250; here ~1/20 of the budget's "
-             f"{total_steps:.0f} steps, and enough that validation stays <= {rules.MAX_VAL_SHARE:.0%} of an epoch)")
-    plan.add("trainer.max_epochs", epochs,
-             f"{cfg.budget_min} min x {rules.TRAIN_SHARE:g} for training / ({steps_per_epoch} x "
-             f"{final['step_s'] * 1000:.0f} ms + {val_s:.1f} s validation of {n_val} cases x {windows} windows)")
-    plan.add("inference.sw_batch_size", max(batch, 2) * 2, "twice the training batch (no gradients at inference)")
-    if dims == 3 and fp.get("anisotropy", 1) > 3:
+    _schedule(plan, sz, size, median, overlap)
+    plan.add("inference.sw_batch_size", max(size["batch"], 2) * 2,
+             "twice the training batch (no gradients at inference)")
+    if sz.dims == 3 and fp.get("anisotropy", 1) > 3:
         sp = fp["spacing"]
         target = [float(min(m, p)) if m == max(sp["median"]) else float(m) for m, p in zip(sp["median"], sp["p10"])]
         plan.add("resampling (not applied)", target,
                  f"anisotropy {fp['anisotropy']:.1f} > 3: nnU-Net resamples to the median spacing with the coarse "
                  "axis at its 10th percentile; medseg has no resampling transform yet, so this is advice only")
     return fp, plan
+
+
+def _schedule(plan: rules.Plan, sz: _Sizing, size: dict, median: list[int], overlap: float) -> None:
+    """Samples per epoch and epochs from the measured step time (warm-up, median of 5) and an estimated
+    validation time; a CUDA plan without the GPU has no step time: nnU-Net's 250 steps per epoch and
+    ``trainer.max_time`` = the budget."""
+    patch, batch = size["patch"], size["batch"]
+    budget_min = sz.cfg.budget_min
+    if sz.modelled:
+        plan.add("data.samples_per_epoch", 250 * batch, f"250 steps of {batch} per epoch (nnU-Net); no GPU here "
+                                                        "to measure a step time")
+        plan.add("trainer.max_epochs", 1000, "nnU-Net's 1000 epochs; trainer.max_time stops the run at the budget")
+        plan.add("trainer.max_time", _dhms(float(budget_min) * 60), f"the budget, {budget_min} min")
+        return
+    module = sz.module(patch)
+    final = rules.measure_step(module, batch, patch, sz.in_ch, sz.measure_on, repeats=5, warmup=2)
+    plan.measurements["timed"] = final
+    n_val = len(sz.dm.cases.get("val", []))
+    windows = int(np.prod([math.ceil(max(s - p, 0) / (p * (1 - overlap))) + 1 for s, p in zip(median, patch)]))
+    val_s = n_val * windows * _fwd_seconds(module, batch, patch, sz.in_ch, sz.measure_on) / batch
+    step_s = final["step_s"]
+    total_steps = sz.train_s / step_s
+    val_steps = math.ceil(val_s * (1 - rules.MAX_VAL_SHARE) / rules.MAX_VAL_SHARE / step_s)
+    # at most what the budget holds after one validation: an epoch longer than the budget never validates
+    fit = max(10, int((sz.train_s - val_s) / step_s))
+    steps_per_epoch = int(min(250, fit, max(10, round(total_steps / 20), val_steps)))
+    epochs = max(1, int(sz.train_s // (steps_per_epoch * step_s + val_s)))
+    plan.add("data.samples_per_epoch", steps_per_epoch * batch,
+             f"{steps_per_epoch} steps of {batch} per epoch (nnU-Net: 250; here ~1/20 of the budget's "
+             f"{total_steps:.0f} steps, and enough that validation stays <= {rules.MAX_VAL_SHARE:.0%} of an epoch, "
+             f"at most the {fit} steps the budget holds after one validation)")
+    plan.add("trainer.max_epochs", epochs,
+             f"{budget_min} min less {rules.OVERHEAD_SHARE:.0%} (start-up, checkpoints) / ({steps_per_epoch} x "
+             f"{step_s * 1000:.0f} ms (median of 5 after 2 warm-up) + {val_s:.1f} s validation of {n_val} cases "
+             f"x {windows} windows)")
+
+
+def _dhms(seconds: float) -> str:
+    s = int(seconds)
+    return f"{s // 86400:02d}:{s // 3600 % 24:02d}:{s // 60 % 60:02d}:{s % 60:02d}"
 
 
 def _flow(v) -> str:
@@ -209,7 +314,10 @@ def experiment_yaml(cfg: DictConfig, fp: dict, plan: rules.Plan, data_choice: st
     out += ["model:", line(2, "depth", c["model.depth"].value, c["model.depth"].reason)]
     if model == "unet3d":
         out.append(line(2, "dropout", 0.0, "one value for any depth (nnU-Net uses no dropout)"))
-    out += ["trainer:", line(2, "max_epochs", c["trainer.max_epochs"].value, c["trainer.max_epochs"].reason),
+    out += ["trainer:", line(2, "max_epochs", c["trainer.max_epochs"].value, c["trainer.max_epochs"].reason)]
+    if "trainer.max_time" in c:
+        out.append(line(2, "max_time", f'"{c["trainer.max_time"].value}"', c["trainer.max_time"].reason))
+    out += [
             "inference:", line(2, "overlap", c["inference.overlap"].value, c["inference.overlap"].reason),
             line(2, "sw_batch_size", c["inference.sw_batch_size"].value, c["inference.sw_batch_size"].reason)]
     if "resampling (not applied)" in c:

@@ -20,12 +20,22 @@ FG_OVERSAMPLE, FG_OVERSAMPLE_RARE, RARE_FREQUENCY = 0.33, 0.5, 0.01
 #: the bottleneck keeps at least this many pixels per side (nnU-Net stops pooling at 4-8)
 MIN_BOTTLENECK = 8
 #: at least this many optimiser steps in the budget, else the patch shrinks (a CPU budget rule of medseg:
-#: a first 3-minute benchmark with 300 gave 208 px patches and only ~100 steps at the loaded step time)
-MIN_STEPS = 1000
+#: 1000 steps of batch 2 lost to the shipped drive_unet, which trains 768 steps of 16 at 3 minutes;
+#: with the 2D batch floor below, 600 steps see ~4x more patches than the old rule)
+MIN_STEPS = 600
+#: 2D batch: at least this many patches per step where memory allows (nnU-Net's 2D batches are 12 or
+#: more), at most this cap (medseg's shipped 2D recipes use 16)
+BATCH_FLOOR_2D, BATCH_CAP_2D = 12, 16
+#: 3D batch (nnU-Net's 3D default)
+BATCH_3D = 2
 #: validation may take at most this share of an epoch (steps per epoch grow to keep it so)
 MAX_VAL_SHARE = 0.2
-#: share of the time budget for training steps (the rest: validation, checkpoints, the final evaluation)
-TRAIN_SHARE = 0.7
+#: share of the budget left for what is not measured (start-up, checkpoint writes); validation time is
+#: estimated from a measured forward pass and charged per epoch instead of a fixed 30% reserve
+OVERHEAD_SHARE = 0.05
+#: a plan uses at most this share of the memory budget: the CPU figure is sampled (RSS, every 1 ms) and a
+#: second measurement of the same step varies by a few percent
+MEMORY_MARGIN = 0.9
 
 
 try:
@@ -72,10 +82,37 @@ def device_memory_bytes(device: str, memory_gb: float | None = None) -> tuple[in
     return avail // 2, f"half of the {avail / 2**30:.1f} GiB available now"
 
 
-def measure_step(module, batch: int, patch: list[int], in_channels: int, device: str, repeats: int = 3) -> dict:
+def reset_peak_rss() -> bool:
+    """Reset the kernel's resident-set high-water mark (``VmHWM``) to the current level (Linux
+    ``/proc/self/clear_refs`` 5). Exact and independent of machine load, unlike sampling; False where
+    the kernel does not allow it."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def peak_rss_bytes() -> int:
+    """The resident-set high-water mark since the last :func:`reset_peak_rss` (``VmHWM``)."""
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmHWM"))
+
+
+def param_bytes(module) -> int:
+    """Bytes of the network's parameters (a training step adds a gradient and two Adam moments each)."""
+    return int(sum(p.numel() * p.element_size() for p in module.net.parameters()))
+
+
+def measure_step(module, batch: int, patch: list[int], in_channels: int, device: str, repeats: int = 3,
+                 warmup: int = 1) -> dict:
     """Peak memory and time of one training step (forward + backward + optimiser) at ``(batch, patch)``.
-    CUDA: the allocator's peak; CPU: the process's resident set, sampled every millisecond during the
-    step, minus its level before (activations, gradients and workspace of this step)."""
+    CUDA: the allocator's peak; CPU: the kernel's resident-set high-water mark over the steps (reset
+    before them; sampled every millisecond where it cannot be reset), minus the level before
+    (activations, gradients and workspace of this step). ``total_bytes``
+    adds the parameters themselves: the figure compared with the memory budget. ``step_s`` is the
+    median of ``repeats`` steps after ``warmup`` steps."""
     dev = torch.device(device)
     module = module.to(dev).train()
     x = torch.randn(batch, in_channels, *patch, device=dev)
@@ -104,15 +141,18 @@ def measure_step(module, batch: int, patch: list[int], in_channels: int, device:
         base = torch.cuda.memory_allocated()
     else:
         base = _rss_bytes()
+        hwm = reset_peak_rss()
 
-        def sample() -> None:
+        def sample() -> None:  # fallback where the high-water mark cannot be reset (misses short peaks)
             while not stop.is_set():
                 peak[0] = max(peak[0], _rss_bytes())
                 time.sleep(0.001)
 
         sampler = threading.Thread(target=sample, daemon=True)
-        sampler.start()
-    step()  # warm-up (allocations, optimiser state)
+        if not hwm:
+            sampler.start()
+    for _ in range(max(warmup, 1)):  # allocations, optimiser state, oneDNN/cuDNN kernel choice
+        step()
     times = []
     for _ in range(repeats):
         t0 = time.perf_counter()
@@ -124,10 +164,45 @@ def measure_step(module, batch: int, patch: list[int], in_channels: int, device:
         used = torch.cuda.max_memory_allocated() - base
     else:
         stop.set()
-        sampler.join()
-        used = max(peak[0], _rss_bytes()) - base
+        if hwm:
+            used = peak_rss_bytes() - base
+        else:
+            sampler.join()
+            used = max(peak[0], _rss_bytes()) - base
     opt.zero_grad(set_to_none=True)
-    return {"batch": batch, "patch": list(patch), "peak_bytes": int(max(used, 0)), "step_s": float(np.median(times))}
+    peak_b = int(max(used, 0))
+    return {"batch": batch, "patch": list(patch), "peak_bytes": peak_b, "total_bytes": peak_b + param_bytes(module),
+            "step_s": float(np.median(times)), "measured_on": device}
+
+
+@dataclass
+class StepModel:
+    """Linear model of a training step, fitted from two measured steps of the same probe patch at batch 1
+    and batch ``b``: per sample-voxel activation bytes and seconds, plus a constant. A fully
+    convolutional net's activations are linear in batch x voxels; parameters, gradients and Adam
+    moments (4x the parameter bytes) are added for the depth of the patch asked about. This is how a
+    CUDA plan is made without the GPU (``device=cuda memory_gb=G`` on a CPU machine): CUDA stores the
+    same activations, so the CPU-fitted per-voxel bytes carry over (cuDNN workspace is not modelled)."""
+
+    bytes_per_voxel: float
+    const_bytes: float
+    s_per_voxel: float
+    probe: list[dict]
+
+    @classmethod
+    def fit(cls, m1: dict, mb: dict, probe_params: int) -> StepModel:
+        vox = float(np.prod(m1["patch"]))
+        # where the batch difference is lost in the noise, the whole mean step per sample (an over-estimate)
+        bpv = max((mb["peak_bytes"] - m1["peak_bytes"]) / (mb["batch"] - 1), mb["peak_bytes"] / mb["batch"] / 2) / vox
+        const = max(m1["peak_bytes"] - bpv * vox - 3 * probe_params, 0.0)
+        spv = max(mb["step_s"], m1["step_s"]) / (mb["batch"] * vox)
+        return cls(bpv, const, spv, [m1, mb])
+
+    def total_bytes(self, batch: int, patch: list[int], params: int) -> int:
+        return int(self.const_bytes + 4 * params + self.bytes_per_voxel * batch * float(np.prod(patch)))
+
+    def step_s(self, batch: int, patch: list[int]) -> float:
+        return self.s_per_voxel * batch * float(np.prod(patch))
 
 
 def round_down(x: float, multiple: int) -> int:
