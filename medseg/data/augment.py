@@ -15,7 +15,7 @@ import numpy as np
 
 
 class RandomFlip:
-    """Flip each spatial axis with probability ``p``, in 2D and 3D alike (the vessel seeds' flips).
+    """Flip each spatial axis with probability ``p``, in 2D and 3D alike (the vessel predecessor projects' flips).
 
     Kept rather than a MONAI ``RandFlipd`` per axis (the same flips): that chain took 176x as long on
     a 64x64 patch and 8x on a 96^3 volume, measured in one run by

@@ -1,7 +1,7 @@
 """Deterministic preprocessing steps, applied once per case before training or inference.
 
 Each step is a small callable ``Case -> Case`` built from config with ``_target_``, so a pipeline
-reads like the experiment it describes, e.g. the chained U-Net seed (Francia et al. 2020)::
+reads like the experiment it describes, e.g. the chained U-Net predecessor project (Francia et al. 2020)::
 
     preprocess:
       - _target_: medseg.data.preprocess.GreenWeightedGray
@@ -46,7 +46,7 @@ class GreenWeightedGray:
     """RGB -> one channel, weighted towards green (vessels contrast best there).
 
     Default weights are the ITU-R 601 luma (0.299, 0.587, 0.114), the "weighted gray" of the
-    chained U-Net seed; pass ``weights=[0, 1, 0]`` for the pure green channel.
+    chained U-Net predecessor project; pass ``weights=[0, 1, 0]`` for the pure green channel.
     """
 
     def __init__(self, weights: Sequence[float] = (0.299, 0.587, 0.114)) -> None:

@@ -22,6 +22,7 @@ from medseg.metrics.case import (
     resolve_metrics,
 )
 from medseg.metrics.overlap import METRIC_NAMES
+from medseg.metrics.pooled import PooledMetrics
 from medseg.tasks import Task
 
 #: metrics selectable by name besides the overlap ones (the objects are in medseg.metrics.case)
@@ -84,6 +85,9 @@ class TableBuilder:
         self.metrics = resolve_metrics(metrics, nsd_tolerance)  # once: a config group is instantiated here
         self.rows: dict[str, list[dict]] = {}
         self.class_rows: dict[str, list[dict]] = {}
+        # dataset-level metrics over every ROI pixel, as vessel papers report them: binary tasks only
+        # (a 29-class 2048x2048 hand-bone case would add ~1 s of histograms for a convention nobody uses there)
+        self.pooled: dict[str, PooledMetrics] | None = {} if task.kind == "binary" else None
 
     def add(self, name: str, case: Case, probs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Score ``probs`` of labelled ``case`` as source ``name``; returns ``(pred, target)``."""
@@ -92,13 +96,25 @@ class TableBuilder:
         row, per_class = case_rows(self.task, case.case_id, m)
         self.rows.setdefault(name, []).append(row)
         self.class_rows.setdefault(name, []).extend(per_class)
+        if self.pooled is not None:
+            fg = foreground_probs(self.task, probs).float()
+            acc = self.pooled.setdefault(name, PooledMetrics(fg.shape[0], threshold=self.threshold))
+            acc.update(fg, target, case.roi)
         return pred, target
+
+    def pooled_table(self, name: str) -> pd.DataFrame | None:
+        """Source ``name``'s pooled metrics, one row per class (``None`` where not computed)."""
+        if self.pooled is None or name not in self.pooled:
+            return None
+        values = self.pooled[name].compute()
+        return pd.DataFrame(values, index=pd.Index(self.task.class_names, name="class"))
 
     def tables(self) -> dict[str, EvaluationTable]:
         if not self.rows:
             raise ValueError("no labelled cases to evaluate")
         return {name: EvaluationTable(pd.DataFrame(r).set_index("case_id"), pd.DataFrame(self.class_rows[name]),
-                                      split=self.split, threshold=self.threshold) for name, r in self.rows.items()}
+                                      split=self.split, threshold=self.threshold, pooled=self.pooled_table(name))
+                for name, r in self.rows.items()}
 
 
 def evaluate_sources(

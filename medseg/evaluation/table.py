@@ -18,6 +18,12 @@ from medseg.utils.io import save_with, write_json_atomic
 #: metrics besides the overlap ones, in report column order
 _EXTRA = ("auc", "ssim", "hd95", "nsd", "cldice", "betti0_error", "betti1_error")
 PER_IMAGE, PER_CLASS, META = "per_image.csv", "per_class.csv", "evaluation.json"
+#: dataset-level metrics, pooled over every ROI pixel of the split (binary tasks)
+POOLED = "pooled.csv"
+
+
+#: the pooled table's metric columns (``auc_error_bound`` travels with them)
+POOLED_COLUMNS = ("f1", "sensitivity", "specificity", "accuracy", "auc")
 
 
 def metric_columns(df: pd.DataFrame) -> list[str]:
@@ -43,6 +49,10 @@ class EvaluationTable:
         data_notes: fallbacks the reader took (``split: note``), e.g. an estimated field of view.
         source: what was scored (run folders, checkpoint, TTA, ensemble method): two tables with the
             same non-empty ``source`` and split are the same model (``medseg-report`` deduplicates them).
+        pooled: dataset-level metrics (one row per class: F1, sensitivity, specificity, accuracy, AUC
+            and the AUC's binning error bound) pooled over every ROI pixel of the split, the convention
+            of the DRIVE / CHASE_DB1 / STARE papers' tables (:class:`medseg.metrics.PooledMetrics`);
+            ``None`` where not computed (multi-class and multi-label tasks).
     """
 
     per_image: pd.DataFrame
@@ -53,6 +63,7 @@ class EvaluationTable:
     roi_note: str | None = None
     data_notes: list[str] = field(default_factory=list)
     source: dict[str, Any] = field(default_factory=dict)
+    pooled: pd.DataFrame | None = None
 
     def __post_init__(self) -> None:
         if self.threshold is not None:  # kept on the frame too, as before (summary_dict reads it)
@@ -65,6 +76,9 @@ class EvaluationTable:
     def summary(self, prefix: str = "test/") -> dict[str, float]:
         """Means over cases of each metric (``test/dice`` ...) and the threshold: ``results.json``."""
         out = {f"{prefix}{m}": float(np.nanmean(self.per_image[m])) for m in self.metrics}
+        if self.pooled is not None:  # dataset-level: pooled over all ROI pixels (means over classes)
+            out.update({f"{prefix}pooled_{m}": float(np.nanmean(self.pooled[m])) for m in POOLED_COLUMNS
+                        if m in self.pooled})
         if self.threshold is not None:
             out["threshold"] = float(self.threshold)
         return out
@@ -83,6 +97,9 @@ class EvaluationTable:
         save_with(out_dir / PER_IMAGE, lambda p: self.per_image.to_csv(p, float_format="%.6f"))
         save_with(out_dir / PER_CLASS, lambda p: self.per_class.to_csv(p, index=False, float_format="%.6f"))
         thr = None if self.threshold is None or math.isnan(self.threshold) else float(self.threshold)
+        if self.pooled is not None:
+            pooled = self.pooled
+            save_with(out_dir / POOLED, lambda p: pooled.to_csv(p, float_format="%.6f"))
         write_json_atomic(out_dir / META, {"split": self.split, "threshold": thr,
                                            "threshold_note": self.threshold_note, "roi_note": self.roi_note,
                                            "data_notes": list(self.data_notes), "source": self.source})
@@ -103,7 +120,9 @@ class EvaluationTable:
         pc = folder / PER_CLASS
         per_class = pd.read_csv(pc) if pc.is_file() else pd.DataFrame()
         meta = _read_meta(folder / META)
-        return cls(per_image, per_class, split=meta.get("split", "test"), threshold=meta.get("threshold"),
+        pp = folder / POOLED
+        pooled = pd.read_csv(pp, index_col=0) if pp.is_file() else None
+        return cls(per_image, per_class, pooled=pooled, split=meta.get("split", "test"), threshold=meta.get("threshold"),
                    threshold_note=meta.get("threshold_note"), roi_note=meta.get("roi_note"),
                    data_notes=list(meta.get("data_notes") or []), source=dict(meta.get("source") or {}))
 

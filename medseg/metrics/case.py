@@ -145,7 +145,7 @@ class TopologyMetrics:
 
 def default_case_metrics(nsd_tolerance: float = 1.0) -> list[CaseMetric]:
     """The default selection (``conf/metrics/default.yaml``): overlap metrics always; AUC and SSIM,
-    the vessel seeds' metrics, for binary tasks only (on 29 hand-bone classes at 2048x2048 they would
+    the vessel predecessor projects' metrics, for binary tasks only (on 29 hand-bone classes at 2048x2048 they would
     cost about a minute per image on a CPU core); HD95 and NSD for every task; clDice and the Betti
     errors (thin-structure topology) for binary 2D tasks."""
     return [OverlapMetrics(), AUC(tasks=("binary",)), SSIM(tasks=("binary",)),

@@ -5,7 +5,7 @@ Conventions:
 * AUC is computed over the pixels inside ``roi`` (the field of view) when one is given. It is
   undefined when the target inside the ROI is all one class: ``nan`` (left out of means).
 * SSIM compares the foreground probability map with the binary ground truth (data range 1, Gaussian
-  window 11, sigma 1.5: torchmetrics' defaults), as the chained-U-Net seed reports it. Outside the
+  window 11, sigma 1.5: torchmetrics' defaults), as the chained-U-Net predecessor project reports it. Outside the
   ROI both maps are set to 0, so the black border of fundus images does not inflate the score.
 
 Signatures (shared with :mod:`medseg.metrics.overlap`/:mod:`~medseg.metrics.surface`, probabilities

@@ -2,7 +2,7 @@
 
 A *member* is a run folder (one checkpoint) or a k-fold folder (``fold_<k>/`` run folders; the
 member's prediction is the mean of its folds). Every fold, every member and the ensemble of the
-members are scored on the same cases in one pass, and the seed-style table (each model's Dice, the
+members are scored on the same cases in one pass, and the predecessor-style table (each model's Dice, the
 ensemble's) is written as ``leaderboard.csv`` and ``report.md``, with a per-model folder of
 ``per_image.csv`` / ``per_class.csv`` that ``medseg-report`` reads.
 """

@@ -1,4 +1,4 @@
-"""The ensemble report (``<ensemble dir>/report.md``): the seed-style leaderboard of every fold,
+"""The ensemble report (``<ensemble dir>/report.md``): the predecessor-style leaderboard of every fold,
 member and the ensemble, and the paired comparisons that tell a real gain from noise."""
 
 from __future__ import annotations

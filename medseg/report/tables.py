@@ -1,4 +1,4 @@
-"""Per-image tables and the seed-style summary (max / min / mean) as Markdown."""
+"""Per-image tables and the predecessor-style summary (max / min / mean) as Markdown."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Every seed experiment is documented and composes (a config group it names that is missing fails); DRIVE ones train."""
+"""Every shipped experiment (from the predecessor projects) is documented and composes (a config group it names that is missing fails); DRIVE ones train."""
 
 from __future__ import annotations
 
