@@ -43,6 +43,9 @@ def main(argv: list[str] | None = None) -> int:
     counts = sub.add_parser("counts", help="rows per table")
     counts.add_argument("--url", default=default_url(), help="SQLAlchemy URL (default: %(default)s)")
     args = p.parse_args(argv)
+    if args.command == "load" and not args.demo and not Path(args.csv_dir).is_dir():
+        # before connecting: connect() creates the SQLite file, which would be left behind empty
+        raise db.ClinicalDataError(f"{args.csv_dir}: CSV folder not found (expected <table>.csv files)")
     engine = db.connect(args.url)
     try:
         if args.command == "load":

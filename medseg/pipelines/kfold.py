@@ -26,7 +26,7 @@ from pathlib import Path
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from medseg.errors import DataError
+from medseg.errors import ConfigError, DataError
 from medseg.evaluation import PREDICTIONS
 from medseg.metrics import metrics_from_config
 from medseg.pipelines.build import build_datamodule
@@ -121,7 +121,6 @@ def check_fold_file(cfg: DictConfig) -> None:
     if spec is None:
         return
     from medseg.data.splits import load_split_spec
-    from medseg.errors import ConfigError
 
     folds, source = load_split_spec(spec)
     if isinstance(folds, list) and len(folds) != int(cfg.folds):
@@ -137,8 +136,10 @@ def run_kfold(cfg: DictConfig, kfold_dir: str | Path) -> pd.DataFrame:
     from medseg.pipelines.ensemble import evaluate_ensemble
 
     kfold_dir = Path(kfold_dir)
-    check_fold_file(cfg)
     n = int(cfg.folds)
+    if n < 2:
+        raise ConfigError(f"folds={n}: k-fold needs at least 2 folds, got {n} (use medseg-train for a single run)")
+    check_fold_file(cfg)
     for k in range(n):
         run_fold(cfg, k, kfold_dir / f"fold_{k}")
     oof_df, folds = collect_folds(kfold_dir, n)

@@ -28,3 +28,4 @@ def test_missing_csv_folder_is_a_data_error(tmp_path):
     missing = tmp_path / "no_tables"
     proc = run_cli("medseg.cli.db", ["load", "--csv-dir", str(missing)], tmp_path)
     assert_one_line_error(proc, "medseg-db", 3, f"{missing}: CSV folder not found")
+    assert not (tmp_path / "data" / "clinical.db").exists()  # nothing half-made is left behind

@@ -34,5 +34,5 @@ def test_two_folds_train_and_score_out_of_fold(kfold_run, tiny_drive):
 def test_one_fold_is_refused(tiny_drive, tmp_path):
     proc = run_cli("medseg.cli.kfold", ["debug=smoke", "folds=1", f"data.root={tiny_drive}",
                                         f"hydra.run.dir={tmp_path / 'cv'}"], tmp_path)
-    assert_one_line_error(proc, "medseg-kfold", 3, "k-fold needs at least 2 folds, got 1")
+    assert_one_line_error(proc, "medseg-kfold", 2, "folds=1: k-fold needs at least 2 folds, got 1")
     assert not list(tmp_path.rglob("*.ckpt"))
