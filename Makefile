@@ -31,10 +31,10 @@ test: install
 test-slow: install
 	@$(call run_pytest,-m "slow and not faults" -q)
 
-# medseg-view in a real browser: Debian's chromium (/usr/bin/chromium) driven by Playwright, headless
+# medseg-view and the HTML reports in a real browser: Debian's chromium (/usr/bin/chromium) driven by Playwright, headless
 # (skips, saying why, where chromium is missing); about 2 minutes on 2 cores
 test-browser: install
-	@$(call run_pytest,-m "browser" -q tests/apps/viewer)
+	@$(call run_pytest,-m "browser" -q tests)
 
 # the screenshots of docs/viewer.md, made by the browser tests
 viewer-screenshots: install
