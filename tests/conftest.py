@@ -11,12 +11,17 @@ import pytest
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 os.environ.setdefault("WANDB_MODE", "offline")
-# trainer.precision=auto means bf16 on CPUs with AVX512-BF16/AMX and float32 elsewhere: the suite runs
-# float32 everywhere, so its calibrated floors and export parity do not depend on the CI machine's CPU.
-# The policy and bf16 training have their own tests (tests/utils/test_runtime.py, test_train_components).
-os.environ.setdefault("MEDSEG_PRECISION", "32-true")
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+def pytest_configure(config) -> None:
+    """trainer.precision=auto means bf16 on CPUs with AVX512-BF16/AMX and float32 elsewhere: the suite
+    runs float32 everywhere, so its calibrated floors and export parity do not depend on the CI
+    machine's CPU. The policy and bf16 training have their own tests (tests/utils/test_runtime.py,
+    test_train_components). A hook, not an import side effect: benchmarks import compose_cfg from here
+    and must see the real policy."""
+    os.environ.setdefault("MEDSEG_PRECISION", "32-true")
 SHARED_DRIVE = REPO.parent / "shared" / "data" / "DRIVE"
 
 
