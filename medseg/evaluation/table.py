@@ -12,11 +12,12 @@ import numpy as np
 import pandas as pd
 
 from medseg.errors import DataError
+from medseg.metrics.case import EXTRA_METRIC_NAMES
 from medseg.metrics.overlap import METRIC_NAMES
 from medseg.utils.io import save_with, write_json_atomic
 
-#: metrics besides the overlap ones, in report column order
-_EXTRA = ("auc", "ssim", "hd95", "nsd", "cldice", "betti0_error", "betti1_error")
+#: metrics besides the overlap ones, in report column order (the names medseg.metrics selects by)
+_EXTRA = EXTRA_METRIC_NAMES
 PER_IMAGE, PER_CLASS, META = "per_image.csv", "per_class.csv", "evaluation.json"
 #: dataset-level metrics, pooled over every ROI pixel of the split (binary tasks)
 POOLED = "pooled.csv"
