@@ -13,6 +13,7 @@ the MONAI peer trained in the same run for the paired comparison. Variants (one 
 * ``cldice``: ``loss=bce_dice_cldice`` (BCE + Dice + 0.5 soft-clDice);
 * ``threshold``: the shipped run's checkpoints scored at the threshold that maximises Dice on the
   fold's validation images (``eval.threshold=auto``): no extra training, so no extra budget;
+* ``ema_threshold``: the ``ema`` runs scored at the validation-chosen threshold (the two together);
 * ``wide_shallow``: U-Net base 32, depth 3 (instead of 16, 4);
 * ``patches_fg``: 96x96 patches in batches of 8 (about the pixels per step of 16 x 64x64), 70 %
   of them centred on a vessel pixel (instead of 50 %).
@@ -64,6 +65,8 @@ VARIANTS: dict[str, Variant] = {
     "ema": Variant("+ weight EMA (callbacks=ema)", ("callbacks=ema",)),
     "cldice": Variant("+ clDice (loss=bce_dice_cldice)", ("loss=bce_dice_cldice",)),
     "threshold": Variant("+ threshold chosen on validation (shipped runs)", threshold="auto", reuse="shipped"),
+    "ema_threshold": Variant("+ weight EMA and the threshold chosen on validation (ema runs)", threshold="auto",
+                             reuse="ema"),
     "wide_shallow": Variant("wider/shallower U-Net (base 32, depth 3)", ("model.base_channels=32", "model.depth=3")),
     "patches_fg": Variant("96x96 patches, batch 8, 70 % vessel-centred",
                           ("data.patch_size=[96,96]", "data.batch_size=8", "data.foreground_fraction=0.7")),

@@ -5,6 +5,7 @@ not a run is a clear error."""
 from __future__ import annotations
 
 import pandas as pd
+import pytest
 
 from tests.cli.conftest import assert_one_line_error
 from tests.conftest import run_cli
@@ -28,6 +29,7 @@ def test_ensemble_of_two_folds(kfold_run, tmp_path):
     assert list(ens.index) == list(mine.index)
 
 
+@pytest.mark.slow  # moved out of `make test` (its 10-minute limit); `make test-slow` runs it
 def test_member_that_is_not_a_run(tmp_path):
     missing = tmp_path / "nothere"
     proc = run_cli("medseg.cli.ensemble", [f"members=[{missing}]", f"hydra.run.dir={tmp_path / 'e'}"], tmp_path)

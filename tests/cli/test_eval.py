@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pandas as pd
+import pytest
 
 from tests.cli.conftest import assert_one_line_error
 from tests.conftest import run_cli
@@ -23,6 +24,7 @@ def test_medseg_eval_reproduces_test_metrics(finished_run, tmp_path):
     assert abs(b["dice"].mean() - trained["test/dice"]) < 1e-6 and abs(b["auc"].mean() - trained["test/auc"]) < 1e-6
 
 
+@pytest.mark.slow  # moved out of `make test` (its 10-minute limit); `make test-slow` runs it
 def test_missing_run_folder_and_checkpoint(finished_run, tmp_path):
     missing = tmp_path / "no_run"
     proc = run_cli("medseg.cli.evaluate", [f"run_dir={missing}", f"hydra.run.dir={tmp_path / 'e1'}"], tmp_path)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import pandas as pd
+import pytest
 
 from tests.cli.conftest import assert_one_line_error
 from tests.conftest import run_cli
@@ -28,6 +29,7 @@ def test_report_on_a_run_and_a_kfold_folder(finished_run, kfold_run, tmp_path):
     assert board.loc[run_dir.name, "n_cases"] == 2 and board.loc[cv.name, "kind"] == "2-fold ensemble"
 
 
+@pytest.mark.slow  # moved out of `make test` (its 10-minute limit); `make test-slow` runs it
 def test_folder_without_results(tmp_path):
     missing = tmp_path / "nothing"
     proc = run_cli("medseg.cli.report", [str(missing), "--out", str(tmp_path / "r")], tmp_path)

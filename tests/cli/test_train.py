@@ -109,6 +109,7 @@ def test_config_typos_fail_before_training(tmp_path, tiny_drive):
     assert not (tmp_path / "outputs").exists() or not list((tmp_path / "outputs").rglob("*.ckpt"))
 
 
+@pytest.mark.slow  # moved out of `make test` (its 10-minute limit); `make test-slow` runs it
 def test_missing_and_empty_data_root(tmp_path):
     missing = tmp_path / "nowhere" / "DRIVE"
     proc = run_cli("medseg.cli.train", SMOKE + ["data=drive", f"data.root={missing}"], tmp_path)
@@ -119,6 +120,7 @@ def test_missing_and_empty_data_root(tmp_path):
     assert proc.returncode != 0 and f"{empty}: data.root is an empty folder" in proc.stderr
 
 
+@pytest.mark.slow  # moved out of `make test` (its 10-minute limit); `make test-slow` runs it
 def test_synthetic_data_is_never_written_outside_data_dir(tmp_path):
     typo = tmp_path / "elsewhere" / "DRIVE_typo"
     proc = run_cli("medseg.cli.train", SMOKE + [f"data.root={typo}"], tmp_path)
@@ -126,6 +128,7 @@ def test_synthetic_data_is_never_written_outside_data_dir(tmp_path):
     assert not typo.exists()
 
 
+@pytest.mark.slow  # moved out of `make test` (its 10-minute limit); `make test-slow` runs it
 @pytest.mark.real_data
 @pytest.mark.skipif(not SHARED_DRIVE.is_dir(), reason="../shared/data/DRIVE not present (fresh clone)")
 def test_one_short_epoch_on_real_drive(tmp_path):

@@ -10,6 +10,7 @@ import sys
 import time
 
 import httpx
+import pytest
 
 from tests.conftest import run_cli
 
@@ -56,6 +57,7 @@ def test_serves_on_loopback_by_default(tmp_path):
         proc.wait(timeout=30)
 
 
+@pytest.mark.slow  # moved out of `make test` (its 10-minute limit); `make test-slow` runs it
 def test_missing_folder_and_bad_port_give_one_message(tmp_path):
     proc = run_cli("medseg.cli.view", [str(tmp_path / "nope")], cwd=tmp_path)
     assert proc.returncode == 3 and "folder not found" in proc.stderr and "Traceback" not in proc.stderr

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import optuna
 import pandas as pd
+import pytest
 from omegaconf import OmegaConf
 
 from medseg.hparams_search.summary import varied_params
@@ -27,6 +28,7 @@ def _run(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
     return proc
 
 
+@pytest.mark.slow  # moved out of `make test` (its 10-minute limit); `make test-slow` runs it
 def test_best_trial_experiment_replays_the_trial_exactly(tiny_drive, tmp_path):
     # base_channels 12 is not the smoke size (8) that debug/model/smoke_unet.yaml sets after experiments
     _run(["-m", "hparams_search=vessels_optuna", "debug=smoke", "data=drive", f"data.root={tiny_drive}",

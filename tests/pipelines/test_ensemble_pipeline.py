@@ -43,6 +43,7 @@ def test_vote_and_repeated_member_names(kfold_dir, tmp_path, hydra_ctx):
         evaluate_ensemble([kfold_dir], tmp_path / "o2", method="weighted", metrics=())
 
 
+@pytest.mark.slow  # moved out of `make test` (its 10-minute limit); `make test-slow` runs it
 def test_cli_prints_the_leaderboard(kfold_dir, tmp_path):
     proc = run_cli("medseg.cli.ensemble", [f"members=[{kfold_dir}]", "metrics=[]", f"hydra.run.dir={tmp_path}/e"],
                    cwd=tmp_path)

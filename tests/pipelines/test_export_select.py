@@ -168,6 +168,7 @@ def test_selection_with_a_missing_member_fails_naming_it(members, tmp_path):
         export_run(compose_cfg("export", [f"selection={sel_json}", "threshold=0.4"], tmp_path / "log"), tmp_path / "pkg")
 
 
+@pytest.mark.slow  # moved out of `make test` (its 10-minute limit); `make test-slow` runs it
 def test_cli_missing_member_is_one_clean_message(members, tmp_path):
     sel_json = write_selection(tmp_path / "sel", (tmp_path / "nowhere", members[1]), {"rule": "none"})
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.getcwd()}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 import pandas as pd
+import pytest
 
 from tests.conftest import run_cli
 
@@ -25,6 +26,7 @@ def test_report_of_a_kfold_folder(kfold_dir, tmp_path):
     assert "data:image/png;base64," in html
 
 
+@pytest.mark.slow  # moved out of `make test` (its 10-minute limit); `make test-slow` runs it
 def test_report_of_a_kfold_folder_and_an_ensemble_built_on_it(kfold_dir, tmp_path):
     """The pairing docs/evaluation.md shows: every model once, no self-comparison, fold overlays."""
     from medseg.pipelines.ensemble import evaluate_ensemble

@@ -156,7 +156,8 @@ def register_to_mni(image: np.ndarray, affine: np.ndarray, mask: np.ndarray | No
         reg = sitk.ImageRegistrationMethod()
         reg.SetMetricAsMattesMutualInformation(numberOfHistogramBins=32)
         reg.SetMetricSamplingStrategy(reg.RANDOM)
-        reg.SetMetricSamplingPercentage(0.3, seed)
+        # SimpleITK reads seed 0 as sitkWallClock (a new seed every call): shift by one so every seed is fixed
+        reg.SetMetricSamplingPercentage(0.3, int(seed) + 1)
         reg.SetMetricFixedMask(sitk.BinaryDilate(fixed_mask, (1, 1, 1)))
         reg.SetInterpolator(sitk.sitkLinear)
         reg.SetOptimizerAsRegularStepGradientDescent(learningRate=2.0, minStep=1e-3, numberOfIterations=iterations,

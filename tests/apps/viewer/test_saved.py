@@ -91,6 +91,7 @@ def test_viewer_serves_the_evaluated_masks_without_building_the_model(viewer_run
     assert meta3["prediction_source"].startswith("best checkpoint") and np.array_equal(pred3, saved)
 
 
+@pytest.mark.slow  # moved out of `make test` (its 10-minute limit); `make test-slow` runs it
 def test_medseg_eval_save_predictions_key(viewer_runs, tmp_path):
     run = viewer_runs["hand_a"]
     on, off = tmp_path / "on", tmp_path / "off"
