@@ -43,6 +43,15 @@ def test_plan_writes_a_runnable_commented_experiment(tmp_path):
         line = next(ln for ln in text.splitlines() if ln.strip().startswith(key))
         assert "  # " in line, line  # every choice carries its reason
     assert "MiB" in text and "ms/step" in text  # patch and batch come from measurements
+    # the weight EMA only where the planned steps let the average settle
+    import yaml
+
+    from medseg.pipelines.plan import EMA_MIN_STEPS
+
+    plan = yaml.safe_load(text)
+    steps = plan["trainer"]["max_epochs"] * plan["data"]["samples_per_epoch"] // plan["data"]["batch_size"]
+    averaging = next(ln for ln in text.splitlines() if "override /callbacks:" in ln)
+    assert averaging.split(":")[1].split()[0] == ("ema" if steps >= EMA_MIN_STEPS else "default") and "  # " in averaging
 
     run = tmp_path / "run"
     proc = run_cli("medseg.cli.train", ["--config-dir", str(tmp_path / "conf"), "experiment=blobs_planned",

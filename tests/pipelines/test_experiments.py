@@ -70,3 +70,14 @@ def test_drive_unet_trains_on_contrast_enhanced_gray_and_evaluates_with_tta(trai
     assert_beats_constant(results, FLOOR_TTA)
     assert "(TTA)" in (run_dir / "report.md").read_text()
     assert (run_dir / "overlays").is_dir()
+
+
+def test_chase_unet_is_the_vessel_recipe_on_the_chase_reader(tmp_path):
+    from tests.conftest import compose_cfg
+
+    drive = compose_cfg("train", ["experiment=drive_unet"], tmp_path / "d")
+    chase = compose_cfg("train", ["experiment=chase_unet"], tmp_path / "c")
+    assert chase.data.reader._target_ == "medseg.data.formats.chase.ChaseReader"
+    assert chase.data.preprocess == drive.data.preprocess and chase.model == drive.model and chase.loss == drive.loss
+    assert chase.data.preprocess[0]._target_ == "medseg.data.preprocess.GreenWeightedGray"
+    assert "ema" in chase.callbacks and "ema" in drive.callbacks  # the weight average of the vessel recipe
