@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 import warnings
 from collections import Counter
 from collections.abc import Iterable, Iterator
@@ -22,6 +23,7 @@ from pathlib import Path
 import optuna
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.trial import TrialState
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +49,20 @@ def open_storage(url: str, heartbeat_interval: int | None = 10, grace_period: in
             kwargs = {"heartbeat_interval": int(heartbeat_interval),
                       "grace_period": int(grace_period or 2 * heartbeat_interval),
                       "heartbeat_stale_trial_callback": RetryHeartbeatStaleTrialCallback(max_retry=max_retry)}
+        for attempt in range(1, _INIT_ATTEMPTS):
+            try:
+                return RDBStorage(url, engine_kwargs=engine_kwargs, **kwargs)
+            except (IntegrityError, OperationalError) as err:
+                # Two sweeps opening one fresh database race on Optuna's schema set-up: the loser sees
+                # "UNIQUE constraint failed: alembic_version" or "table ... already exists" (optuna#4621).
+                # The winner has written the schema by then, so opening again succeeds.
+                log.debug("storage %s is being set up by another process (%s); retrying", url, err.orig)
+                time.sleep(0.2 * attempt)
         return RDBStorage(url, engine_kwargs=engine_kwargs, **kwargs)
+
+
+#: how many times :func:`open_storage` tries to open a storage another process is setting up
+_INIT_ATTEMPTS = 5
 
 
 def open_study(study_name: str, storage: RDBStorage, direction: str = "maximize",
