@@ -22,6 +22,8 @@ def pytest_configure(config) -> None:
     test_train_components). A hook, not an import side effect: benchmarks import compose_cfg from here
     and must see the real policy."""
     os.environ.setdefault("MEDSEG_PRECISION", "32-true")
+
+
 SHARED_DRIVE = REPO.parent / "shared" / "data" / "DRIVE"
 
 

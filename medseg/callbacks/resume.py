@@ -104,7 +104,7 @@ class ResumeCheckpoint(L.Callback):
     Args:
         dirpath: the checkpoint folder (``<run dir>/checkpoints``).
         every_n_train_steps: also write ``last.ckpt`` every this many optimiser steps (``None``: only the
-            end-of-epoch checkpoints of ``model_checkpoint``).
+            end-of-epoch ``last.ckpt`` of ``callbacks.last_checkpoint``).
         seed: base of the per-step seeds.
     """
 

@@ -16,8 +16,6 @@ from medseg.metrics.case import EXTRA_METRIC_NAMES
 from medseg.metrics.overlap import METRIC_NAMES
 from medseg.utils.io import save_with, write_json_atomic
 
-#: metrics besides the overlap ones, in report column order (the names medseg.metrics selects by)
-_EXTRA = EXTRA_METRIC_NAMES
 PER_IMAGE, PER_CLASS, META = "per_image.csv", "per_class.csv", "evaluation.json"
 #: dataset-level metrics, pooled over every ROI pixel of the split (binary tasks)
 POOLED = "pooled.csv"
@@ -30,7 +28,7 @@ POOLED_COLUMNS = ("f1", "sensitivity", "specificity", "accuracy", "auc")
 def metric_columns(df: pd.DataFrame) -> list[str]:
     """The metric columns of a per-image table: the built-in ones in the reports' order, then any other
     numeric column (a metric added through ``conf/metrics/``)."""
-    known = [m for m in (*METRIC_NAMES, *_EXTRA) if m in df.columns]
+    known = [m for m in (*METRIC_NAMES, *EXTRA_METRIC_NAMES) if m in df.columns]
     extra = [c for c in df.select_dtypes("number").columns if c not in known and c not in ("case_id", "class")]
     return known + extra
 

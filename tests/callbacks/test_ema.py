@@ -60,8 +60,8 @@ def ckpt(run_dir, name="last.ckpt") -> dict:
 
 
 def best(run_dir) -> dict:
-    """The best checkpoint (what the test evaluation loads). ``last.ckpt`` is not compared: after a
-    mid-epoch resume Lightning writes the final one as ``last-v1.ckpt`` next to the stale step one."""
+    """The best checkpoint (what the test evaluation loads); ``last.ckpt`` is compared too, in
+    test_resume_equals_the_uninterrupted_run."""
     found = sorted(p.name for p in (run_dir / "checkpoints").glob("best-*.ckpt"))
     assert len(found) == 1, found
     return ckpt(run_dir, found[0]) | {"name": found[0]}
@@ -126,4 +126,5 @@ def test_resume_equals_the_uninterrupted_run(reference, tiny_drive, train_cfg, t
     cfg, _ = train_cfg(base(tiny_drive) + ["trainer.max_epochs=3", "resume=true"] + every, run_dir)
     train(cfg, run_dir)
     assert_same_state(best(reference), best(run_dir))
+    assert_same_state(ckpt(reference), ckpt(run_dir))  # the final last.ckpt, written in place
     assert_same_numbers(numbers(reference), numbers(run_dir))
