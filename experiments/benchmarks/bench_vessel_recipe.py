@@ -58,6 +58,7 @@ class Variant:
     overrides: tuple[str, ...] = ()
     threshold: str | None = None  # "auto": choose on the validation images
     reuse: str | None = None  # score another variant's runs instead of training
+    ckpt: str = "best"  # the checkpoint scored: best (by val/dice on the 2 validation images) or last
 
 
 VARIANTS: dict[str, Variant] = {
@@ -65,6 +66,8 @@ VARIANTS: dict[str, Variant] = {
     "no_ema": Variant("- weight EMA (callbacks=default)", ("callbacks=default",)),
     "cldice": Variant("+ clDice (loss=bce_dice_cldice)", ("loss=bce_dice_cldice",)),
     "threshold": Variant("+ threshold chosen on validation (shipped runs)", threshold="auto", reuse="shipped"),
+    "last": Variant("+ last epoch's weights, not the best on validation (shipped runs)", reuse="shipped",
+                    ckpt="last"),
     "wide_shallow": Variant("wider/shallower U-Net (base 32, depth 3)", ("model.base_channels=32", "model.depth=3")),
     "patches_fg": Variant("96x96 patches, batch 8, 70 % vessel-centred",
                           ("data.patch_size=[96,96]", "data.batch_size=8", "data.foreground_fraction=0.7")),
@@ -110,9 +113,9 @@ def saving_configs():
         tp.train = real
 
 
-def score_run(run: Path, out: Path, scores: Scores, threshold: str | None) -> float | None:
-    """Score a finished run's best checkpoint on its test split: Dice, topology metrics, pooled counts.
-    Returns the threshold used when it was chosen on validation."""
+def score_run(run: Path, out: Path, scores: Scores, threshold: str | None, ckpt: str = "best") -> float | None:
+    """Score a finished run's checkpoint ``ckpt`` on its test split: Dice, topology metrics, pooled
+    counts. Returns the threshold used when it was chosen on validation."""
     from medseg.evaluation import foreground_probs
     from medseg.metrics.pooled import PooledMetrics
     from medseg.metrics.topology import betti_errors, cldice
@@ -121,7 +124,7 @@ def score_run(run: Path, out: Path, scores: Scores, threshold: str | None) -> fl
 
     cfg = load_run_config(run)
     dm = build_datamodule(cfg)
-    module, _ = load_model(cfg, dm, run, "best")
+    module, _ = load_model(cfg, dm, run, ckpt)
     task = module.task
 
     def on_case(case, probs, pred, target) -> None:
@@ -248,8 +251,11 @@ def run(budget_min: float, variants: list[str], folds_to_run: list[int] | None, 
                 score_run(work / "run", work / "scored", scores[v], None)
                 for r in variants:
                     if VARIANTS[r].reuse == v:
-                        thr = score_run(work / "run", work / f"scored_{r}", scores[r], VARIANTS[r].threshold)
-                        scores[r].notes.append(f"fold {k} {r}: threshold {thr:.2f} chosen on the 2 validation images")
+                        thr = score_run(work / "run", work / f"scored_{r}", scores[r], VARIANTS[r].threshold,
+                                        VARIANTS[r].ckpt)
+                        if thr is not None:
+                            scores[r].notes.append(f"fold {k} {r}: threshold {thr:.2f} chosen on the 2 validation "
+                                                   "images")
             if peer:
                 scores["peer"].per_image.setdefault("dice", {}).update(bq.monai_fold(train_ids, test_ids, per_fold_s))
             line = f"fold {k}: " + "  ".join(

@@ -61,19 +61,20 @@ class FitClock(Callback):
 
     ``fit_s``: from the first training epoch's start to the end of training (every epoch with its
     validation, excluding data setup and model construction); ``epoch_s``: the last epoch's time
-    with its validation (the first epoch also pays one-off warm-up costs).
+    with its validation (the first epoch also pays one-off warm-up costs); ``epoch_starts_s``: when
+    each epoch started, from the first one's start (differences: whole epochs, with their validation
+    and checkpoints, without the end-of-fit work that ``epoch_s`` includes).
     """
 
     def __init__(self, path: str) -> None:
-        self.path, self.start, self.last = Path(path), None, None
+        self.path, self.starts = Path(path), []
 
     def on_train_epoch_start(self, trainer, pl_module) -> None:
-        self.last = time.perf_counter()
-        if self.start is None:
-            self.start = self.last
+        self.starts.append(time.perf_counter())
 
     def on_train_end(self, trainer, pl_module) -> None:
         now = time.perf_counter()
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.path.write_text(json.dumps({"fit_s": now - self.start, "epochs": trainer.current_epoch,
-                                         "epoch_s": now - self.last}))
+        self.path.write_text(json.dumps({"fit_s": now - self.starts[0], "epochs": trainer.current_epoch,
+                                         "epoch_s": now - self.starts[-1],
+                                         "epoch_starts_s": [t - self.starts[0] for t in self.starts]}))
