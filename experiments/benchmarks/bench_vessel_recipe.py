@@ -234,7 +234,9 @@ def run(budget_min: float, variants: list[str], folds_to_run: list[int] | None, 
     scores: dict[str, Scores] = {v: Scores() for v in dict.fromkeys(trained + variants)}
     if peer:
         scores["peer"] = Scores()
-    scratch = tempfile.TemporaryDirectory(dir=keep) if keep is None else None
+    if keep is not None:
+        Path(keep).mkdir(parents=True, exist_ok=True)
+    scratch = tempfile.TemporaryDirectory() if keep is None else None
     root = Path(scratch.name if scratch else tempfile.mkdtemp(dir=keep))
     t0 = time.perf_counter()
     try:
