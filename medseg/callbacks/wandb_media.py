@@ -147,7 +147,7 @@ class WandbMedia(EvaluationCallback):
             lg.experiment.summary.update(dict(results))
             if self.log_model and best:
                 art = wandb.Artifact(f"model-{lg.experiment.id}", type="model",
-                                     metadata={"monitor": cb.monitor, "score": float(cb.best_model_score or 0)})
+                                     metadata={"monitor": cb.monitor, "score": results.get("val/best_dice")})
                 art.add_file(best, name=Path(best).name)
                 lg.experiment.log_artifact(art, aliases=["best"])
         wandb.finish()

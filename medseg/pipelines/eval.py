@@ -42,7 +42,8 @@ log = logging.getLogger(__name__)
 
 
 def resolve_checkpoint(run_dir: Path, ckpt: str) -> Path:
-    """``best`` (the run's monitored best), ``last``, or a path."""
+    """``best`` (the checkpoint the run keeps: its best epoch by the monitor, or its final weights where
+    ``callbacks.model_checkpoint.monitor`` is null, e.g. ``experiment=drive_unet``), ``last``, or a path."""
     folder = run_dir / "checkpoints"
     if ckpt == "last":
         path = folder / "last.ckpt"

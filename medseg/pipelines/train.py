@@ -162,15 +162,24 @@ def _train(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
         return {}
     table = _evaluate_best(cfg, run_dir, trainer, module, dm) if cfg.get("evaluate", True) else None
     results = table.summary() if table is not None else {}
-    cb = trainer.checkpoint_callback
-    best_score = cb.best_model_score if cb is not None else None
-    # the best validation score is returned even without a test evaluation (what sweeps optimise)
-    results["val/best_dice"] = float(best_score) if best_score is not None else float("nan")
+    # the kept checkpoint's validation score, also without a test evaluation (what sweeps optimise)
+    results["val/best_dice"] = kept_score(trainer, str(cfg.get("monitor", "val/dice")))
     _announce(trainer, run_dir, results, table)
     write_status(run_dir, "complete", **({"resumed_from": ckpt} if ckpt else {}))
     write_json_atomic(run_dir / "results.json", results)  # last: its presence means the run is complete
     log.info("finished in %.1f s; results in %s", time.perf_counter() - t0, run_dir)
     return results
+
+
+def kept_score(trainer: L.Trainer, monitor: str) -> float:
+    """The validation ``monitor`` of the checkpoint the run keeps: the best one's, or with
+    ``callbacks.model_checkpoint.monitor=null`` (the run keeps its final weights, e.g. ``callbacks=ema``)
+    the last validation's; NaN when nothing was validated."""
+    cb = trainer.checkpoint_callback
+    score = cb.best_model_score if cb is not None else None
+    if score is None:
+        score = trainer.callback_metrics.get(monitor)
+    return float(score) if score is not None else float("nan")
 
 
 def _fit(cfg: DictConfig, run_dir: Path, ckpt: str | None) -> tuple[L.Trainer, SegmentationModule,

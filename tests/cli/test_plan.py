@@ -52,6 +52,9 @@ def test_plan_writes_a_runnable_commented_experiment(tmp_path):
     steps = plan["trainer"]["max_epochs"] * plan["data"]["samples_per_epoch"] // plan["data"]["batch_size"]
     averaging = next(ln for ln in text.splitlines() if "override /callbacks:" in ln)
     assert averaging.split(":")[1].split()[0] == ("ema" if steps >= EMA_MIN_STEPS else "default") and "  # " in averaging
+    # with the average the run keeps its final weights; without it, the best epoch on validation
+    kept = (plan.get("callbacks") or {}).get("model_checkpoint", {}).get("monitor", "the default, ${monitor}")
+    assert kept == (None if steps >= EMA_MIN_STEPS else "the default, ${monitor}")
 
     run = tmp_path / "run"
     proc = run_cli("medseg.cli.train", ["--config-dir", str(tmp_path / "conf"), "experiment=blobs_planned",

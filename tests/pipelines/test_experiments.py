@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 
@@ -70,6 +71,11 @@ def test_drive_unet_trains_on_contrast_enhanced_gray_and_evaluates_with_tta(trai
     assert_beats_constant(results, FLOOR_TTA)
     assert "(TTA)" in (run_dir / "report.md").read_text()
     assert (run_dir / "overlays").is_dir()
+    # the recipe keeps its final (averaged) weights, and reports their validation score
+    kept = sorted(p.name for p in (run_dir / "checkpoints").glob("*.ckpt"))
+    epochs = pd.read_csv(run_dir / "metrics.csv")
+    assert kept == [f"final-epoch{int(epochs['epoch'].iloc[-1]):03d}.ckpt", "last.ckpt"]
+    assert results["val/best_dice"] == pytest.approx(float(epochs["val/dice"].iloc[-1]), abs=1e-6)
 
 
 def test_chase_unet_is_the_vessel_recipe_on_the_chase_reader(tmp_path):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import yaml
 from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import open_dict
@@ -13,7 +14,7 @@ from PIL import Image
 
 from medseg.cli._hydra import config_dir
 from medseg.errors import ConfigError
-from medseg.pipelines.plan import _module, make_plan
+from medseg.pipelines.plan import _module, experiment_yaml, make_plan
 from medseg.plan import rules
 
 SIZE = 96
@@ -69,11 +70,15 @@ def _dm(cfg):
 
 def test_cuda_plan_without_a_gpu_is_modelled_and_fits(blobs):
     cfg = _cfg(blobs, "device=cuda", f"memory_gb={BUDGET_GB}")
-    _, plan = make_plan(cfg, config_dir())
+    fp, plan = make_plan(cfg, config_dir())
     chosen = plan.measurements["chosen"]
     assert plan.measurements["measured_on"] == "cpu" and chosen["measured_on"] == "model"
     assert chosen["total_bytes"] <= rules.MEMORY_MARGIN * BUDGET_GB * 2**30
     assert plan.get("trainer.max_time") == "00:10:00:00"  # no GPU step time: the budget stops the run
+    # a 10-hour run: the weight EMA, and the run keeps its final average
+    assert plan.get("callbacks") == "ema" and plan.get("callbacks.model_checkpoint.monitor") is None
+    written = yaml.safe_load(experiment_yaml(cfg, fp, plan, "folder"))
+    assert written["callbacks"]["model_checkpoint"] == {"monitor": None, "filename": "final-epoch{epoch:03d}"}
     # the model against a CPU measurement of the planned step: within 40%
     patch, batch = plan.get("data.patch_size"), plan.get("data.batch_size")
     module = _module(_cfg(blobs), _dm(cfg), "unet", "bce_dice", rules.depth_for(patch), config_dir())
