@@ -56,16 +56,22 @@ def _dhms(seconds: float) -> str:
     return f"{s // 86400:02d}:{s // 3600 % 24:02d}:{s // 60 % 60:02d}:{s % 60:02d}"
 
 
-def medseg_fold(train_ids, test_ids, budget_s: float, work: Path,
-                overrides: list[str] = ()) -> tuple[dict[str, dict[str, float]], str]:
+def medseg_fold(train_ids, test_ids, budget_s: float, work: Path, overrides: list[str] = (),
+                train_on_all: bool = False) -> tuple[dict[str, dict[str, float]], str]:
     """Per-image Dice of the medseg recipe on one fold (``medseg`` and, with TTA, ``medseg_no_tta``)
-    and a line on the planned and measured training time."""
+    and a line on the planned and measured training time.
+
+    ``train_on_all``: train on all the fold's training images, without validation (``data.val_fraction=0``;
+    for a recipe that keeps its final weights, ``callbacks.model_checkpoint.monitor=null``)."""
     from medseg.pipelines.train import train
     from tests.conftest import compose_cfg
 
     splits = work / "splits.json"
-    val = train_ids[:2]
-    splits.write_text(json.dumps({"train": train_ids[2:], "val": val, "test": test_ids}))
+    if train_on_all:
+        splits.write_text(json.dumps({"train": train_ids, "test": test_ids}))
+        overrides = ["data.val_fraction=0", *overrides]
+    else:
+        splits.write_text(json.dumps({"train": train_ids[2:], "val": train_ids[:2], "test": test_ids}))
     base = ["experiment=drive_unet", "data=drive", f"data.root={SHARED_DRIVE}", f"+data.splits={splits}",
             "data.baseline=null", *overrides]
     # calibrate the time of one epoch (training + validation + checkpoints; data setup excluded, as for

@@ -161,7 +161,7 @@ class SegmentationDataModule(L.LightningDataModule):
         self.splits = self._make_splits()
         for name, ids in self.splits.items():
             self.cases[name] = self._load_split(ids)
-            if not self.cases[name]:
+            if not self.cases[name] and not (name == "val" and not ids):  # val: none with data.val_fraction=0
                 raise DataError(f"{self.root}: the {name} split has no readable cases ({len(ids)} listed, all "
                                 f"skipped: see the warnings above, or run medseg-inspect with the same data options)")
         log.info("splits: %s", {k: len(v) for k, v in self.splits.items()})
@@ -285,7 +285,8 @@ class SegmentationDataModule(L.LightningDataModule):
             log.warning("%s: no test list: %d cases of train held out as the test set", source, len(test))
         val = ids(spec["val"], "val") if spec.get("val") else None
         if val is None:
-            train, val = grouped_holdout(train, self.val_fraction, self.seed, group_of)
+            train, val = (train, []) if self.val_fraction == 0 else \
+                grouped_holdout(train, self.val_fraction, self.seed, group_of)
         overlap = (set(train) & set(val)) | (set(train) & set(test)) | (set(val) & set(test))
         if overlap:
             raise DataError(f"{source}: cases in more than one split: {sorted(overlap)[:5]}")

@@ -75,7 +75,8 @@ def make_splits(
     * ``test``: the dataset's own labelled test split when given, else ``test_fraction`` of the
       training pool held out (grouped).
     * ``val``: fold ``fold`` of a grouped ``n_folds`` k-fold of the remaining pool, or
-      ``val_fraction`` held out (grouped).
+      ``val_fraction`` held out (grouped), or none with ``val_fraction=0`` (train on the whole pool:
+      for a run that keeps its final weights, ``callbacks.model_checkpoint.monitor=null``).
     """
     pool = sorted(train_pool)
     if test_ids:
@@ -88,6 +89,8 @@ def make_splits(
         folds = grouped_kfold(pool, n_folds, seed, group_of)
         val = folds[fold]
         train = sorted(c for i, f in enumerate(folds) if i != fold for c in f)
+    elif val_fraction == 0:
+        train, val = pool, []
     else:
         train, val = grouped_holdout(pool, val_fraction, seed, group_of)
     return {"train": train, "val": val, "test": test}

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 import torch
 
 from medseg.data.case import Case
+from medseg.errors import ConfigError
 from medseg.evaluation.probs import ProbsFn, case_target, foreground_probs
 from medseg.metrics.threshold import best_threshold
 from medseg.tasks import Task
@@ -32,6 +33,9 @@ def resolve_threshold(task: Task, probs_fn: ProbsFn, val_cases: Sequence[Case],
     ``"auto"`` (the one maximising mean Dice on ``val_cases``). Multi-class tasks take the arg-max:
     their threshold is unused and gets no sentence."""
     if threshold == "auto" and task.kind != "multiclass":
+        if not val_cases:
+            raise ConfigError("threshold=auto chooses the threshold on the validation images, and this run has "
+                              "none (trained with data.val_fraction=0): give a number, e.g. threshold=0.5")
         thr, val_dice = choose_threshold(task, probs_fn, val_cases)
         log.info("eval.threshold=auto: %.2f (val Dice %.4f)", thr, val_dice)
         return thr, f"Threshold **{thr:.2f}** chosen on the validation split (mean Dice {val_dice:.4f} there)."

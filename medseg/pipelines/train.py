@@ -13,7 +13,7 @@ from omegaconf import DictConfig
 from medseg.callbacks.evaluation import EvaluationCallback
 from medseg.callbacks.resume import STATE, Interrupted, fitting, interrupt_signals
 from medseg.data.datamodule import SegmentationDataModule
-from medseg.errors import CheckpointError
+from medseg.errors import CheckpointError, ConfigError
 from medseg.evaluation import PREDICTIONS, EvaluationTable
 from medseg.metrics import metrics_from_config
 from medseg.module import SegmentationModule
@@ -171,6 +171,21 @@ def _train(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
     return results
 
 
+def _check_validation(cfg: DictConfig, dm: SegmentationDataModule) -> None:
+    """A run without validation images (``data.val_fraction=0``) must not select or schedule by a
+    validation metric."""
+    if dm.splits.get("val"):
+        return
+    keys = [f"callbacks.{name}.monitor" for name, cb in (cfg.get("callbacks") or {}).items()
+            if isinstance(cb, DictConfig) and cb.get("monitor")]
+    if "ReduceLROnPlateau" in str((cfg.get("scheduler") or {}).get("_target_", "")):
+        keys.append("scheduler (ReduceLROnPlateau)")
+    if keys:
+        raise ConfigError(f"no validation images (data.val_fraction=0 or an empty val split), but {', '.join(keys)} "
+                          "needs a validation metric: keep the final weights with callbacks.model_checkpoint.monitor=null "
+                          "(as experiment=drive_unet does), or give validation images")
+
+
 def kept_score(trainer: L.Trainer, monitor: str) -> float:
     """The validation ``monitor`` of the checkpoint the run keeps: the best one's, or with
     ``callbacks.model_checkpoint.monitor=null`` (the run keeps its final weights, e.g. ``callbacks=ema``)
@@ -187,6 +202,7 @@ def _fit(cfg: DictConfig, run_dir: Path, ckpt: str | None) -> tuple[L.Trainer, S
     """Build the data, model and trainer, and fit (from ``ckpt`` when resuming)."""
     L.seed_everything(cfg.seed, workers=True)
     dm = build_datamodule(cfg)
+    _check_validation(cfg, dm)
     if rank_zero_only.rank == 0:
         write_json_atomic(run_dir / "splits.json", dm.splits)
     module = build_module(cfg, dm)

@@ -3,6 +3,8 @@ epoch (Lightning >= 2.6 writes its own ``save_last`` copy only in epochs that im
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 
@@ -66,3 +68,32 @@ def test_a_resumed_run_keeps_writing_last_ckpt_in_place(finished, tiny_drive, tr
     assert got["global_step"] == ref["global_step"] == 3 * STEPS
     for k in ref["state_dict"]:
         torch.testing.assert_close(got["state_dict"][k], ref["state_dict"][k], rtol=0, atol=1e-6, msg=k)
+
+
+def test_a_run_without_validation_images_keeps_its_final_weights(tiny_drive, train_cfg):
+    """``data.val_fraction=0``: every training image trains, no validation runs, and the run keeps
+    its final weights (``callbacks.model_checkpoint.monitor=null``)."""
+    from medseg.errors import ConfigError
+
+    cfg, run_dir = train_cfg(["debug=smoke", f"data.root={tiny_drive}", "model.base_channels=8", "trainer.max_epochs=2",
+                              "data.val_fraction=0", "callbacks.model_checkpoint.monitor=null"])
+    results = train(cfg, run_dir)
+    assert json.loads((run_dir / "splits.json").read_text())["val"] == []
+    assert files(run_dir) == ["best-epoch001.ckpt", "last.ckpt"]
+    kept, last = load(run_dir / "checkpoints" / "best-epoch001.ckpt"), load(run_dir / "checkpoints" / "last.ckpt")
+    assert kept["global_step"] == last["global_step"] > 0
+    assert results["val/best_dice"] != results["val/best_dice"]  # NaN: nothing was validated
+    assert results["test/dice"] == results["test/dice"]  # the test evaluation ran
+    # a threshold chosen on validation images it does not have is refused, naming the option
+    from medseg.pipelines.build import build_datamodule
+    from medseg.pipelines.eval import evaluate_split, load_model
+
+    dm = build_datamodule(cfg)
+    module, _ = load_model(cfg, dm, run_dir, "best")
+    with pytest.raises(ConfigError, match=r"threshold=auto .* data.val_fraction=0"):
+        evaluate_split(module, dm, run_dir / "auto", overlays=False, threshold="auto")
+    # selecting by a validation metric without validation images is refused before training
+    cfg, run_dir = train_cfg(["debug=smoke", f"data.root={tiny_drive}", "data.val_fraction=0"], run_dir.parent / "r2")
+    with pytest.raises(ConfigError, match=r"data.val_fraction=0.*callbacks.model_checkpoint.monitor"):
+        train(cfg, run_dir)
+    assert not (run_dir / "checkpoints").exists()

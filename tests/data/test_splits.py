@@ -43,6 +43,20 @@ def test_make_splits_carves_test_when_missing():
     assert len(s["test"]) >= 4
 
 
+def test_val_fraction_zero_trains_on_the_whole_pool(tiny_drive):
+    s = make_splits(IDS, ["T1"], val_fraction=0, test_fraction=0.25, seed=0, group_of=group)
+    assert s == {"train": sorted(IDS), "val": [], "test": ["T1"]}
+    # a splits file without a val list: no validation images either
+    from medseg.data.datamodule import SegmentationDataModule
+    from medseg.data.formats.drive import DriveReader
+
+    dm = SegmentationDataModule(root=str(tiny_drive), reader=DriveReader, val_fraction=0,
+                                splits={"train": ["21_training", "22_training"], "test": ["01_test"]})
+    dm.setup()
+    assert dm.splits == {"train": ["21_training", "22_training"], "val": [], "test": ["01_test"]}
+    assert len(dm.val_dataloader()) == 0
+
+
 def test_bad_fold():
     with pytest.raises(ValueError, match="data.fold=5 is outside 0..4"):
         make_splits(IDS, None, val_fraction=0.2, test_fraction=0.25, seed=0, fold=5, n_folds=5)
