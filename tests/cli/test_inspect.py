@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from tests.conftest import run_cli
 
 
@@ -18,6 +20,7 @@ def test_inspect_prints_report_and_writes_json(tmp_path):
     assert (tmp_path / "out" / "inspect.json").is_file()
 
 
+@pytest.mark.slow  # moved out of `make test` (its 10-minute limit); `make test-slow` runs it
 def test_inspect_bad_root_is_one_message(tmp_path):
     proc = run_cli("medseg.cli.inspect", [f"data.root={tmp_path / 'missing'}", f"hydra.run.dir={tmp_path / 'o'}"],
                    cwd=tmp_path)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 
 import pandas as pd
+import pytest
 
 from tests.cli.conftest import assert_one_line_error
 from tests.conftest import assert_beats_constant, run_cli
@@ -31,6 +32,7 @@ def test_two_folds_train_and_score_out_of_fold(kfold_run, tiny_drive):
     assert (board["n_cases"] == 2).all()
 
 
+@pytest.mark.slow  # moved out of `make test` (its 10-minute limit); `make test-slow` runs it
 def test_one_fold_is_refused(tiny_drive, tmp_path):
     proc = run_cli("medseg.cli.kfold", ["debug=smoke", "folds=1", f"data.root={tiny_drive}",
                                         f"hydra.run.dir={tmp_path / 'cv'}"], tmp_path)

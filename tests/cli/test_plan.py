@@ -63,6 +63,7 @@ def test_plan_writes_a_runnable_commented_experiment(tmp_path):
     assert (run / "results.json").is_file()
 
 
+@pytest.mark.slow  # moved out of `make test` (its 10-minute limit); `make test-slow` runs it
 def test_plan_on_an_empty_folder_names_it(tmp_path):
     (tmp_path / "empty").mkdir()
     proc = run_cli("medseg.cli.plan", ["data=folder", f"data.root={tmp_path / 'empty'}",

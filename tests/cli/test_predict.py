@@ -7,6 +7,7 @@ import json
 
 import numpy as np
 import pandas as pd
+import pytest
 from PIL import Image
 
 from tests.cli.conftest import assert_one_line_error
@@ -35,6 +36,7 @@ def test_predict_the_test_split(finished_run, tmp_path):
         assert (mask == 255).any()  # this run finds vessels (its test Dice is above the all-background 0)
 
 
+@pytest.mark.slow  # moved out of `make test` (its 10-minute limit); `make test-slow` runs it
 def test_missing_input_folder(finished_run, tmp_path):
     run_dir, _ = finished_run
     missing = tmp_path / "none"
