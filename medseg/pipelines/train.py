@@ -163,7 +163,7 @@ def _train(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
     table = _evaluate_best(cfg, run_dir, trainer, module, dm) if cfg.get("evaluate", True) else None
     results = table.summary() if table is not None else {}
     # the kept checkpoint's validation score, also without a test evaluation (what sweeps optimise)
-    results["val/best_dice"] = kept_score(trainer, str(cfg.get("monitor", "val/dice")))
+    results["val/best_dice"] = _kept_score(trainer, str(cfg.get("monitor", "val/dice")))
     _announce(trainer, run_dir, results, table)
     write_status(run_dir, "complete", **({"resumed_from": ckpt} if ckpt else {}))
     write_json_atomic(run_dir / "results.json", results)  # last: its presence means the run is complete
@@ -186,9 +186,9 @@ def _check_validation(cfg: DictConfig, dm: SegmentationDataModule) -> None:
                           "(as experiment=drive_unet does), or give validation images")
 
 
-def kept_score(trainer: L.Trainer, monitor: str) -> float:
+def _kept_score(trainer: L.Trainer, monitor: str) -> float:
     """The validation ``monitor`` of the checkpoint the run keeps: the best one's, or with
-    ``callbacks.model_checkpoint.monitor=null`` (the run keeps its final weights, e.g. ``callbacks=ema``)
+    ``callbacks.model_checkpoint.monitor=null`` (the run keeps its final weights, e.g. ``experiment=drive_unet``)
     the last validation's; NaN when nothing was validated."""
     cb = trainer.checkpoint_callback
     score = cb.best_model_score if cb is not None else None
