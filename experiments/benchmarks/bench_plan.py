@@ -48,8 +48,8 @@ def _dhms(seconds: float) -> str:
 
 
 #: synthetic dataset -> (its data overrides, the shipped experiment for it). The hand-bone and BraTS
-#: generators write more cases than their defaults (12 and 10, of which 20 % are held out for test) so the
-#: paired comparison has about 6 and 5 test cases.
+#: generators write more cases than their defaults (12 images and 10 volumes), so the paired comparison
+#: has more test cases: 12 and 5 in the run of plan_results.md.
 DATASETS = {
     "drive": (["data=drive_synth"], "drive_unet"),
     "chase": (["data=chase_synth"], "chase_unet"),
