@@ -16,7 +16,10 @@ the MONAI peer trained in the same run for the paired comparison. Variants (one 
   fold's validation images (``eval.threshold=auto``): no extra training, so no extra budget;
 * ``wide_shallow``: U-Net base 32, depth 3 (instead of 16, 4);
 * ``patches_fg``: 96x96 patches in batches of 8 (about the pixels per step of 16 x 64x64), 70 %
-  of them centred on a vessel pixel (instead of 50 %).
+  of them centred on a vessel pixel (instead of 50 %);
+* ``residual``: ``model=residual_unet`` (residual blocks with 1x1-projected shortcuts, same widths);
+* ``light_augment``: ``augment=light`` (flips plus +-10 degree rotation, 0.9-1.1 scaling, 5 % shifts
+  and mild brightness/contrast, instead of flips alone).
 
 Reported per recipe: per-image mean Dice inside the FOV, its paired difference to ``shipped`` and to
 the MONAI peer (bootstrap 95 % CI over the 20 images), per-image clDice and Betti-0 / Betti-1 errors
@@ -74,6 +77,8 @@ VARIANTS: dict[str, Variant] = {
     "wide_shallow": Variant("wider/shallower U-Net (base 32, depth 3)", ("model.base_channels=32", "model.depth=3")),
     "patches_fg": Variant("96x96 patches, batch 8, 70 % vessel-centred",
                           ("data.patch_size=[96,96]", "data.batch_size=8", "data.foreground_fraction=0.7")),
+    "residual": Variant("residual U-Net (model=residual_unet)", ("model=residual_unet",)),
+    "light_augment": Variant("+ rotation, scaling, shifts, brightness/contrast (augment=light)", ("augment=light",)),
 }
 QUICK = ("data.samples_per_epoch=64",)
 
