@@ -9,6 +9,7 @@ import torch
 
 from medseg.pipelines.build import build_datamodule, build_module
 from medseg.pipelines.train import train
+from medseg.utils.checkpoint import load_checkpoint
 
 
 def test_module_learns_a_batch(train_cfg, tiny_drive):
@@ -59,6 +60,6 @@ def test_resume_continues_from_last_checkpoint(train_cfg, tiny_drive, tmp_path):
     epochs = pd.read_csv(run_dir / "metrics.csv")
     assert list(epochs["epoch"]) == [0, 1, 2]
     pd.testing.assert_series_equal(epochs.iloc[0][first.columns], first.iloc[0])
-    state = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    state = load_checkpoint(run_dir / "checkpoints" / "last.ckpt")
     assert state["global_step"] == 3 * 4  # 3 epochs of 32 samples / batch 8
     assert json.loads((run_dir / "results.json").read_text())["test/dice"] >= 0

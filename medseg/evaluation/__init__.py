@@ -9,10 +9,8 @@ from medseg.evaluation.notes import data_notes, roi_note
 from medseg.evaluation.predictions import PREDICTIONS, load_prediction, save_prediction, save_probs
 from medseg.evaluation.probs import ProbsFn, case_target, foreground_probs, model_probs
 from medseg.evaluation.scoring import (
-    EXTRA_METRICS,
     TableBuilder,
     case_rows,
-    chosen_metrics,
     default_metrics,
     evaluate_cases,
     evaluate_sources,
@@ -22,8 +20,8 @@ from medseg.evaluation.table import EvaluationTable, metric_columns
 from medseg.evaluation.threshold import choose_threshold, resolve_threshold
 
 __all__ = [
-    "EXTRA_METRICS", "PREDICTIONS", "EvaluationTable", "ProbsFn", "TableBuilder", "case_rows", "case_target", "choose_threshold",
-    "chosen_metrics", "data_notes", "default_metrics", "evaluate_cases", "evaluate_sources", "foreground_probs",
+    "PREDICTIONS", "EvaluationTable", "ProbsFn", "TableBuilder", "case_rows", "case_target", "choose_threshold",
+    "data_notes", "default_metrics", "evaluate_cases", "evaluate_sources", "foreground_probs",
     "load_prediction", "metric_columns", "model_probs", "resolve_threshold", "roi_note", "save_prediction",
     "save_probs", "score_case",
 ]

@@ -14,19 +14,10 @@ import torch
 from medseg.data.case import Case
 from medseg.evaluation.probs import ProbsFn, case_target, foreground_probs
 from medseg.evaluation.table import EvaluationTable
-from medseg.metrics.case import (
-    EXTRA_METRIC_NAMES,
-    compute_case_metrics,
-    metric_names,
-    metrics_by_name,
-    resolve_metrics,
-)
+from medseg.metrics.case import compute_case_metrics, metric_names, resolve_metrics
 from medseg.metrics.overlap import METRIC_NAMES
 from medseg.metrics.pooled import PooledMetrics
 from medseg.tasks import Task
-
-#: metrics selectable by name besides the overlap ones (the objects are in medseg.metrics.case)
-EXTRA_METRICS = EXTRA_METRIC_NAMES
 
 #: ``on_case(case, probs, pred, target)``: sees every scored case
 CaseHook = Callable[[Case, torch.Tensor, torch.Tensor, torch.Tensor], None]
@@ -36,18 +27,6 @@ def default_metrics(task: Task, metrics: Any = None) -> tuple[str, ...]:
     """Names of the metrics besides the overlap ones that ``metrics`` (default: ``conf/metrics/default.yaml``:
     surface metrics for every task, AUC, SSIM and topology for binary tasks) scores for ``task``."""
     return tuple(n for n in metric_names(metrics, task.kind) if n not in METRIC_NAMES)
-
-
-def chosen_metrics(value: Any) -> Any:
-    """A metric selection: ``None`` -> the task's defaults, ``[]`` -> overlap metrics only, names are
-    checked (an unknown one is an error), a ``metrics`` config group node becomes objects
-    (:func:`medseg.metrics.case.resolve_metrics`)."""
-    if value is None:
-        return None
-    if not hasattr(value, "items") and all(isinstance(v, str) for v in value):
-        metrics_by_name(value)  # checks the names
-        return tuple(value)
-    return resolve_metrics(value)
 
 
 def score_case(

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from medseg.pipelines.train import train
+from medseg.utils.checkpoint import load_checkpoint as load
 from tests.callbacks.test_ema import Crash
 
 STEPS = 4  # optimiser steps per epoch of this config
@@ -19,10 +20,6 @@ BEST_IS_EPOCH_0 = ["callbacks.model_checkpoint.monitor=epoch", "callbacks.model_
 def base(tiny_drive) -> list[str]:
     return ["debug=smoke", f"data.root={tiny_drive}", "model.base_channels=8", "trainer.max_epochs=3", "seed=3",
             *BEST_IS_EPOCH_0]
-
-
-def load(path) -> dict:
-    return torch.load(path, map_location="cpu", weights_only=True)
 
 
 def files(run_dir) -> list[str]:

@@ -14,6 +14,7 @@ import torch
 
 from medseg.errors import Interrupted
 from medseg.pipelines.train import train
+from medseg.utils.checkpoint import load_checkpoint
 
 TOL = 1e-6
 
@@ -56,7 +57,7 @@ def numbers(run_dir) -> dict[str, float]:
 
 
 def ckpt(run_dir, name="last.ckpt") -> dict:
-    return torch.load(run_dir / "checkpoints" / name, map_location="cpu", weights_only=True)
+    return load_checkpoint(run_dir / "checkpoints" / name)
 
 
 def best(run_dir) -> dict:

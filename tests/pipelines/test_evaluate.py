@@ -84,14 +84,17 @@ def test_saved_probabilities_are_downsampled_to_max_size(tmp_path):
 
 
 def test_metric_choice():
-    from medseg.evaluation import EXTRA_METRICS, chosen_metrics, default_metrics
+    from medseg.evaluation import default_metrics
+    from medseg.metrics.case import EXTRA_METRIC_NAMES
     from medseg.tasks import Task
 
-    assert chosen_metrics(None) is None and chosen_metrics([]) == ()
-    assert default_metrics(Task("binary", ["vessel"])) == EXTRA_METRICS
+    # binary tasks get every extra metric by default, multi-label ones the surface metrics only
+    assert default_metrics(Task("binary", ["vessel"])) == EXTRA_METRIC_NAMES
     assert default_metrics(Task("multilabel", ["a", "b"])) == ("hd95", "nsd")
+    assert default_metrics(Task("binary", ["vessel"]), ["hd95"]) == ("hd95",)
+    assert default_metrics(Task("binary", ["vessel"]), []) == ()  # metrics=[]: overlap metrics only
     with pytest.raises(ValueError, match="unknown metrics"):
-        chosen_metrics(["hd99"])
+        default_metrics(Task("binary", ["vessel"]), ["hd99"])
 
 
 def test_3d_cases_use_voxel_spacing_for_surface_metrics():

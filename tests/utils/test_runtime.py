@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from medseg.utils import runtime
+from medseg.utils.checkpoint import load_checkpoint
 
 AMX = {"fpu", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile"}
 AVX512_BF16 = {"fpu", "avx512f", "avx512_bf16"}
@@ -263,7 +264,7 @@ def test_same_seed_same_run_with_bf16(train_cfg, tiny_drive, tmp_path):
         cfg, run_dir = train_cfg(["debug=smoke", f"data.root={tiny_drive}", "trainer.precision=bf16-mixed",
                                   "evaluate=false", "seed=7"], run_dir=tmp_path / name)
         results.append(train(cfg, run_dir))
-        results.append(torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"])
+        results.append(load_checkpoint(run_dir / "checkpoints" / "last.ckpt")["state_dict"])
     assert results[0] == results[2]
     assert results[1].keys() == results[3].keys()
     assert all(torch.equal(results[1][k], results[3][k]) for k in results[1])
