@@ -199,7 +199,7 @@ def _size_reasons(plan: rules.Plan, sz: _Sizing, size: dict, model: rules.StepMo
                                        f"incl. parameters, {how}")
 def make_plan(cfg: DictConfig, conf_dir: str | Path) -> tuple[dict, rules.Plan]:
     """Fingerprint ``cfg.data`` and plan an experiment for ``cfg.device`` and ``cfg.budget_min``
-    (model and loss configs are read from ``conf_dir``)."""
+    (the model, loss and weight-EMA configs are read from ``conf_dir``)."""
     _dm, fp, sz, mem_note = _setup(cfg, conf_dir)
     plan = rules.Plan()
     median = [int(s) for s in fp["size"]["median"]]
@@ -247,7 +247,7 @@ def _schedule(plan: rules.Plan, sz: _Sizing, size: dict, median: list[int], over
                                                         "to measure a step time")
         plan.add("trainer.max_epochs", 1000, "nnU-Net's 1000 epochs; trainer.max_time stops the run at the budget")
         plan.add("trainer.max_time", _dhms(float(budget_min) * 60), f"the budget, {budget_min} min")
-        _averaging(plan, 250 * 1000)
+        _averaging(plan, 250 * 1000, ema_decay(sz.conf_dir), nominal=True)
         return
     module = sz.module(patch)
     final = rules.measure_step(module, batch, patch, sz.in_ch, sz.measure_on, repeats=5, warmup=2)
@@ -270,24 +270,38 @@ def _schedule(plan: rules.Plan, sz: _Sizing, size: dict, median: list[int], over
              f"{budget_min} min less {rules.OVERHEAD_SHARE:.0%} (start-up, checkpoints) / ({steps_per_epoch} x "
              f"{step_s * 1000:.0f} ms (median of 5 after 2 warm-up) + {val_s:.1f} s validation of {n_val} cases "
              f"x {windows} windows)")
-    _averaging(plan, epochs * steps_per_epoch)
+    _averaging(plan, epochs * steps_per_epoch, ema_decay(sz.conf_dir))
 
 
-#: fewest planned optimiser steps for the weight EMA: 10 horizons of its decay 0.99 (~100 steps each)
-EMA_MIN_STEPS = 1000
+#: fewest planned optimiser steps for the weight EMA, in horizons 1 / (1 - decay) of its decay
+EMA_MIN_HORIZONS = 10
 
 
-def _averaging(plan: rules.Plan, total_steps: float) -> None:
-    """``callbacks=ema`` when the run is long enough for the average to settle."""
-    if total_steps >= EMA_MIN_STEPS:
-        plan.add("callbacks", "ema", f"weight EMA (decay 0.99, a ~100-step horizon) over {total_steps:.0f} planned "
-                                     "steps: +0.0033 Dice on the real DRIVE 4-fold CV (results.md section 9)")
+def ema_decay(conf_dir: str | Path) -> float:
+    """The decay ``callbacks=ema`` ships with (``<conf_dir>/callbacks/ema.yaml``)."""
+    return float(OmegaConf.load(Path(conf_dir) / "callbacks" / "ema.yaml").ema.decay)
+
+
+def ema_min_steps(decay: float) -> int:
+    """Fewest planned optimiser steps for the weight EMA: :data:`EMA_MIN_HORIZONS` horizons of ``decay``."""
+    return math.ceil(EMA_MIN_HORIZONS / (1 - decay) - 1e-9)
+
+
+def _averaging(plan: rules.Plan, total_steps: float, decay: float, nominal: bool = False) -> None:
+    """``callbacks=ema`` when the run is long enough for the average to settle. ``nominal``: the step
+    count is a CUDA plan's nominal schedule (no GPU here to time a step), which ``max_time`` may cut."""
+    need = ema_min_steps(decay)
+    steps = f"{total_steps:.0f} {'nominal ' if nominal else ''}planned steps"
+    horizon = f"decay {decay:g}, a ~{1 / (1 - decay):.0f}-step horizon"
+    if total_steps >= need:
+        plan.add("callbacks", "ema", f"weight EMA ({horizon}) over {steps}: +0.0033 Dice on the real DRIVE "
+                                     "4-fold CV (results.md section 9)")
         plan.add("callbacks.model_checkpoint.monitor", None,
                  "keep the final average, not the best epoch on validation (nnU-Net's checkpoint_final): "
                  "+0.0017 Dice with the EMA on the real DRIVE 4-fold CV (results.md section 9)")
     else:
-        plan.add("callbacks", "default", f"no weight EMA: {total_steps:.0f} planned steps are fewer than "
-                                         f"{EMA_MIN_STEPS} (10 horizons of decay 0.99), the average would lag")
+        plan.add("callbacks", "default", f"no weight EMA: {steps} are fewer than {need} "
+                                         f"({EMA_MIN_HORIZONS} horizons of {horizon}), the average would lag")
 
 
 def _dhms(seconds: float) -> str:

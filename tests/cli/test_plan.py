@@ -46,8 +46,10 @@ def test_plan_writes_a_runnable_commented_experiment(tmp_path):
     # the weight EMA only where the planned steps let the average settle
     import yaml
 
-    from medseg.pipelines.plan import EMA_MIN_STEPS
+    from medseg.cli._hydra import config_dir
+    from medseg.pipelines.plan import ema_decay, ema_min_steps
 
+    EMA_MIN_STEPS = ema_min_steps(ema_decay(config_dir()))
     plan = yaml.safe_load(text)
     steps = plan["trainer"]["max_epochs"] * plan["data"]["samples_per_epoch"] // plan["data"]["batch_size"]
     averaging = next(ln for ln in text.splitlines() if "override /callbacks:" in ln)

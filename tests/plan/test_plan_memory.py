@@ -77,6 +77,7 @@ def test_cuda_plan_without_a_gpu_is_modelled_and_fits(blobs):
     assert plan.get("trainer.max_time") == "00:10:00:00"  # no GPU step time: the budget stops the run
     # a 10-hour run: the weight EMA, and the run keeps its final average
     assert plan.get("callbacks") == "ema" and plan.get("callbacks.model_checkpoint.monitor") is None
+    assert "nominal planned steps" in next(c.reason for c in plan.choices if c.key == "callbacks")  # not timed: max_time may cut them
     written = yaml.safe_load(experiment_yaml(cfg, fp, plan, "folder"))
     assert written["callbacks"]["model_checkpoint"] == {"monitor": None, "filename": "final-epoch{epoch:03d}"}
     # the model against a CPU measurement of the planned step: within 40%
