@@ -24,7 +24,9 @@ _TAKES_VALUE = ("--config-dir", "-cd", "--config-name", "-cn", "--config-path", 
 
 def positional_runs(argv: list[str]) -> list[str]:
     """``medseg-select DIR DIR key=value`` -> ``key=value runs=['DIR','DIR']`` (Hydra takes overrides only)."""
-    out, runs, i = [], [], 0
+    out: list[str] = []
+    runs: list[str] = []
+    i = 0
     while i < len(argv):
         a = argv[i]
         if a in _TAKES_VALUE:

@@ -89,7 +89,7 @@ def build_trainer(cfg: DictConfig, run_dir: Path) -> L.Trainer:
     if not any(isinstance(c, ResumeCheckpoint) for c in callbacks):  # exact resume and clean interrupts
         callbacks.append(ResumeCheckpoint(Path(run_dir) / "checkpoints", seed=int(cfg.get("seed", 0))))
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c is not None]
-    extra = {} if any(isinstance(c, ProgressBar) for c in callbacks) else {"enable_progress_bar": False}
+    extra: dict[str, object] = {} if any(isinstance(c, ProgressBar) for c in callbacks) else {"enable_progress_bar": False}
     if cfg.trainer.get("plugins") is None:  # checkpoints written atomically, read through load_checkpoint
         extra["plugins"] = [AtomicCheckpointIO()]
     trainer_cfg = OmegaConf.masked_copy(cfg.trainer, [k for k in cfg.trainer if k != "threads"])

@@ -71,6 +71,8 @@ def load_run_config(run_dir: str | Path, overrides=None, config: str | Path | No
     run_cfg = OmegaConf.load(saved)
     if overrides:
         run_cfg = OmegaConf.merge(run_cfg, overrides)
+    if not isinstance(run_cfg, DictConfig):
+        raise DataError(f"{saved}: not a run config (a YAML list, not a mapping)")
     return run_cfg
 
 
@@ -98,7 +100,7 @@ def saving_hook(threshold: float, probs_dir: str | Path | None = None, probs_max
 
 
 def score_split(fn: ProbsFn, module: SegmentationModule, dm: SegmentationDataModule, split: str,
-                threshold: float | str | None = None, metrics: Iterable[str] | None = None,
+                threshold: float | str | None = None, metrics: Iterable[Any] | None = None,
                 nsd_tolerance: float = 1.0, hook: dict[str, Any] | None = None,
                 source: dict[str, Any] | None = None) -> EvaluationTable:
     """Score every labelled case of ``split``: the table with its threshold, ROI and data notes.
@@ -125,7 +127,7 @@ def evaluate_split(
     *,
     threshold: float | str | None = None,
     tta: bool | Mapping = False,
-    metrics: Iterable[str] | None = None,
+    metrics: Iterable[Any] | None = None,
     nsd_tolerance: float = 1.0,
     probs_fn: ProbsFn | None = None,
     probs_dir: str | Path | None = None,

@@ -38,6 +38,7 @@ OVERHEAD_SHARE = 0.05
 MEMORY_MARGIN = 0.9
 
 
+_LIBC: ctypes.CDLL | None
 try:
     _LIBC = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
     _LIBC.malloc_trim  # noqa: B018  glibc only

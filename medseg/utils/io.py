@@ -64,10 +64,9 @@ def read_image(path: str | os.PathLike, mode: str | None = None) -> np.ndarray:
     if not path.is_file():
         raise DataError(f"{path}: file not found")
     try:
-        with Image.open(path) as img:
-            img.load()
-            if mode is not None and img.mode != mode:
-                img = img.convert(mode)
+        with Image.open(path) as opened:
+            opened.load()
+            img: Image.Image = opened.convert(mode) if mode is not None and opened.mode != mode else opened
             return np.asarray(img).copy()
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise DataError(f"{path}: cannot read image ({exc})") from exc

@@ -35,6 +35,8 @@ def _to_ras(array: np.ndarray, affine: np.ndarray) -> np.ndarray:
 
 def _layers(tumour: Mapping[str, np.ndarray | None]) -> list[np.ndarray]:
     wt, tc, et = tumour.get("WT"), tumour.get("TC"), tumour.get("ET")
+    if wt is None:
+        raise ValueError("the tumour layers need a whole-tumour mask (WT)")
     if tc is None or et is None:
         return [np.zeros_like(wt), wt, np.zeros_like(wt)]
     return [wt & ~tc, tc & ~et, et]

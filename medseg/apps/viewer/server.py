@@ -190,7 +190,7 @@ def create_app(paths: list[str | Path], *, cache_mb: int = 512, max_upload_mb: i
     @app.get("/api/models/{mid}/curves")
     def curves(mid: str):
         m = model_or_404(mid)
-        out = []
+        out: list[dict[str, object]] = []
         for csv in m.curves:
             try:
                 df = pd.read_csv(csv)

@@ -60,7 +60,7 @@ class ChaseReader(SegmentationReader):
     def _split_ids(self, split: str) -> list[str]:
         if split == "all":
             return list(self._ids)
-        inside = [c for c in self._ids if int(_STEM.match(c).group(1)) in self.train_subjects]
+        inside = [c for c in self._ids if int(self.group_of(c)) in self.train_subjects]
         if split == "training":
             return inside
         if split == "test":

@@ -89,7 +89,7 @@ def read_dicom_file(path: Path) -> tuple[np.ndarray, dict]:
         arr = (arr - lo) / (hi - lo) if hi > lo else np.zeros_like(arr)
     if getattr(ds, "PhotometricInterpretation", "") == "MONOCHROME1":
         arr = 1.0 - arr
-    meta = {"window": window}
+    meta: dict[str, object] = {"window": window}
     if "PixelSpacing" in ds:
         meta["spacing"] = tuple(float(s) for s in ds.PixelSpacing)
     return arr.astype(np.float32), meta

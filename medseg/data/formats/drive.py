@@ -95,7 +95,7 @@ class DriveReader(SegmentationReader):
             warnings.warn(meta["data_note"], stacklevel=2)
         # labels are required wherever the split has labels (a test split without 1st_manual/ is unlabelled;
         # one test label missing must not become an all-background target that changes the metrics)
-        mask = self._read_binary(paths["label"], rgb.shape[:2], required=self.has_labels(_STEM.match(case_id).group(2)))
+        mask = self._read_binary(paths["label"], rgb.shape[:2], required=self.has_labels(case_id.rsplit("_", 1)[1]))
         case = Case(case_id=case_id, image=image, mask=mask, roi=fov.astype(bool), meta=meta)
         return case.validate(str(paths["image"]))
 
