@@ -14,6 +14,8 @@ the MONAI peer trained in the same run for the paired comparison. Variants (one 
 * ``cldice``: ``loss=bce_dice_cldice`` (BCE + Dice + 0.5 soft-clDice);
 * ``threshold``: the shipped run's checkpoints scored at the threshold that maximises Dice on the
   fold's validation images (``eval.threshold=auto``): no extra training, so no extra budget;
+* ``tta``: the shipped run's checkpoints scored with test-time augmentation (``tta=true``: the mean
+  over the 8 flips and 90-degree rotations; inference only, no extra training);
 * ``wide_shallow``: U-Net base 32, depth 3 (instead of 16, 4);
 * ``patches_fg``: 96x96 patches in batches of 8 (about the pixels per step of 16 x 64x64), 70 %
   of them centred on a vessel pixel (instead of 50 %);
@@ -29,6 +31,7 @@ all FOV pixels of the 20 test images (:mod:`medseg.metrics.pooled`, the DRIVE pa
     python experiments/benchmarks/bench_vessel_recipe.py --budget-min 25        # the protocol (~2.5 h)
     python experiments/benchmarks/bench_vessel_recipe.py --quick                # ~11 min shared: it runs
     python experiments/benchmarks/bench_vessel_recipe.py --variants shipped no_ema --budget-min 10
+    python experiments/benchmarks/bench_vessel_recipe.py --variants tta --no-peer --runs KEPT/tmpXXXX  # re-score
 
 ``--quick`` trains fold 0 only, 20 s per recipe on 64-sample epochs: it checks the script end to
 end, its numbers mean nothing. The figures belong in ``results.md`` only from a full run on a quiet
@@ -63,6 +66,7 @@ class Variant:
     reuse: str | None = None  # score another variant's runs instead of training
     ckpt: str = "best"  # the checkpoint scored: the one the run keeps, or last
     train_on_all: bool = False  # all 15 training images, no validation (bench_quality.medseg_fold)
+    tta: bool = False  # score with test-time augmentation (flips and 90-degree rotations, 8 views in 2D)
 
 
 VARIANTS: dict[str, Variant] = {
@@ -73,6 +77,9 @@ VARIANTS: dict[str, Variant] = {
     # since the recipe keeps its final weights this scores the same weights as shipped; it measured the
     # change when shipped still kept the best epoch on the 2 validation images (results.md section 9b)
     "last": Variant("last.ckpt of the shipped runs", reuse="shipped", ckpt="last"),
+    # last.ckpt: the final weights the recipe keeps, also in runs kept from before it kept them (--runs)
+    "tta": Variant("+ flip and rotation TTA at test time (8 views; shipped runs, final weights)", reuse="shipped",
+                   ckpt="last", tta=True),
     "all_images": Variant("+ all 15 images train, no validation (data.val_fraction=0)", train_on_all=True),
     "wide_shallow": Variant("wider/shallower U-Net (base 32, depth 3)", ("model.base_channels=32", "model.depth=3")),
     "patches_fg": Variant("96x96 patches, batch 8, 70 % vessel-centred",
@@ -121,9 +128,11 @@ def saving_configs():
         tp.train = real
 
 
-def score_run(run: Path, out: Path, scores: Scores, threshold: str | None, ckpt: str = "best") -> float | None:
-    """Score a finished run's checkpoint ``ckpt`` on its test split: Dice, topology metrics, pooled
-    counts. Returns the threshold used when it was chosen on validation."""
+def score_run(run: Path, out: Path, scores: Scores, threshold: str | None, ckpt: str = "best",
+              tta: bool = False) -> float | None:
+    """Score a finished run's checkpoint ``ckpt`` on its test split (with ``tta``: test-time
+    augmentation): Dice, topology metrics, pooled counts. Returns the threshold used when it was
+    chosen on validation."""
     from medseg.evaluation import foreground_probs
     from medseg.metrics.pooled import PooledMetrics
     from medseg.metrics.topology import betti_errors, cldice
@@ -153,7 +162,7 @@ def score_run(run: Path, out: Path, scores: Scores, threshold: str | None, ckpt:
 
         used, _ = choose_threshold(task, model_probs(module), dm.cases["val"])
     per_image = evaluate_split(module, dm, out, split="test", overlays=False, threshold=used, metrics=[],
-                               on_case=on_case).per_image
+                               tta=tta, on_case=on_case).per_image
     for case_id, value in per_image["dice"].items():
         scores.add("dice", case_id, value)
     return used if threshold == "auto" else None
@@ -221,7 +230,10 @@ def table(scores: dict[str, Scores], ids: list[str], budget_min: float, per_fold
 
 
 def run(budget_min: float, variants: list[str], folds_to_run: list[int] | None, quick: bool,
-        peer: bool = True, out: Path | None = None, keep: str | None = None) -> str:
+        peer: bool = True, out: Path | None = None, keep: str | None = None, runs: Path | None = None) -> str:
+    """``runs``: a ``--keep`` folder of an earlier run (the one holding ``fold0/``, ...); a trained variant
+    whose run is there is scored again instead of trained (re-scoring variants, such as ``tta``, need
+    no new training then)."""
     if not (SHARED_DRIVE / "training").is_dir():
         msg = f"skipped: {SHARED_DRIVE} not present"
         print(msg)
@@ -254,16 +266,24 @@ def run(budget_min: float, variants: list[str], folds_to_run: list[int] | None, 
             for v in trained:
                 work = root / f"fold{k}" / v
                 work.mkdir(parents=True)
-                with saving_configs():
-                    _, note = bq.medseg_fold(train_ids, test_ids, per_fold_s, work,
-                                             [*VARIANTS[v].overrides, *extra, "tta=false"],
-                                             train_on_all=VARIANTS[v].train_on_all)
+                done = runs / f"fold{k}" / v / "run" if runs is not None else None
+                if done is not None and (done / ".hydra" / "config.yaml").is_file():
+                    from tests.conftest import compose_cfg
+
+                    compose_cfg("train", ["experiment=drive_unet"], work)  # a Hydra context for ${hydra:...}
+                    run_dir, note = done, f"scored again from {done}"
+                else:
+                    run_dir = work / "run"
+                    with saving_configs():
+                        _, note = bq.medseg_fold(train_ids, test_ids, per_fold_s, work,
+                                                 [*VARIANTS[v].overrides, *extra, "tta=false"],
+                                                 train_on_all=VARIANTS[v].train_on_all)
                 scores[v].notes.append(f"fold {k} {v}: {note}")
-                score_run(work / "run", work / "scored", scores[v], None)
+                score_run(run_dir, work / "scored", scores[v], None)
                 for r in variants:
                     if VARIANTS[r].reuse == v:
-                        thr = score_run(work / "run", work / f"scored_{r}", scores[r], VARIANTS[r].threshold,
-                                        VARIANTS[r].ckpt)
+                        thr = score_run(run_dir, work / f"scored_{r}", scores[r], VARIANTS[r].threshold,
+                                        VARIANTS[r].ckpt, VARIANTS[r].tta)
                         if thr is not None:
                             scores[r].notes.append(f"fold {k} {r}: threshold {thr:.2f} chosen on the 2 validation "
                                                    "images")
@@ -297,6 +317,8 @@ if __name__ == "__main__":
     ap.add_argument("--no-peer", action="store_true", help="leave the MONAI peer out")
     ap.add_argument("--out", type=Path, help="also write the table (markdown) and the raw values (.json) here")
     ap.add_argument("--keep", help="keep the run folders under this directory")
+    ap.add_argument("--runs", type=Path, help="score the runs an earlier --keep kept (the folder holding fold0/, "
+                                              "...) instead of training them again")
     a = ap.parse_args()
     folds = a.folds if a.folds is not None else ([0] if a.quick else None)
-    run(a.budget_min, a.variants, folds, a.quick, not a.no_peer, a.out, a.keep)
+    run(a.budget_min, a.variants, folds, a.quick, not a.no_peer, a.out, a.keep, a.runs)
