@@ -22,8 +22,9 @@ from medseg.losses._convention import class_indices, two_class_logits
 
 
 class WeightedNLL(nn.Module):
-    weight: torch.Tensor | None  # a non-persistent buffer
     """NLL of ``log_softmax(logits)`` with fixed class weights (``None``: unweighted)."""
+
+    weight: torch.Tensor | None  # a non-persistent buffer
 
     def __init__(self, weight: Sequence[float] | None = None) -> None:
         super().__init__()

@@ -49,14 +49,14 @@ def test_plan_writes_a_runnable_commented_experiment(tmp_path):
     from medseg.cli._hydra import config_dir
     from medseg.pipelines.plan import ema_decay, ema_min_steps
 
-    EMA_MIN_STEPS = ema_min_steps(ema_decay(config_dir()))
+    min_steps = ema_min_steps(ema_decay(config_dir()))
     plan = yaml.safe_load(text)
     steps = plan["trainer"]["max_epochs"] * plan["data"]["samples_per_epoch"] // plan["data"]["batch_size"]
     averaging = next(ln for ln in text.splitlines() if "override /callbacks:" in ln)
-    assert averaging.split(":")[1].split()[0] == ("ema" if steps >= EMA_MIN_STEPS else "default") and "  # " in averaging
+    assert averaging.split(":")[1].split()[0] == ("ema" if steps >= min_steps else "default") and "  # " in averaging
     # with the average the run keeps its final weights; without it, the best epoch on validation
     kept = (plan.get("callbacks") or {}).get("model_checkpoint", {}).get("monitor", "the default, ${monitor}")
-    assert kept == (None if steps >= EMA_MIN_STEPS else "the default, ${monitor}")
+    assert kept == (None if steps >= min_steps else "the default, ${monitor}")
 
     run = tmp_path / "run"
     proc = run_cli("medseg.cli.train", ["--config-dir", str(tmp_path / "conf"), "experiment=blobs_planned",
