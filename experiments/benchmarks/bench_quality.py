@@ -56,23 +56,60 @@ def _dhms(seconds: float) -> str:
     return f"{s // 86400:02d}:{s // 3600 % 24:02d}:{s // 60 % 60:02d}:{s % 60:02d}"
 
 
+def write_splits(train_ids, test_ids, work: Path, train_on_all: bool = False) -> Path:
+    """The fold's ``splits.json``: 2 validation images carved from the training images (none with
+    ``train_on_all``)."""
+    splits = work / "splits.json"
+    work.mkdir(parents=True, exist_ok=True)
+    if train_on_all:
+        splits.write_text(json.dumps({"train": train_ids, "test": test_ids}))
+    else:
+        splits.write_text(json.dumps({"train": train_ids[2:], "val": train_ids[:2], "test": test_ids}))
+    return splits
+
+
+def plan_fold(splits: Path, budget_s: float, work: Path) -> Path:
+    """``medseg-plan`` on the fold's training and validation images (as nnU-Net plans on the training
+    set before its cross-validation; the test images are not read), fitted to ``budget_s``. Runs the
+    CLI in a fresh process, as a user would, and returns the config folder holding
+    ``experiment/planned.yaml``."""
+    import os
+    import subprocess
+
+    conf = work / "plan_conf"
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
+    proc = subprocess.run([sys.executable, "-m", "medseg.cli.plan", "data=drive", f"data.root={SHARED_DRIVE}",
+                           f"+data.splits={splits}", f"budget_min={budget_s / 60}", "name=planned",
+                           f"out={conf / 'experiment' / 'planned.yaml'}", f"hydra.run.dir={work / 'plan'}"],
+                          cwd=work, env=env, capture_output=True, text=True)
+    if proc.returncode:
+        raise SystemExit(f"medseg-plan failed on {splits}:\n{proc.stderr[-3000:]}")
+    return conf
+
+
 def medseg_fold(train_ids, test_ids, budget_s: float, work: Path, overrides: list[str] = (),
-                train_on_all: bool = False) -> tuple[dict[str, dict[str, float]], str]:
+                train_on_all: bool = False, planned: bool = False) -> tuple[dict[str, dict[str, float]], str]:
     """Per-image Dice of the medseg recipe on one fold (``medseg`` and, with TTA, ``medseg_no_tta``)
     and a line on the planned and measured training time.
 
     ``train_on_all``: train on all the fold's training images, without validation (``data.val_fraction=0``;
-    for a recipe that keeps its final weights, ``callbacks.model_checkpoint.monitor=null``)."""
+    for a recipe that keeps its final weights, ``callbacks.model_checkpoint.monitor=null``).
+    ``planned``: train the experiment ``medseg-plan`` writes for this fold and budget (:func:`plan_fold`)
+    instead of ``experiment=drive_unet``; its epochs are the plan's (no calibration here), and
+    ``trainer.max_time`` is the same hard stop."""
     from medseg.pipelines.train import train
     from tests.conftest import compose_cfg
 
-    splits = work / "splits.json"
+    splits = write_splits(train_ids, test_ids, work, train_on_all)
     if train_on_all:
-        splits.write_text(json.dumps({"train": train_ids, "test": test_ids}))
         overrides = ["data.val_fraction=0", *overrides]
-    else:
-        splits.write_text(json.dumps({"train": train_ids[2:], "val": train_ids[:2], "test": test_ids}))
-    base = ["experiment=drive_unet", "data=drive", f"data.root={SHARED_DRIVE}", f"+data.splits={splits}",
+    experiment = ["experiment=drive_unet"]
+    if planned:
+        t_plan = time.perf_counter()
+        conf = plan_fold(splits, budget_s, work)
+        t_plan = time.perf_counter() - t_plan
+        experiment = [f"hydra.searchpath=[file://{conf}]", "experiment=planned"]
+    base = [*experiment, "data=drive", f"data.root={SHARED_DRIVE}", f"+data.splits={splits}",
             "data.baseline=null", *overrides]
     # calibrate the time of one epoch (training + validation + checkpoints; data setup excluded, as for
     # the peer, whose budget starts after its images are loaded): the mean of epochs 2 and 3 of four, from
@@ -80,20 +117,29 @@ def medseg_fold(train_ids, test_ids, budget_s: float, work: Path, overrides: lis
     # fit, which also counts the end-of-fit plot and checkpoint: 7-11 s planned for 7.5-8.7 s run, so
     # most folds used 70-83 % of their budget.) Then fit the epochs and the schedule to the budget;
     # trainer.max_time is the hard stop.
-    cal = work / "calibrate"
-    train(compose_cfg("train", base + ["trainer.max_epochs=4", "evaluate=false",
-                                       *fit_clock_overrides(cal / "clock.json")], cal), cal)
-    starts = json.loads((cal / "clock.json").read_text())["epoch_starts_s"]
-    epoch_s = (starts[3] - starts[1]) / 2
-    epochs = max(1, int(budget_s / (epoch_s * 1.02)))
     run = work / "run"
-    cfg = compose_cfg("train", base + [f"trainer.max_epochs={epochs}", f"+trainer.max_time='{_dhms(budget_s)}'",
-                                       *fit_clock_overrides(run / "clock.json")], run)
+    if planned:
+        cfg = compose_cfg("train", base + [f"+trainer.max_time='{_dhms(budget_s)}'",
+                                           *fit_clock_overrides(run / "clock.json")], run)
+        epochs = int(cfg.trainer.max_epochs)
+        how = (f"{epochs} epochs of {cfg.data.samples_per_epoch // cfg.data.batch_size} steps planned by medseg-plan "
+               f"({t_plan:.0f} s; patch {list(cfg.data.patch_size)}, batch {cfg.data.batch_size}, depth "
+               f"{cfg.model.depth})")
+    else:
+        cal = work / "calibrate"
+        train(compose_cfg("train", base + ["trainer.max_epochs=4", "evaluate=false",
+                                           *fit_clock_overrides(cal / "clock.json")], cal), cal)
+        starts = json.loads((cal / "clock.json").read_text())["epoch_starts_s"]
+        epoch_s = (starts[3] - starts[1]) / 2
+        epochs = max(1, int(budget_s / (epoch_s * 1.02)))
+        cfg = compose_cfg("train", base + [f"trainer.max_epochs={epochs}", f"+trainer.max_time='{_dhms(budget_s)}'",
+                                           *fit_clock_overrides(run / "clock.json")], run)
+        how = f"{epochs} epochs of ~{epoch_s:.1f} s planned"
     train(cfg, run)
     import pandas as pd
 
     clock = json.loads((run / "clock.json").read_text())
-    note = (f"medseg: {epochs} epochs of ~{epoch_s:.1f} s planned; fit took {clock['fit_s']:.0f} s "
+    note = (f"medseg: {how}; fit took {clock['fit_s']:.0f} s "
             f"({clock['epochs']} epochs) for a budget of {budget_s:.0f} s")
     print(note, flush=True)
     scores = {"medseg": pd.read_csv(run / "per_image.csv", index_col=0)["dice"].to_dict()}

@@ -21,7 +21,10 @@ the MONAI peer trained in the same run for the paired comparison. Variants (one 
   of them centred on a vessel pixel (instead of 50 %);
 * ``residual``: ``model=residual_unet`` (residual blocks with 1x1-projected shortcuts, same widths);
 * ``light_augment``: ``augment=light`` (flips plus +-10 degree rotation, 0.9-1.1 scaling, 5 % shifts
-  and mild brightness/contrast, instead of flips alone).
+  and mild brightness/contrast, instead of flips alone);
+* ``planned``: not a change to the shipped recipe but its replacement: ``medseg-plan`` fingerprints
+  the fold's 15 training and validation images and writes an experiment fitted to the fold's budget
+  (issue #15); it trains with the plan's own epochs (no calibration) under the same ``max_time``.
 
 Reported per recipe: per-image mean Dice inside the FOV, its paired difference to ``shipped`` and to
 the MONAI peer (bootstrap 95 % CI over the 20 images), per-image clDice and Betti-0 / Betti-1 errors
@@ -67,6 +70,7 @@ class Variant:
     ckpt: str = "best"  # the checkpoint scored: the one the run keeps, or last
     train_on_all: bool = False  # all 15 training images, no validation (bench_quality.medseg_fold)
     tta: bool = False  # score with test-time augmentation (flips and 90-degree rotations, 8 views in 2D)
+    planned: bool = False  # the experiment medseg-plan writes for the fold and its budget (bench_quality.plan_fold)
 
 
 VARIANTS: dict[str, Variant] = {
@@ -86,6 +90,7 @@ VARIANTS: dict[str, Variant] = {
                           ("data.patch_size=[96,96]", "data.batch_size=8", "data.foreground_fraction=0.7")),
     "residual": Variant("residual U-Net (model=residual_unet)", ("model=residual_unet",)),
     "light_augment": Variant("+ rotation, scaling, shifts, brightness/contrast (augment=light)", ("augment=light",)),
+    "planned": Variant("medseg-plan's experiment for the fold and its budget (issue #15)", planned=True),
 }
 QUICK = ("data.samples_per_epoch=64",)
 
@@ -277,7 +282,8 @@ def run(budget_min: float, variants: list[str], folds_to_run: list[int] | None, 
                     with saving_configs():
                         _, note = bq.medseg_fold(train_ids, test_ids, per_fold_s, work,
                                                  [*VARIANTS[v].overrides, *extra, "tta=false"],
-                                                 train_on_all=VARIANTS[v].train_on_all)
+                                                 train_on_all=VARIANTS[v].train_on_all,
+                                                 planned=VARIANTS[v].planned)
                 scores[v].notes.append(f"fold {k} {v}: {note}")
                 score_run(run_dir, work / "scored", scores[v], None)
                 for r in variants:
