@@ -70,15 +70,17 @@ def compare(data: list[str], shipped: str, label: str, budget_min: float, work: 
                                       f"out={conf / 'experiment' / 'bench_planned.yaml'}",
                                       f"hydra.run.dir={work / 'plan'}"], work)
     runs = {"planned": ["--config-dir", str(conf), "experiment=bench_planned"], "shipped": [f"experiment={shipped}"]}
-    wall, per_image = {}, {}
+    wall, per_image, trained = {}, {}, {}
     for name, args in runs.items():
         rd = work / name
         wall[name] = _run("medseg.cli.train", [*args, *data, f"+trainer.max_time={_dhms(budget)}",
                                                f"hydra.run.dir={rd}"], work)
         per_image[name] = pd.read_csv(rd / "per_image.csv", index_col=0)["dice"]
+        log = pd.read_csv(rd / "metrics.csv")  # one row per epoch trained (max_time may stop a schedule early)
+        trained[name] = {"epochs": int(len(log)), "steps": int(log["step"].iloc[-1])}
     cmp = paired_comparison(per_image["shipped"], per_image["planned"], f"shipped {shipped}", "planned")
     return {"dataset": label, "shipped": shipped, "budget_min": budget_min, "plan_s": round(t_plan, 1),
-            "wall_s": {k: round(v, 1) for k, v in wall.items()},
+            "wall_s": {k: round(v, 1) for k, v in wall.items()}, "trained": trained,
             "test_dice": {k: round(float(v.mean()), 4) for k, v in per_image.items()},
             "n_test": int(len(per_image["planned"])),
             "planned_minus_shipped": [round(cmp.diff.mean, 4), round(cmp.diff.low, 4), round(cmp.diff.high, 4)],

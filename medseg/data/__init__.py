@@ -22,6 +22,7 @@ _EXPORTS = {
     "PatchDataset": "medseg.data.datasets",
     "ResizeDataset": "medseg.data.datasets",
     "CLAHE": "medseg.data.preprocess",
+    "ClipIntensity": "medseg.data.preprocess",
     "Compose": "medseg.data.preprocess",
     "CropToForeground": "medseg.data.preprocess",
     "FieldOfView": "medseg.data.preprocess",
@@ -53,6 +54,7 @@ __all__ = [
     "CachedCases",
     "Case",
     "CaseCache",
+    "ClipIntensity",
     "Compose",
     "CropToForeground",
     "EpochSampler",
@@ -109,6 +111,7 @@ if TYPE_CHECKING:  # the same names for type checkers
     )
     from medseg.data.preprocess import (
         CLAHE,
+        ClipIntensity,
         Compose,
         CropToForeground,
         FieldOfView,

@@ -59,15 +59,32 @@ class GreenWeightedGray:
         return replace(case, image=gray)
 
 
+def _per_channel(value: float | Sequence[float] | None, channels: int, name: str) -> list[float] | None:
+    """One value per channel from a scalar or a per-channel list (``name`` for the error)."""
+    if value is None:
+        return None
+    values = [float(v) for v in value] if isinstance(value, Sequence) else [float(value)] * channels
+    if len(values) != channels:
+        raise ValueError(f"{name}={values}: needs one value or one per channel ({channels})")
+    return values
+
+
 class ZScore:
     """Per-channel zero mean, unit variance (statistics inside the ROI by default).
 
     ``nonzero=True`` takes the statistics over voxels where any channel is non-zero (the brain of
     a skull-stripped MRI) and leaves the background at 0 (nnU-Net's BraTS normalisation).
+    ``mean``/``std`` (one value, or one per channel) replace the per-image statistics with fixed,
+    dataset-wide ones: nnU-Net's CT normalisation uses the training foreground's mean and std (after
+    :class:`ClipIntensity`), so a Hounsfield value means the same in every case.
     """
 
-    def __init__(self, within_roi: bool = True, eps: float = 1e-6, nonzero: bool = False) -> None:
+    def __init__(self, within_roi: bool = True, eps: float = 1e-6, nonzero: bool = False,
+                 mean: float | Sequence[float] | None = None, std: float | Sequence[float] | None = None) -> None:
+        if (mean is None) != (std is None):
+            raise ValueError("ZScore: give both mean and std (dataset-wide statistics) or neither (per image)")
         self.within_roi, self.eps, self.nonzero = within_roi, eps, nonzero
+        self.mean, self.std = mean, std
 
     def __call__(self, case: Case) -> Case:
         roi = _roi_values(case, self.within_roi)
@@ -75,13 +92,44 @@ class ZScore:
             nz = np.any(case.image != 0, axis=0)
             roi = nz if roi is None else roi & nz
             roi = roi if roi.any() else None
+        n = case.image.shape[0]
+        means, stds = _per_channel(self.mean, n, "ZScore.mean"), _per_channel(self.std, n, "ZScore.std")
         out = np.empty_like(case.image, dtype=np.float32)
         for c, chan in enumerate(case.image):
-            vals = chan[roi] if roi is not None else chan
-            out[c] = (chan - vals.mean()) / (vals.std() + self.eps)
+            if means is not None and stds is not None:
+                mu, sd = means[c], stds[c]
+            else:
+                vals = chan[roi] if roi is not None else chan
+                mu, sd = float(vals.mean()), float(vals.std())
+            out[c] = (chan - mu) / (sd + self.eps)
             if roi is not None:
                 out[c][~roi] = 0.0
         return replace(case, image=out)
+
+
+class ClipIntensity:
+    """Clip the image to ``[low, high]`` (one value, or one per channel).
+
+    nnU-Net's CT normalisation clips to the 0.5th and 99.5th percentiles of the training
+    foreground's intensities before a dataset-wide z-score (``medseg-plan`` writes both steps for
+    CT-like data). MONAI's ``ClipIntensityPercentiles`` computes percentiles per image; fixed
+    dataset-wide bounds on a :class:`Case` are one ``np.clip``.
+    """
+
+    def __init__(self, low: float | Sequence[float] | None = None, high: float | Sequence[float] | None = None) -> None:
+        if low is None and high is None:
+            raise ValueError("ClipIntensity: give low, high or both")
+        self.low, self.high = low, high
+
+    def __call__(self, case: Case) -> Case:
+        n = case.image.shape[0]
+        lows = _per_channel(self.low, n, "ClipIntensity.low") or [-np.inf] * n
+        highs = _per_channel(self.high, n, "ClipIntensity.high") or [np.inf] * n
+        if any(lo > hi for lo, hi in zip(lows, highs)):
+            raise ValueError(f"ClipIntensity: low {lows} above high {highs}")
+        lo = np.asarray(lows, np.float32).reshape(-1, *([1] * (case.image.ndim - 1)))
+        hi = np.asarray(highs, np.float32).reshape(lo.shape)
+        return replace(case, image=np.clip(case.image, lo, hi).astype(np.float32, copy=False))
 
 
 class MinMax:

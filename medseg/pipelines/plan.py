@@ -29,9 +29,12 @@ from medseg.utils.io import write_json_atomic, write_text_atomic
 log = logging.getLogger(__name__)
 
 
-def _module(cfg: DictConfig, dm, model: str, loss: str, depth: int, conf_dir: str | Path):
+def _module(cfg: DictConfig, dm, model: str, loss: str, depth: int, conf_dir: str | Path, device: str = "cpu"):
+    """The planned model, with the speed policy (precision, channels-last) its run will resolve on
+    ``device``: the planned experiment's ``trainer: cpu|gpu`` with ``precision: auto``."""
     c = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
     with open_dict(c):
+        c.trainer.accelerator = "gpu" if device == "cuda" else "cpu"
         c.model = OmegaConf.load(Path(conf_dir) / "model" / f"{model}.yaml")
         c.model.depth = depth
         if model == "unet3d":
@@ -42,10 +45,15 @@ def _module(cfg: DictConfig, dm, model: str, loss: str, depth: int, conf_dir: st
 
 
 def _fwd_seconds(module, batch: int, patch: list[int], in_ch: int, device: str) -> float:
+    """Seconds of one no-grad forward pass of ``batch`` windows, under the module's inference policy
+    (autocast and memory format, as ``SegmentationModule.predict_logits``)."""
+    from medseg.utils.runtime import autocast
+
     module = module.to(device).eval()
-    x = torch.randn(batch, in_ch, *patch, device=device)
+    module.setup("predict")
+    x = rules.policy_input(module, torch.randn(batch, in_ch, *patch, device=device))
     times = []
-    with torch.no_grad():
+    with torch.no_grad(), autocast(torch.device(device).type, module.eval_precision):
         module.net(x)  # warm-up
         for _ in range(3):
             t0 = time.perf_counter()
@@ -73,7 +81,7 @@ class _Sizing:
     train_s: float        # seconds of training in the budget
 
     def module(self, patch: list[int]):
-        return _module(self.cfg, self.dm, self.model, self.loss, rules.depth_for(patch), self.conf_dir)
+        return _module(self.cfg, self.dm, self.model, self.loss, rules.depth_for(patch), self.conf_dir, self.measure_on)
 
     def measure(self, batch: int, patch: list[int], **kw) -> dict:
         return rules.measure_step(self.module(patch), batch, patch, self.in_ch, self.measure_on, **kw)
@@ -161,11 +169,11 @@ def _setup(cfg: DictConfig, conf_dir: str | Path) -> tuple[object, dict, _Sizing
     budget_s = float(cfg.budget_min) * 60
     if budget_s <= 0:
         raise ConfigError(f"budget_min={cfg.budget_min}: must be positive (minutes of training)")
-    if cfg.data.get("patch_size") is not None:
-        # the plan chooses the patch size itself: the data config's default must not be checked against
-        # (or refused for) images smaller than it
-        with open_dict(cfg):
-            cfg.data.patch_size = [1] * len(cfg.data.patch_size)
+    with open_dict(cfg):
+        # the plan chooses the patch size itself: the data config's default (2D in data=folder, which
+        # also reads volumes) must not be checked against the images or refused for them. The
+        # datamodule checks the patch only in patch mode; the plan reads cases, never a train loader
+        cfg.data.train_mode, cfg.data.resize = "resize", [1]
     dm = build_datamodule(cfg)
     fp = fingerprint(dm)
     mem, mem_note = rules.device_memory_bytes(device, cfg.get("memory_gb"))
@@ -203,6 +211,11 @@ def make_plan(cfg: DictConfig, conf_dir: str | Path) -> tuple[dict, rules.Plan]:
     _dm, fp, sz, mem_note = _setup(cfg, conf_dir)
     plan = rules.Plan()
     median = [int(s) for s in fp["size"]["median"]]
+    resample = rules.resampling_target(fp)
+    if resample is not None:  # the patch is chosen for the median case as the network will see it
+        target, why = resample
+        median = [max(1, round(n * s / t)) for n, s, t in zip(median, fp["spacing"]["median"], target)]
+        plan.add("data.spacing", target, f"{why}; the median image becomes {median}")
     size = _choose_size(sz, median)
     model = size.pop("model")
     plan.measurements = {"device": sz.device, "measured_on": sz.measure_on, "memory_budget_bytes": sz.mem,
@@ -227,12 +240,6 @@ def make_plan(cfg: DictConfig, conf_dir: str | Path) -> tuple[dict, rules.Plan]:
     _schedule(plan, sz, size, median, overlap)
     plan.add("inference.sw_batch_size", max(size["batch"], 2) * 2,
              "twice the training batch (no gradients at inference)")
-    if sz.dims == 3 and fp.get("anisotropy", 1) > 3:
-        sp = fp["spacing"]
-        target = [float(min(m, p)) if m == max(sp["median"]) else float(m) for m, p in zip(sp["median"], sp["p10"])]
-        plan.add("resampling (not applied)", target,
-                 f"anisotropy {fp['anisotropy']:.1f} > 3: nnU-Net resamples to the median spacing with the coarse "
-                 "axis at its 10th percentile; medseg has no resampling transform yet, so this is advice only")
     return fp, plan
 
 
@@ -341,6 +348,7 @@ def experiment_yaml(cfg: DictConfig, fp: dict, plan: rules.Plan, data_choice: st
            line(2, "batch_size", c["data.batch_size"].value, c["data.batch_size"].reason),
            line(2, "samples_per_epoch", c["data.samples_per_epoch"].value, c["data.samples_per_epoch"].reason),
            line(2, "foreground_fraction", c["data.foreground_fraction"].value, c["data.foreground_fraction"].reason),
+           *([line(2, "spacing", c["data.spacing"].value, c["data.spacing"].reason)] if "data.spacing" in c else []),
            f"  # {pre.reason}",
            "  preprocess:"]
     for t in pre.value:
@@ -358,9 +366,6 @@ def experiment_yaml(cfg: DictConfig, fp: dict, plan: rules.Plan, data_choice: st
     out += [
             "inference:", line(2, "overlap", c["inference.overlap"].value, c["inference.overlap"].reason),
             line(2, "sw_batch_size", c["inference.sw_batch_size"].value, c["inference.sw_batch_size"].reason)]
-    if "resampling (not applied)" in c:
-        r = c["resampling (not applied)"]
-        out.append(f"# resampling target spacing {r.value}: {r.reason}")
     return "\n".join(out) + "\n"
 
 

@@ -92,6 +92,17 @@ def fingerprint(dm, pool: Sequence[str] = ("train", "val")) -> dict:
         v = np.concatenate(vals).astype(np.float64)
         per_channel.append({"mean": float(v.mean()), "std": float(v.std()),
                             **{f"p{q:g}": float(np.percentile(v, q)) for q in PERCENTILES}})
+    # the same over the foreground (voxels of any class): nnU-Net's "foreground intensity properties",
+    # the clip range and z-score statistics of its CT normalisation
+    fg_channel = []
+    fg_masks = [_fg(task, np.asarray(r.mask), k).any(0) if r.mask is not None else None for r in raws]
+    for ch in range(n_ch):
+        vals = [r.image[ch][m] for r, m in zip(raws, fg_masks) if m is not None and m.any()]
+        vals = [v if v.size <= 200_000 else rng.choice(v, 200_000, replace=False) for v in vals]
+        if vals:
+            v = np.concatenate(vals).astype(np.float64)
+            fg_channel.append({"mean": float(v.mean()), "std": float(v.std()),
+                               **{f"p{q:g}": float(np.percentile(v, q)) for q in PERCENTILES}})
 
     # object size and thinness per class
     objects = []
@@ -121,6 +132,7 @@ def fingerprint(dm, pool: Sequence[str] = ("train", "val")) -> dict:
         "size": {"min": shapes.min(0).tolist(), "median": np.median(shapes, 0).tolist(), "max": shapes.max(0).tolist()},
         "has_roi": any(c.roi is not None for c in cases),
         "intensity": per_channel,
+        "intensity_foreground": fg_channel,
         "class_frequency": {n: float(fg_frac[:, j].mean()) for j, n in enumerate(names)},
         "class_frequency_per_case": {n: {"min": float(fg_frac[:, j].min()), "median": float(np.median(fg_frac[:, j])),
                                          "max": float(fg_frac[:, j].max())} for j, n in enumerate(names)},

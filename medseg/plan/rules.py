@@ -106,6 +106,13 @@ def param_bytes(module) -> int:
     return int(sum(p.numel() * p.element_size() for p in module.net.parameters()))
 
 
+def policy_input(module, x: torch.Tensor) -> torch.Tensor:
+    """``x`` in the memory format the module feeds its network (channels-last where it uses it)."""
+    if not getattr(module, "channels_last", False):
+        return x
+    return x.contiguous(memory_format=torch.channels_last if x.ndim == 4 else torch.channels_last_3d)
+
+
 def measure_step(module, batch: int, patch: list[int], in_channels: int, device: str, repeats: int = 3,
                  warmup: int = 1) -> dict:
     """Peak memory and time of one training step (forward + backward + optimiser) at ``(batch, patch)``.
@@ -113,10 +120,19 @@ def measure_step(module, batch: int, patch: list[int], in_channels: int, device:
     before them; sampled every millisecond where it cannot be reset), minus the level before
     (activations, gradients and workspace of this step). ``total_bytes``
     adds the parameters themselves: the figure compared with the memory budget. ``step_s`` is the
-    median of ``repeats`` steps after ``warmup`` steps."""
+    median of ``repeats`` steps after ``warmup`` steps.
+
+    The step runs under the module's speed policy, as the training will (the precision's autocast
+    around forward and loss, channels-last where the module uses it): until 2026-12-02 it ran in
+    float32, contiguous, and the plans' bf16 runs on this CPU finished their epochs in 55 % of the
+    budget (experiments/benchmarks/results.md section 9d)."""
+    from medseg.utils.runtime import autocast
+
     dev = torch.device(device)
     module = module.to(dev).train()
-    x = torch.randn(batch, in_channels, *patch, device=dev)
+    module.setup("fit")  # the network in channels-last where the module uses it
+    x = policy_input(module, torch.randn(batch, in_channels, *patch, device=dev))
+    precision = getattr(module, "eval_precision", "32-true")
     k = module.task.out_channels
     if module.task.kind == "multiclass":
         mask = torch.randint(0, k, (batch, *patch), device=dev)
@@ -128,7 +144,8 @@ def measure_step(module, batch: int, patch: list[int], in_channels: int, device:
 
     def step() -> None:
         opt.zero_grad(set_to_none=True)
-        loss = module.compute_loss(module.net(x), mask)
+        with autocast(dev.type, precision):  # as Lightning's precision plugin wraps training_step
+            loss = module.compute_loss(module.net(x), mask)
         loss.backward()
         opt.step()
 
@@ -215,6 +232,42 @@ def depth_for(patch: list[int], max_depth: int = 5) -> int:
     return int(min(max_depth, max(2, math.floor(math.log2(min(patch) / MIN_BOTTLENECK)))))
 
 
+def _sig(x: float, digits: int = 5) -> float:
+    """``x`` to ``digits`` significant digits (readable numbers in the written experiment)."""
+    return float(f"{x:.{digits}g}")
+
+
+#: nnU-Net: an axis whose spacing is this many times the finest one is "anisotropic"
+ANISOTROPY = 3.0
+#: a case whose spacing is within this relative distance of the target is not resampled
+SPACING_TOLERANCE = 0.01
+
+
+def resampling_target(fp: dict) -> tuple[list[float], str] | None:
+    """The voxel size every 3D case is resampled to (``data.spacing``), and the reason; ``None`` when
+    the fingerprint has no spacing or every case is already there.
+
+    nnU-Net: the median spacing, except that when the coarsest axis is more than 3 times the finest,
+    that axis goes to the 10th percentile of its spacings (finer than the median: the thin-slice cases
+    keep their detail)."""
+    sp = fp.get("spacing")
+    if fp.get("spatial_dims") != 3 or not sp:
+        return None
+    median, p10 = sp["median"], sp["p10"]
+    coarse = int(np.argmax(median))
+    aniso = fp.get("anisotropy", 1.0) > ANISOTROPY
+    target = [_sig(min(m, p) if aniso and i == coarse else m) for i, (m, p) in enumerate(zip(median, p10))]
+    if all(abs(lo - t) <= SPACING_TOLERANCE * t and abs(hi - t) <= SPACING_TOLERANCE * t
+           for lo, hi, t in zip(sp["min"], sp["max"], target)):
+        return None
+    why = (f"case spacings {sp['min']}-{sp['max']} mm, median {median}: every case resampled to "
+           + (f"the median, axis {coarse} at its 10th percentile (anisotropy {fp['anisotropy']:.1f} > {ANISOTROPY:g})"
+              if aniso else "the median")
+           + " (nnU-Net's target spacing); images linearly, masks nearest; predictions are written back on "
+             "each case's own grid")
+    return target, why
+
+
 def normalisation(fp: dict) -> tuple[list[dict], str]:
     """Preprocessing by modality (nnU-Net: CT -> global clipping + z-score; otherwise per-image z-score)."""
     roi = fp["has_roi"]
@@ -230,10 +283,16 @@ def normalisation(fp: dict) -> tuple[list[dict], str]:
     if m.startswith("MR"):
         return ([{"_target_": "medseg.data.preprocess.ZScore", "within_roi": roi, "nonzero": True}],
                 f"modality '{m}': per-image z-score over non-zero voxels (nnU-Net's MR / BraTS normalisation)")
-    if m.startswith("CT"):
-        return ([{"_target_": "medseg.data.preprocess.ZScore", "within_roi": roi}],
-                f"modality '{m}': z-score (nnU-Net clips CT to the foreground's [0.5, 99.5] percentiles first, "
-                f"here [{fp['intensity'][0]['p0.5']:.0f}, {fp['intensity'][0]['p99.5']:.0f}]; medseg has no "
-                "clipping transform yet: not applied)")
+    if m.startswith("CT") and fp.get("intensity_foreground"):
+        f = fp["intensity_foreground"]
+        low, high = [_sig(c["p0.5"]) for c in f], [_sig(c["p99.5"]) for c in f]
+        mean, std = [_sig(c["mean"]) for c in f], [_sig(c["std"]) for c in f]
+        one = len(f) == 1  # CT-like is guessed for 1 channel: scalars read better
+        return ([{"_target_": "medseg.data.preprocess.ClipIntensity", "low": low[0] if one else low,
+                  "high": high[0] if one else high},
+                 {"_target_": "medseg.data.preprocess.ZScore", "within_roi": False, "mean": mean[0] if one else mean,
+                  "std": std[0] if one else std}],
+                f"modality '{m}': clip to the training foreground's [0.5, 99.5] percentiles {low}-{high} and "
+                f"z-score with its mean {mean} and std {std}, the same for every case (nnU-Net's CT normalisation)")
     return ([{"_target_": "medseg.data.preprocess.ZScore", "within_roi": roi}],
             f"modality '{m}': per-image z-score{' inside the ROI' if roi else ''} (nnU-Net's default)")

@@ -73,3 +73,69 @@ def test_plan_on_an_empty_folder_names_it(tmp_path):
     assert proc.returncode == 3
     assert str(tmp_path / "empty") in proc.stderr and "empty folder" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def _ct_folder(root, z_spacings=(3.0, 3.0, 4.0, 5.0, 5.0, 6.0)):
+    """CT-like int16 volumes (air -1000 HU, a +40 HU body, a +60 HU lesion with noise) whose slice
+    spacing varies from case to case: what nnU-Net resamples to one target spacing."""
+    from medseg.data.formats.nifti import write_nifti
+
+    rng = np.random.default_rng(0)
+    (root / "images").mkdir(parents=True)
+    (root / "masks").mkdir()
+    xx, yy, zz = np.mgrid[:32, :32, :12]  # NIfTI order: x, y, then the slices
+    for i, dz in enumerate(z_spacings):
+        body = (yy - 16) ** 2 + (xx - 16) ** 2 <= 14 ** 2
+        cy, cx = rng.integers(10, 22, 2)
+        lesion = ((yy - cy) ** 2 + (xx - cx) ** 2 <= 5 ** 2) & (abs(zz - 6) <= 3)
+        hu = np.where(body, 40, -1000) + 20 * lesion + rng.normal(0, 10, body.shape)
+        hu[:4, :4, :] = 1000  # a bone rod (1.6 % of voxels): the raw range reaches well past the foreground's
+        affine = np.diag([0.8, 0.8, dz, 1.0])
+        write_nifti(root / "images" / f"c{i}.nii.gz", hu.astype(np.int16), affine, spacing=(0.8, 0.8, dz))
+        write_nifti(root / "masks" / f"c{i}.nii.gz", lesion.astype(np.uint8), affine, spacing=(0.8, 0.8, dz))
+    return root
+
+
+@pytest.mark.slow  # ~60 s of CPU (3D plan with measurements + a smoke training run): make test-slow
+def test_plan_resamples_mixed_spacings_and_normalises_ct_as_nnunet(tmp_path):
+    data = _ct_folder(tmp_path / "ct")
+    out = tmp_path / "conf" / "experiment" / "ct_planned.yaml"
+    proc = run_cli("medseg.cli.plan", ["data=folder", f"data.root={data}", "budget_min=0.3", "name=ct_planned",
+                                       f"out={out}", f"hydra.run.dir={tmp_path / 'plan'}"], tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    fp = json.loads((tmp_path / "plan" / "fingerprint.json").read_text())  # the training pool: 4-5 of the 6
+    sp = fp["spacing"]
+    assert fp["modality"].startswith("CT-like") and sp["median"][:2] == pytest.approx([0.8, 0.8]) and sp["median"][2] >= 3.5
+    fg = fp["intensity_foreground"][0]
+    assert 40 < fg["mean"] < 80 and fp["intensity"][0]["p0.5"] < -900  # the lesion's HU, not the air's
+    import yaml
+
+    plan = yaml.safe_load(out.read_text())
+    # anisotropic (>= 3.5 / 0.8 > 3): the median spacing with the slice axis at its 10th percentile
+    dz = sp["p10"][2]
+    assert dz < sp["median"][2] and plan["data"]["spacing"] == pytest.approx([0.8, 0.8, dz], rel=1e-4)
+    clip, z = plan["data"]["preprocess"]
+    assert clip["_target_"].endswith("ClipIntensity") and clip["low"] == pytest.approx(fg["p0.5"], rel=1e-3)
+    assert z["_target_"].endswith("ZScore") and z["mean"] == pytest.approx(fg["mean"], rel=1e-3)
+    spacing_line = next(ln for ln in out.read_text().splitlines() if ln.strip().startswith("spacing:"))
+    median = [32, 32, round(12 * sp["median"][2] / dz)]
+    assert "10th percentile" in spacing_line and f"median image becomes {median}" in spacing_line
+
+    run = tmp_path / "run"
+    proc = run_cli("medseg.cli.train", ["--config-dir", str(tmp_path / "conf"), "experiment=ct_planned",  # the 3D patch
+                                        "trainer.max_epochs=1", "data.samples_per_epoch=4", "data.batch_size=2",
+                                        f"hydra.run.dir={run}"], tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    from medseg.pipelines.build import build_datamodule
+    from tests.conftest import compose_cfg
+
+    dm = build_datamodule(compose_cfg("train", [f"hydra.searchpath=[file://{tmp_path / 'conf'}]",
+                                                "experiment=ct_planned"], tmp_path / "compose"))
+    dm.prepare_data()
+    dm.setup()
+    case = next(c for cases in dm.cases.values() for c in cases if c.case_id == "c3")  # 12 slices at 5 mm
+    assert case.spatial_shape == (32, 32, round(12 * 5.0 / dz))
+    assert case.spacing == pytest.approx((0.8, 0.8, dz), rel=0.05) and case.meta["resampled_from"] == [32, 32, 12]
+    # air clipped to the foreground's 0.5th percentile, then z-scored with the foreground's (not the case's) stats
+    air = (clip["low"] - z["mean"]) / (z["std"] + 1e-6)
+    assert float(case.image.min()) == pytest.approx(air, rel=1e-4) and air > -10

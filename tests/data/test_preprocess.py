@@ -8,6 +8,7 @@ import pytest
 from medseg.data.case import Case
 from medseg.data.preprocess import (
     CLAHE,
+    ClipIntensity,
     CropToForeground,
     Gamma,
     GreenWeightedGray,
@@ -67,6 +68,24 @@ def test_z_score_nonzero_keeps_background():
     out = ZScore(within_roi=False, nonzero=True)(Case("c", image)).image[0]
     assert (out[image[0] == 0] == 0).all()
     assert abs(out[image[0] > 0].mean()) < 1e-5
+
+
+def test_z_score_with_dataset_statistics_and_clipping():
+    image = np.array([[[-1000.0, 0.0], [40.0, 3000.0]]], np.float32)
+    clipped = ClipIntensity(low=-100, high=200)(Case("c", image)).image
+    np.testing.assert_array_equal(clipped, [[[-100.0, 0.0], [40.0, 200.0]]])
+    out = ZScore(within_roi=False, mean=50.0, std=25.0)(Case("c", clipped)).image
+    np.testing.assert_allclose(out, (clipped - 50.0) / (25.0 + 1e-6), rtol=1e-6)  # not the image's own mean
+    two = np.stack([image[0], image[0] * 2])
+    per_channel = ClipIntensity(low=[-10, -20], high=[10, 100])(Case("c", two)).image
+    assert per_channel[0].min() == -10 and per_channel[0].max() == 10 and per_channel[1].max() == 100
+    assert ClipIntensity(high=0)(Case("c", image)).image.max() == 0 and ClipIntensity(high=0).low is None
+    with pytest.raises(ValueError, match="both mean and std"):
+        ZScore(mean=1.0)
+    with pytest.raises(ValueError, match=r"one value or one per channel \(2\)"):
+        ZScore(mean=[1.0, 2.0, 3.0], std=[1.0, 1.0, 1.0])(Case("c", two))
+    with pytest.raises(ValueError, match="low .* above high"):
+        ClipIntensity(low=5, high=1)(Case("c", image))
 
 
 def test_resize_nearest_for_labels():

@@ -10,7 +10,7 @@ import pytest
 from medseg.data.case import Case
 from medseg.errors import DataError
 from medseg.plan.fingerprint import fingerprint, summary_lines
-from medseg.plan.rules import depth_for
+from medseg.plan.rules import depth_for, normalisation, resampling_target
 
 
 def _dm(cases, task="binary", classes=("fg",)):
@@ -68,6 +68,37 @@ def test_ct_like_volumes_and_anisotropy():
     fp = fingerprint(_dm(cases))
     assert fp["modality"].startswith("CT-like") and fp["anisotropy"] == pytest.approx(5.0)
     assert fp["spacing"]["median"] == [5.0, 1.0, 1.0]
+    # the foreground's intensities (nnU-Net's CT clip range and z-score statistics), not the whole volume's
+    fg = np.concatenate([c.image[0][c.mask > 0] for c in cases]).astype(np.float64)
+    f = fp["intensity_foreground"][0]
+    assert f["mean"] == pytest.approx(fg.mean(), rel=1e-6) and f["std"] == pytest.approx(fg.std(), rel=1e-6)
+    assert f["p0.5"] == pytest.approx(np.percentile(fg, 0.5)) and f["p99.5"] == pytest.approx(np.percentile(fg, 99.5))
+    assert fp["intensity"][0]["p0.5"] < f["p0.5"] - 400  # the whole volume reaches far lower
+    steps, why = normalisation(fp)
+    assert [t["_target_"].rsplit(".", 1)[1] for t in steps] == ["ClipIntensity", "ZScore"]
+    assert steps[0]["low"] == pytest.approx(f["p0.5"], rel=1e-4) and steps[0]["high"] == pytest.approx(f["p99.5"], rel=1e-4)
+    assert steps[1]["mean"] == pytest.approx(f["mean"], rel=1e-4) and steps[1]["within_roi"] is False
+    assert "CT normalisation" in why
+    assert resampling_target(fp) is None  # anisotropic, but every case is already at the target
+
+
+def _spacing_fp(z_spacings, dims=3):
+    sp = np.array([[0.8, 0.8, z] for z in z_spacings])
+    med = np.median(sp, 0)
+    return {"spatial_dims": dims, "anisotropy": float(med.max() / med.min()),
+            "spacing": {"median": med.tolist(), "min": sp.min(0).tolist(), "max": sp.max(0).tolist(),
+                        "p10": np.percentile(sp, 10, axis=0).tolist()}}
+
+
+def test_resampling_target_is_nnunets():
+    # anisotropic (median z 4.5 mm over 0.8 mm in-plane): the coarse axis goes to its 10th percentile
+    target, why = resampling_target(_spacing_fp([3.0, 3.0, 4.0, 5.0, 5.0, 6.0]))
+    assert target == [0.8, 0.8, 3.0] and "10th percentile" in why and "written back" in why
+    # mixed but not anisotropic (median 2.0 over 0.8 = 2.5 <= 3): the median on every axis
+    target, why = resampling_target(_spacing_fp([1.5, 2.0, 2.0, 2.5]))
+    assert target == [0.8, 0.8, 2.0] and "10th percentile" not in why
+    assert resampling_target(_spacing_fp([2.0, 2.0, 2.01])) is None  # within 1 %: nothing to resample
+    assert resampling_target(_spacing_fp([3.0, 6.0], dims=2)) is None and resampling_target({"spatial_dims": 3}) is None
 
 
 def test_refuses_a_single_case_mixed_channels_and_all_empty_masks():

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 import yaml
 from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
@@ -90,3 +91,20 @@ def test_cuda_plan_without_a_gpu_is_modelled_and_fits(blobs):
 def test_refuses_when_even_the_smallest_patch_does_not_fit(blobs):
     with pytest.raises(ConfigError, match=r"memory_gb=0.001: even the smallest patch \[32, 32\] at batch 1 needs"):
         make_plan(_cfg(blobs, "memory_gb=0.001"), config_dir())
+
+
+@pytest.mark.parametrize("precision", ["bf16-mixed", "32-true"])
+def test_step_is_measured_under_the_runs_speed_policy(blobs, monkeypatch, precision):
+    """The planner times the step as the run will train it: under the precision's autocast, channels-last
+    where the module uses it (timed in float32 while the run trained in bf16, plans used 55 % of their
+    budget on the real DRIVE CV)."""
+    monkeypatch.setenv("MEDSEG_PRECISION", precision)
+    module = _module(_cfg(blobs), _dm(_cfg(blobs)), "unet", "bce_dice", 2, config_dir())
+    assert module.eval_precision == precision and module.channels_last == (precision != "32-true")
+    seen = []
+    conv = next(m for m in module.net.modules() if isinstance(m, torch.nn.Conv2d) and m.in_channels > 1)
+    conv.register_forward_hook(lambda m, args, out: seen.append(
+        (out.dtype, args[0].is_contiguous(memory_format=torch.channels_last), m.weight.is_contiguous())))
+    rules.measure_step(module, 2, [32, 32], 1, "cpu", repeats=1)
+    mixed = precision == "bf16-mixed"
+    assert seen and all(s == ((torch.bfloat16 if mixed else torch.float32), mixed, not mixed) for s in seen)

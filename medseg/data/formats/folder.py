@@ -311,7 +311,9 @@ class FolderReader(SegmentationReader):
             if arr.ndim != 3:
                 raise DataError(f"{path}: expected a 3D volume, got shape {arr.shape}")
             arr = arr[None]
-        image = np.ascontiguousarray(to_float(arr))
+        # 2D pictures (8/16-bit PNG, TIFF) to [0, 1] by their dtype; a volume's values are physical (CT in
+        # Hounsfield units, stored as int16) and stay as they are, as in the nnU-Net reader
+        image = np.ascontiguousarray(to_float(arr) if self.spatial_dims == 2 else arr.astype(np.float32))
         if not np.isfinite(image).all():
             raise DataError(f"{path}: image contains NaN or infinite values")
         mask = self._load_mask(case_id, image.shape[1:], meta.get("affine")) if self._pair_of[case_id].masks else None

@@ -50,6 +50,22 @@ def test_nifti_volumes(tmp_path):
     np.testing.assert_array_equal(case.mask, s.labels[0])
 
 
+def test_int16_ct_volume_keeps_its_hounsfield_values(tmp_path):
+    """A CT volume stored as int16 (the usual NIfTI) is read in HU, not scaled by the dtype's range
+    (2D 8/16-bit pictures are: see test_binary_round_trip)."""
+    from medseg.data.formats.nifti import write_nifti
+
+    hu = np.arange(-1024, 1024, dtype=np.int16).reshape(8, 16, 16)
+    (tmp_path / "ct" / "images").mkdir(parents=True)
+    (tmp_path / "ct" / "masks").mkdir()
+    affine = np.diag([0.7, 0.7, 2.5, 1.0])
+    write_nifti(tmp_path / "ct" / "images" / "c0.nii.gz", hu, affine, spacing=(0.7, 0.7, 2.5))
+    write_nifti(tmp_path / "ct" / "masks" / "c0.nii.gz", (hu > 500).astype(np.uint8), affine, spacing=(0.7, 0.7, 2.5))
+    case = FolderReader(tmp_path / "ct", classes=["bone"]).load_case("c0")
+    np.testing.assert_array_equal(case.image[0], hu.astype(np.float32))
+    assert case.spacing == pytest.approx((0.7, 0.7, 2.5)) and case.mask.sum() == (hu > 500).sum()
+
+
 def test_split_folders_and_mask_values(tmp_path):
     for split, n in (("train", 3), ("test", 2)):
         write_folder(tmp_path / "s" / split, n=n, size=(32, 32), task="multiclass", seed=4)
