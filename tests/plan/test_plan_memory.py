@@ -58,6 +58,12 @@ def test_planned_step_measured_again_fits_the_budget(blobs):
     assert [patch, batch] != [[SIZE, SIZE], rules.BATCH_CAP_2D]
     assert m["tried"][:-1] or m["skipped"]
     assert m["chosen"]["total_bytes"] <= rules.MEMORY_MARGIN * BUDGET_GB * 2**30
+    # no loader workers on CPU: assembling a batch is on every step's critical path, and the epochs count it
+    timed = m["timed"]
+    assert timed["num_workers"] == 0 and timed["load_s"] > 0
+    why = next(c.reason for c in plan.choices if c.key == "trainer.max_epochs")
+    assert f"{(timed['step_s'] + timed['load_s']) * 1000:.0f} ms (step {timed['step_s'] * 1000:.0f} ms" in why
+    assert f"+ {timed['load_s'] * 1000:.0f} ms to load its batch" in why
     module = _module(_cfg(blobs), _dm(cfg), "unet", "bce_dice", rules.depth_for(patch), config_dir())
     again = rules.measure_step(module, batch, patch, 1, "cpu", repeats=1)
     assert again["total_bytes"] <= BUDGET_GB * 2**30
