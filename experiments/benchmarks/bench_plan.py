@@ -6,6 +6,11 @@ times), then the planned experiment and the dataset's shipped experiment each tr
 and their test Dice per image (mean over classes for multi-class and multi-label tasks) is compared
 with a paired bootstrap. Budgets are wall-clock minutes: run it on a quiet machine.
 
+The shipped arm keeps its own schedule (``drive_unet``: 12 epochs, about 2 minutes here), so at budgets
+much longer than that it ends early (``trained`` in the JSON gives the epochs each arm ran). The
+25-minute comparison on real DRIVE is ``bench_vessel_recipe.py --variants shipped planned``, where the
+shipped recipe's epochs are fitted to the budget and both are cross-validated (results.md section 9d).
+
     python experiments/benchmarks/bench_plan.py --budget-min 3                         # synthetic DRIVE
     python experiments/benchmarks/bench_plan.py --budget-min 3 --datasets all          # every synthetic dataset
     python experiments/benchmarks/bench_plan.py --budget-min 3 --real                  # ../shared/data/DRIVE

@@ -142,20 +142,43 @@ def green_weighted_gray(case: dict, weights: Sequence[float] = (0.299, 0.587, 0.
     return dict(case, image=np.tensordot(w, case["image"], axes=1)[None].astype(np.float32))
 
 
-def zscore(case: dict, within_roi: bool = True, eps: float = 1e-6, nonzero: bool = False) -> dict:
+def _per_channel(value: Any, channels: int) -> list[float] | None:
+    if value is None:
+        return None
+    values = [float(v) for v in value] if isinstance(value, (list, tuple)) else [float(value)] * channels
+    if len(values) != channels:
+        raise PackageError(f"{MANIFEST}: {values} needs one value or one per channel ({channels})")
+    return values
+
+
+def zscore(case: dict, within_roi: bool = True, eps: float = 1e-6, nonzero: bool = False,
+           mean: Any = None, std: Any = None) -> dict:
     image = case["image"]
     roi = _roi_values(case, within_roi)
     if nonzero:
         nz = np.any(image != 0, axis=0)
         roi = nz if roi is None else roi & nz
         roi = roi if roi.any() else None
+    means, stds = _per_channel(mean, image.shape[0]), _per_channel(std, image.shape[0])
     out = np.empty_like(image, dtype=np.float32)
     for c, chan in enumerate(image):
-        vals = chan[roi] if roi is not None else chan
-        out[c] = (chan - vals.mean()) / (vals.std() + eps)
+        if means is not None and stds is not None:
+            mu, sd = means[c], stds[c]
+        else:
+            vals = chan[roi] if roi is not None else chan
+            mu, sd = float(vals.mean()), float(vals.std())
+        out[c] = (chan - mu) / (sd + eps)
         if roi is not None:
             out[c][~roi] = 0.0
     return dict(case, image=out)
+
+
+def clip_intensity(case: dict, low: Any = None, high: Any = None) -> dict:
+    image = case["image"]
+    n = image.shape[0]
+    lo = np.asarray(_per_channel(low, n) or [-np.inf] * n, np.float32).reshape(-1, *([1] * (image.ndim - 1)))
+    hi = np.asarray(_per_channel(high, n) or [np.inf] * n, np.float32).reshape(lo.shape)
+    return dict(case, image=np.clip(image, lo, hi).astype(np.float32, copy=False))
 
 
 def minmax(case: dict, within_roi: bool = True, eps: float = 1e-6) -> dict:
@@ -283,8 +306,8 @@ def resize(case: dict, size: Sequence[int]) -> dict:
 
 
 STEPS: dict[str, Callable[..., dict]] = {
-    "GreenWeightedGray": green_weighted_gray, "ZScore": zscore, "MinMax": minmax, "CLAHE": clahe,
-    "Gamma": gamma, "CropToForeground": crop_to_foreground, "Resize": resize,
+    "GreenWeightedGray": green_weighted_gray, "ZScore": zscore, "ClipIntensity": clip_intensity, "MinMax": minmax,
+    "CLAHE": clahe, "Gamma": gamma, "CropToForeground": crop_to_foreground, "Resize": resize,
 }
 
 

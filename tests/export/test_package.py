@@ -43,7 +43,8 @@ def test_package_contents_and_checksums(binary_package):
     onnx_info = manifest["members"][0]["export"]["onnx"]
     assert onnx_info["opset"] in (17, 18) and onnx_info["max_abs_error"] <= 1e-4
     assert manifest["preprocessing"]["steps"] == [{"name": "ZScore", "args": {"eps": 1e-6, "nonzero": False,
-                                                                               "within_roi": True}}]
+                                                                               "within_roi": True, "mean": None,
+                                                                               "std": None}}]
     if shutil.which("sha256sum"):  # the list is in sha256sum's format: verifiable without Python
         done = subprocess.run(["sha256sum", "--quiet", "-c", "checksums.sha256"], cwd=binary_package,
                               capture_output=True, text=True)
