@@ -26,14 +26,18 @@ def _folder(root, n=8, size=48):
     return root
 
 
-@pytest.mark.slow  # ~25 s of CPU (plan with measurements + a smoke training run): make test-slow
-def test_plan_writes_a_runnable_commented_experiment(tmp_path):
-    data = _folder(tmp_path / "blobs")
-    out = tmp_path / "conf" / "experiment" / "blobs_planned.yaml"
-    proc = run_cli("medseg.cli.plan", ["data=folder", f"data.root={data}", "budget_min=0.5", "name=blobs_planned",
+def _plan(data, name: str, budget_min: float, tmp_path):
+    """``medseg-plan`` on a folder dataset: (the process, the written experiment, the fingerprint)."""
+    out = tmp_path / "conf" / "experiment" / f"{name}.yaml"
+    proc = run_cli("medseg.cli.plan", ["data=folder", f"data.root={data}", f"budget_min={budget_min}", f"name={name}",
                                        f"out={out}", f"hydra.run.dir={tmp_path / 'plan'}"], tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    fp = json.loads((tmp_path / "plan" / "fingerprint.json").read_text())
+    return proc, out, json.loads((tmp_path / "plan" / "fingerprint.json").read_text())
+
+
+@pytest.mark.slow  # ~25 s of CPU (plan with measurements + a smoke training run): make test-slow
+def test_plan_writes_a_runnable_commented_experiment(tmp_path):
+    proc, out, fp = _plan(_folder(tmp_path / "blobs"), "blobs_planned", 0.5, tmp_path)
     assert fp["task"] == "binary" and fp["channels"] == 1 and fp["size"]["median"] == [48, 48]
     assert fp["objects"][0]["shape"].startswith("compact")
     assert "grey radiograph" in proc.stdout
@@ -98,12 +102,7 @@ def _ct_folder(root, z_spacings=(3.0, 3.0, 4.0, 5.0, 5.0, 6.0)):
 
 @pytest.mark.slow  # ~60 s of CPU (3D plan with measurements + a smoke training run): make test-slow
 def test_plan_resamples_mixed_spacings_and_normalises_ct_as_nnunet(tmp_path):
-    data = _ct_folder(tmp_path / "ct")
-    out = tmp_path / "conf" / "experiment" / "ct_planned.yaml"
-    proc = run_cli("medseg.cli.plan", ["data=folder", f"data.root={data}", "budget_min=0.3", "name=ct_planned",
-                                       f"out={out}", f"hydra.run.dir={tmp_path / 'plan'}"], tmp_path)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    fp = json.loads((tmp_path / "plan" / "fingerprint.json").read_text())  # the training pool: 4-5 of the 6
+    _, out, fp = _plan(_ct_folder(tmp_path / "ct"), "ct_planned", 0.3, tmp_path)  # fp: the training pool, 4-5 of 6
     sp = fp["spacing"]
     assert fp["modality"].startswith("CT-like") and sp["median"][:2] == pytest.approx([0.8, 0.8]) and sp["median"][2] >= 3.5
     fg = fp["intensity_foreground"][0]
