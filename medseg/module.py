@@ -86,7 +86,8 @@ class SegmentationModule(L.LightningModule):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
 
-    def _memory_format(self, x: torch.Tensor) -> torch.Tensor:
+    def memory_format(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` in the memory format the network is fed (channels-last where the module uses it)."""
         if not self.channels_last:
             return x
         return x.contiguous(memory_format=torch.channels_last if x.ndim == 4 else torch.channels_last_3d)
@@ -112,7 +113,7 @@ class SegmentationModule(L.LightningModule):
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         net = self._compiled[0] if self._compiled else self.net
-        logits = net(self._memory_format(batch["image"]))
+        logits = net(self.memory_format(batch["image"]))
         loss = self.compute_loss(logits, batch["mask"])
         self.log("train/loss", loss, on_step=False, on_epoch=True, prog_bar=True,
                  batch_size=batch["image"].shape[0], sync_dist=True)
@@ -128,7 +129,7 @@ class SegmentationModule(L.LightningModule):
         return logits.float()
 
     def _eval_net(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(self._memory_format(x))
+        return self.net(self.memory_format(x))
 
     def _eval_step(self, batch: dict, stage: str, metric: MeanPerImageDice) -> None:
         logits = self.predict_logits(batch["image"])

@@ -57,7 +57,7 @@ def test_channels_last_converts_net_and_batches():
     conv = module.net.down[0].body[4]  # 4 -> 4 channels: the two layouts differ
     assert conv.weight.is_contiguous(memory_format=torch.channels_last)
     assert not conv.weight.is_contiguous()
-    x = module._memory_format(torch.randn(2, 3, 8, 8))
+    x = module.memory_format(torch.randn(2, 3, 8, 8))
     assert x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
     off = make(UNet(1, 1, depth=1, base_channels=4))
     off.setup("fit")

@@ -52,7 +52,7 @@ def _fwd_seconds(module, batch: int, patch: list[int], in_ch: int, device: str) 
 
     module = module.to(device).eval()
     module.setup("predict")
-    x = rules.policy_input(module, torch.randn(batch, in_ch, *patch, device=device))
+    x = module.memory_format(torch.randn(batch, in_ch, *patch, device=device))
     times = []
     with torch.no_grad(), autocast(torch.device(device).type, module.eval_precision):
         module.net(x)  # warm-up

@@ -109,13 +109,6 @@ def param_bytes(module) -> int:
     return int(sum(p.numel() * p.element_size() for p in module.net.parameters()))
 
 
-def policy_input(module, x: torch.Tensor) -> torch.Tensor:
-    """``x`` in the memory format the module feeds its network (channels-last where it uses it)."""
-    if not getattr(module, "channels_last", False):
-        return x
-    return x.contiguous(memory_format=torch.channels_last if x.ndim == 4 else torch.channels_last_3d)
-
-
 def measure_step(module, batch: int, patch: list[int], in_channels: int, device: str, repeats: int = 3,
                  warmup: int = 1) -> dict:
     """Peak memory and time of one training step (forward + backward + optimiser) at ``(batch, patch)``.
@@ -134,7 +127,7 @@ def measure_step(module, batch: int, patch: list[int], in_channels: int, device:
     dev = torch.device(device)
     module = module.to(dev).train()
     module.setup("fit")  # the network in channels-last where the module uses it
-    x = policy_input(module, torch.randn(batch, in_channels, *patch, device=dev))
+    x = module.memory_format(torch.randn(batch, in_channels, *patch, device=dev))
     precision = getattr(module, "eval_precision", "32-true")
     k = module.task.out_channels
     if module.task.kind == "multiclass":
