@@ -143,7 +143,7 @@ def _batches(sz: _Sizing) -> list[int]:
 
 def _choose_size(sz: _Sizing, median: list[int]) -> dict:
     """Largest patch (then batch) whose step fits ``MEMORY_MARGIN`` x the budget, measured (or, for a
-    CUDA plan without a GPU, modelled), and on CPU leaves ``MIN_STEPS`` steps in the budget."""
+    CUDA plan without a GPU, modelled), and on CPU leaves :func:`rules.min_steps` steps in the budget."""
     limit = rules.MEMORY_MARGIN * sz.mem
     cands = _candidates(median, sz.dims)
     model = _step_model(sz, cands[0])
@@ -155,7 +155,7 @@ def _choose_size(sz: _Sizing, median: list[int]) -> dict:
         for batch in sorted(set(batches), key=lambda b: (b not in _batches(sz), -b if sz.device != "cpu" else b)):
             pred = model.total_bytes(batch, patch, params)
             steps = sz.train_s / max(model.step_s(batch, patch), 1e-9)
-            if pred > 1.5 * limit or (sz.device == "cpu" and not last and steps < rules.MIN_STEPS / 2):
+            if pred > 1.5 * limit or (sz.device == "cpu" and not last and steps < rules.min_steps(sz.dims) / 2):
                 skipped.append({"batch": batch, "patch": patch, "predicted_bytes": pred, "predicted_steps": int(steps)})
                 continue
             if sz.modelled:
@@ -164,7 +164,7 @@ def _choose_size(sz: _Sizing, median: list[int]) -> dict:
                 m = sz.measure(batch, patch)
             tried.append(m)
             fits = m["total_bytes"] <= limit
-            enough = sz.device != "cpu" or last or sz.train_s / m["step_s"] >= rules.MIN_STEPS
+            enough = sz.device != "cpu" or last or sz.train_s / m["step_s"] >= rules.min_steps(sz.dims)
             if fits and enough:
                 return {"patch": patch, "batch": batch, "chosen": m, "model": model, "tried": tried,
                         "skipped": skipped}
@@ -212,7 +212,7 @@ def _size_reasons(plan: rules.Plan, sz: _Sizing, size: dict, model: rules.StepMo
     plan.add("data.patch_size", patch,
              f"median image {median}; largest candidate whose step fits {rules.MEMORY_MARGIN:.0%} of the memory "
              f"budget ({sz.mem / 2**30:.1f} GiB: {mem_note})"
-             + (f" and leaves >= {rules.MIN_STEPS} steps in the budget" if sz.device == "cpu" else "")
+             + (f" and leaves >= {rules.min_steps(sz.dims)} steps in the budget" if sz.device == "cpu" else "")
              + f"; tried {[[t['batch'], t['patch']] for t in size['tried']]}"
              + (f"; {len(size['skipped'])} skipped by the probe's extrapolation" if size["skipped"] else ""))
     depth = rules.depth_for(patch)

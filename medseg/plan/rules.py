@@ -19,10 +19,18 @@ import torch
 FG_OVERSAMPLE, FG_OVERSAMPLE_RARE, RARE_FREQUENCY = 0.33, 0.5, 0.01
 #: the bottleneck keeps at least this many pixels per side (nnU-Net stops pooling at 4-8)
 MIN_BOTTLENECK = 8
-#: at least this many optimiser steps in the budget, else the patch shrinks (a CPU budget rule of medseg:
-#: 1000 steps of batch 2 lost to the shipped drive_unet, which trains 768 steps of 16 at 3 minutes;
-#: with the 2D batch floor below, 600 steps see ~4x more patches than the old rule)
-MIN_STEPS = 600
+#: at least this many optimiser steps in the budget on CPU, else the patch shrinks (a CPU budget rule of
+#: medseg, where time, not memory, binds). 2D: measured on the real DRIVE 4-fold CV at 25 min
+#: (results.md section 9d): 1000 steps of 144 px patches lost -0.0029 Dice [-0.0054, -0.0008] to the
+#: shipped drive_unet's ~3100 steps of 64 px, while 96 px patches in 19 epochs tied it (+0.0004); at
+#: the earlier 600, honest bf16 step times let the patch grow with the budget. 3D: 600 (not measured
+#: at 25 min; synthetic BraTS at 3 min planned 32x48x32 under it and beat brats_unet3d)
+MIN_STEPS_2D, MIN_STEPS_3D = 2000, 600
+
+
+def min_steps(dims: int) -> int:
+    """Fewest optimiser steps a CPU plan leaves in its budget (:data:`MIN_STEPS_2D` / :data:`MIN_STEPS_3D`)."""
+    return MIN_STEPS_3D if dims == 3 else MIN_STEPS_2D
 #: 2D batch: at least this many patches per step where memory allows (nnU-Net's 2D batches are 12 or
 #: more), at most this cap (medseg's shipped 2D recipes use 16)
 BATCH_FLOOR_2D, BATCH_CAP_2D = 12, 16
