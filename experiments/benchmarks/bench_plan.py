@@ -22,34 +22,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import pandas as pd
 
-HERE = Path(__file__).resolve().parent
-REPO = HERE.parents[1]
-SHARED_DRIVE = REPO.parent / "shared" / "data" / "DRIVE"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import REPO, SHARED_DRIVE, run_medseg  # noqa: E402
+
 sys.path.insert(0, str(REPO))
-
-
-def _run(module: str, args: list[str], cwd: Path) -> float:
-    env = dict(os.environ, NO_ALBUMENTATIONS_UPDATE="1", MEDSEG_ROOT=str(cwd),
-               PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
-    t0 = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, env=env, capture_output=True, text=True)
-    if proc.returncode:
-        raise SystemExit(f"{module} {' '.join(args)} failed:\n{proc.stderr[-3000:]}")
-    return time.perf_counter() - t0
-
-
-def _dhms(seconds: float) -> str:
-    s = int(seconds)
-    return f"{s // 86400:02d}:{s // 3600 % 24:02d}:{s // 60 % 60:02d}:{s % 60:02d}"
+from medseg.utils.runtime import max_time_string  # noqa: E402
 
 
 #: synthetic dataset -> (its data overrides, the shipped experiment for it). The hand-bone and BraTS
@@ -71,15 +54,15 @@ def compare(data: list[str], shipped: str, label: str, budget_min: float, work: 
     work.mkdir(parents=True, exist_ok=True)
     budget = budget_min * 60
     conf = work / "conf"
-    t_plan = _run("medseg.cli.plan", [*data, f"budget_min={budget_min}", "name=bench_planned",
-                                      f"out={conf / 'experiment' / 'bench_planned.yaml'}",
-                                      f"hydra.run.dir={work / 'plan'}"], work)
+    t_plan = run_medseg("medseg.cli.plan", [*data, f"budget_min={budget_min}", "name=bench_planned",
+                                            f"out={conf / 'experiment' / 'bench_planned.yaml'}",
+                                            f"hydra.run.dir={work / 'plan'}"], work, MEDSEG_ROOT=str(work))
     runs = {"planned": ["--config-dir", str(conf), "experiment=bench_planned"], "shipped": [f"experiment={shipped}"]}
     wall, per_image, trained = {}, {}, {}
     for name, args in runs.items():
         rd = work / name
-        wall[name] = _run("medseg.cli.train", [*args, *data, f"+trainer.max_time={_dhms(budget)}",
-                                               f"hydra.run.dir={rd}"], work)
+        wall[name] = run_medseg("medseg.cli.train", [*args, *data, f"+trainer.max_time={max_time_string(budget)}",
+                                                     f"hydra.run.dir={rd}"], work, MEDSEG_ROOT=str(work))
         per_image[name] = pd.read_csv(rd / "per_image.csv", index_col=0)["dice"]
         log = pd.read_csv(rd / "metrics.csv")  # one row per epoch trained (max_time may stop a schedule early)
         trained[name] = {"epochs": int(len(log)), "steps": int(log["step"].iloc[-1])}

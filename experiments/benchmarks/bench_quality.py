@@ -32,9 +32,10 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import REPO, SHARED_DRIVE, fit_clock_overrides, header
+from common import REPO, SHARED_DRIVE, fit_clock_overrides, header, run_medseg
 
 sys.path.insert(0, str(REPO))
+from medseg.utils.runtime import max_time_string  # noqa: E402
 
 
 def folds_of(ids: list[str], k: int = 4) -> list[list[str]]:
@@ -48,12 +49,6 @@ def paired(peer: dict[str, float], med: dict[str, float]):
     from medseg.report.stats import paired_comparison
 
     return paired_comparison(pd.Series(peer), pd.Series(med), "MONAI peer", "medseg")
-
-
-def _dhms(seconds: float) -> str:
-    """``DD:HH:MM:SS``, the form of Lightning's ``Trainer(max_time=...)``."""
-    s = int(seconds)
-    return f"{s // 86400:02d}:{s // 3600 % 24:02d}:{s // 60 % 60:02d}:{s % 60:02d}"
 
 
 def write_splits(train_ids, test_ids, work: Path, train_on_all: bool = False) -> Path:
@@ -73,17 +68,11 @@ def plan_fold(splits: Path, budget_s: float, work: Path) -> Path:
     set before its cross-validation; the test images are not read), fitted to ``budget_s``. Runs the
     CLI in a fresh process, as a user would, and returns the config folder holding
     ``experiment/planned.yaml``."""
-    import os
-    import subprocess
-
     conf = work / "plan_conf"
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
-    proc = subprocess.run([sys.executable, "-m", "medseg.cli.plan", "data=drive", f"data.root={SHARED_DRIVE}",
-                           f"+data.splits={splits}", f"budget_min={budget_s / 60}", "name=planned",
-                           f"out={conf / 'experiment' / 'planned.yaml'}", f"hydra.run.dir={work / 'plan'}"],
-                          cwd=work, env=env, capture_output=True, text=True)
-    if proc.returncode:
-        raise SystemExit(f"medseg-plan failed on {splits}:\n{proc.stderr[-3000:]}")
+    run_medseg("medseg.cli.plan", ["data=drive", f"data.root={SHARED_DRIVE}", f"+data.splits={splits}",
+                                   f"budget_min={budget_s / 60}", "name=planned",
+                                   f"out={conf / 'experiment' / 'planned.yaml'}", f"hydra.run.dir={work / 'plan'}"],
+               work)
     return conf
 
 
@@ -119,7 +108,7 @@ def medseg_fold(train_ids, test_ids, budget_s: float, work: Path, overrides: lis
     # trainer.max_time is the hard stop.
     run = work / "run"
     if planned:
-        cfg = compose_cfg("train", base + [f"+trainer.max_time='{_dhms(budget_s)}'",
+        cfg = compose_cfg("train", base + [f"+trainer.max_time='{max_time_string(budget_s)}'",
                                            *fit_clock_overrides(run / "clock.json")], run)
         epochs = int(cfg.trainer.max_epochs)
         how = (f"{epochs} epochs of {cfg.data.samples_per_epoch // cfg.data.batch_size} steps planned by medseg-plan "
@@ -132,7 +121,7 @@ def medseg_fold(train_ids, test_ids, budget_s: float, work: Path, overrides: lis
         starts = json.loads((cal / "clock.json").read_text())["epoch_starts_s"]
         epoch_s = (starts[3] - starts[1]) / 2
         epochs = max(1, int(budget_s / (epoch_s * 1.02)))
-        cfg = compose_cfg("train", base + [f"trainer.max_epochs={epochs}", f"+trainer.max_time='{_dhms(budget_s)}'",
+        cfg = compose_cfg("train", base + [f"trainer.max_epochs={epochs}", f"+trainer.max_time='{max_time_string(budget_s)}'",
                                            *fit_clock_overrides(run / "clock.json")], run)
         how = f"{epochs} epochs of ~{epoch_s:.1f} s planned"
     train(cfg, run)

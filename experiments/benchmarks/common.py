@@ -51,6 +51,22 @@ def header(title: str) -> str:
     return f"## {title}\n\n_{now}; {machine()}; {versions()}_\n"
 
 
+def run_medseg(module: str, args: list[str], cwd: Path, **env: str) -> float:
+    """Run a medseg command (``python -m <module> <args>``) in a fresh process, as a user would, with
+    this checkout on ``PYTHONPATH`` and ``env`` added; its wall seconds. A failure stops the benchmark
+    with the command and the tail of its stderr."""
+    import subprocess
+    import sys
+
+    full = dict(os.environ, NO_ALBUMENTATIONS_UPDATE="1", **env,
+                PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
+    t0 = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, env=full, capture_output=True, text=True)
+    if proc.returncode:
+        raise SystemExit(f"{module} {' '.join(args)} failed:\n{proc.stderr[-3000:]}")
+    return time.perf_counter() - t0
+
+
 def fit_clock_overrides(path: Path) -> list[str]:
     """Hydra overrides adding :class:`FitClock` to a ``medseg-train`` run (writes ``path``)."""
     return ["+callbacks.fit_clock._target_=common.FitClock", f"+callbacks.fit_clock.path={path}"]

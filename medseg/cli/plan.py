@@ -3,7 +3,7 @@
 Examples::
 
     medseg-plan data=drive data.root=/data/DRIVE name=drive_planned budget_min=25
-    medseg-plan data=brats_synth device=cpu memory_gb=24 name=brats_planned out=/tmp/brats_planned.yaml
+    medseg-plan data=brats_synth device=cpu memory_gb=24 name=brats_planned out=/tmp/conf/experiment/brats_planned.yaml
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from medseg.cli._hydra import config_dir
 @hydra.main(config_path=config_dir(), config_name="plan", version_base="1.3")
 @clean_errors("medseg-plan")
 def main(cfg: DictConfig) -> None:
-    from medseg.pipelines.plan import run_plan
+    from medseg.pipelines.plan import run_command, run_plan
     from medseg.plan.fingerprint import summary_lines
 
     hc = HydraConfig.get()
@@ -30,8 +30,7 @@ def main(cfg: DictConfig) -> None:
     for c in plan.choices:
         print(f"  {c.key} = {c.value}\n      {c.reason}")
     print(f"\n  fingerprint: {hc.runtime.output_dir}/fingerprint.json\n  experiment:  {out}\n"
-          f"  run it:      medseg-train experiment={cfg.name}" + ("" if str(out).startswith(config_dir())
-                                                                  else f" --config-dir {out.parent.parent}"))
+          f"  run it:      {run_command(out, config_dir())}")
 
 
 if __name__ == "__main__":

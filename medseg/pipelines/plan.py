@@ -272,7 +272,7 @@ def _schedule(plan: rules.Plan, sz: _Sizing, size: dict, median: list[int], over
         plan.add("data.samples_per_epoch", 250 * batch, f"250 steps of {batch} per epoch (nnU-Net); no GPU here "
                                                         "to measure a step time")
         plan.add("trainer.max_epochs", 1000, "nnU-Net's 1000 epochs; trainer.max_time stops the run at the budget")
-        plan.add("trainer.max_time", _dhms(float(budget_min) * 60), f"the budget, {budget_min} min")
+        plan.add("trainer.max_time", runtime.max_time_string(float(budget_min) * 60), f"the budget, {budget_min} min")
         _averaging(plan, 250 * 1000, ema_decay(sz.conf_dir), nominal=True)
         return
     module = sz.module(patch)
@@ -335,11 +335,6 @@ def _averaging(plan: rules.Plan, total_steps: float, decay: float, nominal: bool
                                          f"({EMA_MIN_HORIZONS} horizons of {horizon}), the average would lag")
 
 
-def _dhms(seconds: float) -> str:
-    s = int(seconds)
-    return f"{s // 86400:02d}:{s // 3600 % 24:02d}:{s // 60 % 60:02d}:{s % 60:02d}"
-
-
 def _flow(v) -> str:
     return json.dumps(v).replace('"', "") if isinstance(v, list) and not any(isinstance(x, dict) for x in v) else str(v)
 
@@ -391,6 +386,18 @@ def experiment_yaml(cfg: DictConfig, fp: dict, plan: rules.Plan, data_choice: st
             "inference:", line(2, "overlap", c["inference.overlap"].value, c["inference.overlap"].reason),
             line(2, "sw_batch_size", c["inference.sw_batch_size"].value, c["inference.sw_batch_size"].reason)]
     return "\n".join(out) + "\n"
+
+
+def run_command(out: Path, conf_dir: str | Path) -> str:
+    """The ``medseg-train`` command that runs the experiment written at ``out``. Hydra finds an
+    experiment only as ``<config dir>/experiment/<name>.yaml``: elsewhere, the command says where to copy it."""
+    out = Path(out).resolve()
+    if out.parent == (Path(conf_dir) / "experiment").resolve():
+        return f"medseg-train experiment={out.stem}"
+    if out.parent.name == "experiment":
+        return f"medseg-train --config-dir {out.parent.parent} experiment={out.stem}"
+    return (f"mkdir -p conf/experiment && cp {out} conf/experiment/ && medseg-train --config-dir conf "
+            f"experiment={out.stem}   (Hydra reads experiments from a config folder's experiment/)")
 
 
 def run_plan(cfg: DictConfig, run_dir: str | Path, data_choice: str,

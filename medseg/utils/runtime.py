@@ -43,6 +43,12 @@ def is_auto(value: object) -> bool:
 
 
 # ---------------------------------------------------------------- hardware
+def max_time_string(seconds: float) -> str:
+    """``DD:HH:MM:SS``, the form of Lightning's ``Trainer(max_time=...)`` (``trainer.max_time``)."""
+    s = int(seconds)
+    return f"{s // 86400:02d}:{s // 3600 % 24:02d}:{s // 60 % 60:02d}:{s % 60:02d}"
+
+
 def cpu_flags(cpuinfo: str | Path = "/proc/cpuinfo") -> set[str]:
     """The feature flags of the first CPU in ``cpuinfo`` (empty where it cannot be read)."""
     try:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -62,9 +63,11 @@ def test_plan_writes_a_runnable_commented_experiment(tmp_path):
     kept = (plan.get("callbacks") or {}).get("model_checkpoint", {}).get("monitor", "the default, ${monitor}")
     assert kept == (None if steps >= min_steps else "the default, ${monitor}")
 
+    # the command the summary prints is the one that runs it
+    hint = next(ln for ln in proc.stdout.splitlines() if "run it:" in ln).split("run it:")[1].split()
+    assert hint == ["medseg-train", "--config-dir", str((tmp_path / "conf").resolve()), "experiment=blobs_planned"]
     run = tmp_path / "run"
-    proc = run_cli("medseg.cli.train", ["--config-dir", str(tmp_path / "conf"), "experiment=blobs_planned",
-                                        "debug=smoke", f"hydra.run.dir={run}"], tmp_path)
+    proc = run_cli("medseg.cli.train", [*hint[1:], "debug=smoke", f"hydra.run.dir={run}"], tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert (run / "results.json").is_file()
 
@@ -138,3 +141,16 @@ def test_plan_resamples_mixed_spacings_and_normalises_ct_as_nnunet(tmp_path):
     # air clipped to the foreground's 0.5th percentile, then z-scored with the foreground's (not the case's) stats
     air = (clip["low"] - z["mean"]) / (z["std"] + 1e-6)
     assert float(case.image.min()) == pytest.approx(air, rel=1e-4) and air > -10
+
+
+def test_run_command_points_hydra_at_the_experiment_folder(tmp_path):
+    from medseg.cli._hydra import config_dir
+    from medseg.pipelines.plan import run_command
+
+    assert run_command(Path(config_dir()) / "experiment" / "mine.yaml", config_dir()) == "medseg-train experiment=mine"
+    conf = (tmp_path / "conf").resolve()
+    assert run_command(conf / "experiment" / "mine.yaml", config_dir()) == \
+        f"medseg-train --config-dir {conf} experiment=mine"
+    # not in an experiment/ folder: Hydra cannot find it there, so the command copies it into one
+    loose = run_command(tmp_path / "mine.yaml", config_dir())
+    assert f"cp {(tmp_path / 'mine.yaml').resolve()} conf/experiment/" in loose and "experiment=mine" in loose
