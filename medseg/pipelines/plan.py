@@ -143,19 +143,22 @@ def _batches(sz: _Sizing) -> list[int]:
 
 def _choose_size(sz: _Sizing, median: list[int]) -> dict:
     """Largest patch (then batch) whose step fits ``MEMORY_MARGIN`` x the budget, measured (or, for a
-    CUDA plan without a GPU, modelled), and on CPU leaves :func:`rules.min_steps` steps in the budget."""
+    CUDA plan without a GPU, modelled), and on CPU leaves :func:`rules.min_steps` steps in the budget (fewer
+    for a 2D patch holding the whole median image)."""
     limit = rules.MEMORY_MARGIN * sz.mem
     cands = _candidates(median, sz.dims)
     model = _step_model(sz, cands[0])
     tried, skipped = [], []
     for i, patch in enumerate(cands):
         last = i == len(cands) - 1
+        # the whole median image (up to the 16 px rounding) in one patch: all its context, fewer steps needed
+        need = rules.min_steps(sz.dims, whole_image=all(p + 16 > m for p, m in zip(patch, median)))
         params = rules.param_bytes(sz.module(patch))
         batches = _batches(sz) + (list(range(min(_batches(sz)) - 1, 0, -1)) if last else [])
         for batch in sorted(set(batches), key=lambda b: (b not in _batches(sz), -b if sz.device != "cpu" else b)):
             pred = model.total_bytes(batch, patch, params)
             steps = sz.train_s / max(model.step_s(batch, patch), 1e-9)
-            if pred > 1.5 * limit or (sz.device == "cpu" and not last and steps < rules.min_steps(sz.dims) / 2):
+            if pred > 1.5 * limit or (sz.device == "cpu" and not last and steps < need / 2):
                 skipped.append({"batch": batch, "patch": patch, "predicted_bytes": pred, "predicted_steps": int(steps)})
                 continue
             if sz.modelled:
@@ -164,10 +167,10 @@ def _choose_size(sz: _Sizing, median: list[int]) -> dict:
                 m = sz.measure(batch, patch)
             tried.append(m)
             fits = m["total_bytes"] <= limit
-            enough = sz.device != "cpu" or last or sz.train_s / m["step_s"] >= rules.min_steps(sz.dims)
+            enough = sz.device != "cpu" or last or sz.train_s / m["step_s"] >= need
             if fits and enough:
                 return {"patch": patch, "batch": batch, "chosen": m, "model": model, "tried": tried,
-                        "skipped": skipped}
+                        "skipped": skipped, "min_steps": need}
     smallest = tried[-1] if tried else skipped[-1]
     need = smallest.get("total_bytes", smallest.get("predicted_bytes"))
     raise ConfigError(
@@ -209,10 +212,11 @@ def _size_reasons(plan: rules.Plan, sz: _Sizing, size: dict, model: rules.StepMo
     how = ("modelled (no GPU here: StepModel fitted to CPU steps, "
            f"{model.bytes_per_voxel:.0f} B per sample-voxel + 4x parameters)" if sz.modelled
            else f"measured on {sz.measure_on}: {m['step_s'] * 1000:.0f} ms/step")
+    whole = " (the whole median image in one patch)" if sz.dims == 2 and size["min_steps"] == rules.MIN_STEPS_WHOLE else ""
     plan.add("data.patch_size", patch,
              f"median image {median}; largest candidate whose step fits {rules.MEMORY_MARGIN:.0%} of the memory "
              f"budget ({sz.mem / 2**30:.1f} GiB: {mem_note})"
-             + (f" and leaves >= {rules.min_steps(sz.dims)} steps in the budget" if sz.device == "cpu" else "")
+             + (f" and leaves >= {size['min_steps']} steps in the budget{whole}" if sz.device == "cpu" else "")
              + f"; tried {[[t['batch'], t['patch']] for t in size['tried']]}"
              + (f"; {len(size['skipped'])} skipped by the probe's extrapolation" if size["skipped"] else ""))
     depth = rules.depth_for(patch)

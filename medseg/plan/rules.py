@@ -20,17 +20,24 @@ FG_OVERSAMPLE, FG_OVERSAMPLE_RARE, RARE_FREQUENCY = 0.33, 0.5, 0.01
 #: the bottleneck keeps at least this many pixels per side (nnU-Net stops pooling at 4-8)
 MIN_BOTTLENECK = 8
 #: at least this many optimiser steps in the budget on CPU, else the patch shrinks (a CPU budget rule of
-#: medseg, where time, not memory, binds). 2D: measured on the real DRIVE 4-fold CV at 25 min
+#: medseg, where time, not memory, binds). 2D crops: measured on the real DRIVE 4-fold CV at 25 min
 #: (results.md section 9d): 1000 steps of 144 px patches lost -0.0029 Dice [-0.0054, -0.0008] to the
-#: shipped drive_unet's ~3100 steps of 64 px, while 96 px patches in 19 epochs tied it (+0.0004); at
-#: the earlier 600, honest bf16 step times let the patch grow with the budget. 3D: 600 (not measured
-#: at 25 min; synthetic BraTS at 3 min planned 32x48x32 under it and beat brats_unet3d)
-MIN_STEPS_2D, MIN_STEPS_3D = 2000, 600
+#: shipped drive_unet's ~3100 steps of 64 px, while 2000 steps (96 px) scored +0.0014 [-0.0002, +0.0031];
+#: on synthetic hand bones at 3 min, 1840 steps of 64 px beat handbone_smp by +0.42 (plan_results.md).
+#: A patch holding the whole (median) image keeps all its context and needs no sliding window: it needs
+#: only MIN_STEPS_WHOLE (synthetic JSRT at 3 min: 3400 steps of 64 px crops lost -0.0019 [-0.0025,
+#: -0.0013] to jsrt_unet's 766 steps of the whole 128 px image). 3D: 600 (synthetic BraTS at 3 min
+#: planned 32x48x32 under it and beat brats_unet3d; not measured at 25 min)
+MIN_STEPS_2D, MIN_STEPS_WHOLE, MIN_STEPS_3D = 2000, 600, 600
 
 
-def min_steps(dims: int) -> int:
-    """Fewest optimiser steps a CPU plan leaves in its budget (:data:`MIN_STEPS_2D` / :data:`MIN_STEPS_3D`)."""
-    return MIN_STEPS_3D if dims == 3 else MIN_STEPS_2D
+def min_steps(dims: int, whole_image: bool = False) -> int:
+    """Fewest optimiser steps a CPU plan leaves in its budget at a candidate patch: :data:`MIN_STEPS_3D`
+    in 3D; in 2D :data:`MIN_STEPS_WHOLE` for a patch holding the whole median image, else
+    :data:`MIN_STEPS_2D`."""
+    if dims == 3:
+        return MIN_STEPS_3D
+    return MIN_STEPS_WHOLE if whole_image else MIN_STEPS_2D
 #: 2D batch: at least this many patches per step where memory allows (nnU-Net's 2D batches are 12 or
 #: more), at most this cap (medseg's shipped 2D recipes use 16)
 BATCH_FLOOR_2D, BATCH_CAP_2D = 12, 16

@@ -1,5 +1,6 @@
 """The CPU patch rule: the largest candidate patch that fits memory and leaves ``rules.min_steps`` optimiser
-steps in the budget (2000 in 2D, 600 in 3D); a GPU plan is bound by memory only. Steps and memory are
+steps in the budget (2D crops 2000, a 2D patch holding the whole image 600, 3D 600); a GPU plan is bound
+by memory only. Steps and memory are
 faked here from a linear cost model, so the rule is tested apart from the machine's speed."""
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ def test_cpu_plan_takes_the_largest_patch_that_leaves_the_minimum_steps(dims, me
     sz = _sizing(dims)
     size = planner._choose_size(sz, median)
     need = rules.min_steps(dims)
-    assert _steps(sz, size["batch"], size["patch"]) >= need
+    assert _steps(sz, size["batch"], size["patch"]) >= need and size["min_steps"] == need
     cands = planner._candidates(median, dims)
     larger = cands[:cands.index(size["patch"])]
     assert larger, "the budget, not the image, must bind in this test"
@@ -59,6 +60,18 @@ def test_2d_needs_more_steps_than_600_on_cpu():
     assert 600 < _steps(sz, 12, [144, 144]) < rules.min_steps(2)
     assert planner._choose_size(sz, [584, 565])["patch"] == [96, 96]
     assert rules.min_steps(3) == 600 < rules.min_steps(2)
+
+
+def test_a_patch_holding_the_whole_image_needs_fewer_steps():
+    """A 128 px image: the whole image at batch 12 leaves ~1000 steps in 300 s, below the 2000 a crop
+    needs but above the whole image's 600: the plan keeps it (jsrt_unet's setup; 64 px crops lost on
+    synthetic JSRT). A 256 px image whole leaves ~260 steps: cropped, as any other."""
+    sz = _sizing(2)
+    assert rules.min_steps(2, whole_image=True) < _steps(sz, 12, [128, 128]) < rules.min_steps(2)
+    size = planner._choose_size(sz, [128, 128])
+    assert size["patch"] == [128, 128] and size["min_steps"] == rules.min_steps(2, whole_image=True)
+    assert _steps(sz, 12, [256, 256]) < rules.min_steps(2, whole_image=True)
+    assert planner._choose_size(sz, [256, 256])["patch"] == [96, 96]
 
 
 def test_gpu_plan_is_bound_by_memory_not_steps():
