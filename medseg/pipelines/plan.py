@@ -98,6 +98,7 @@ class _Sizing:
     measure_on: str       # where steps are measured: the device, or "cpu" for a CUDA plan made without a GPU
     mem: int              # memory budget (bytes)
     train_s: float        # seconds of training in the budget
+    thin: bool = False    # every class thin (rules.is_thin): no whole-image exception to the step rule
 
     def module(self, patch: list[int]):
         return _module(self.cfg, self.dm, self.model, self.loss, rules.depth_for(patch), self.conf_dir, self.measure_on)
@@ -152,7 +153,7 @@ def _choose_size(sz: _Sizing, median: list[int]) -> dict:
     for i, patch in enumerate(cands):
         last = i == len(cands) - 1
         # the whole median image (up to the 16 px rounding) in one patch: all its context, fewer steps needed
-        need = rules.min_steps(sz.dims, whole_image=all(p + 16 > m for p, m in zip(patch, median)))
+        need = rules.min_steps(sz.dims, whole_image=all(p + 16 > m for p, m in zip(patch, median)), thin=sz.thin)
         params = rules.param_bytes(sz.module(patch))
         batches = _batches(sz) + (list(range(min(_batches(sz)) - 1, 0, -1)) if last else [])
         for batch in sorted(set(batches), key=lambda b: (b not in _batches(sz), -b if sz.device != "cpu" else b)):
@@ -202,7 +203,8 @@ def _setup(cfg: DictConfig, conf_dir: str | Path) -> tuple[object, dict, _Sizing
     measure_on = device if device == "cpu" or torch.cuda.is_available() else "cpu"
     sz = _Sizing(cfg, dm, conf_dir, "unet3d" if fp["spatial_dims"] == 3 else "unet",
                  "dice_focal" if fp["task"] == "multiclass" else "bce_dice", int(dm.in_channels),
-                 fp["spatial_dims"], device, measure_on, mem, budget_s * (1 - rules.OVERHEAD_SHARE))
+                 fp["spatial_dims"], device, measure_on, mem, budget_s * (1 - rules.OVERHEAD_SHARE),
+                 rules.is_thin(fp))
     return dm, fp, sz, mem_note
 
 
@@ -212,7 +214,8 @@ def _size_reasons(plan: rules.Plan, sz: _Sizing, size: dict, model: rules.StepMo
     how = ("modelled (no GPU here: StepModel fitted to CPU steps, "
            f"{model.bytes_per_voxel:.0f} B per sample-voxel + 4x parameters)" if sz.modelled
            else f"measured on {sz.measure_on}: {m['step_s'] * 1000:.0f} ms/step")
-    whole = " (the whole median image in one patch)" if sz.dims == 2 and size["min_steps"] == rules.MIN_STEPS_WHOLE else ""
+    whole = (" (the whole median image of compact objects in one patch)"
+             if sz.dims == 2 and size["min_steps"] == rules.MIN_STEPS_WHOLE else "")
     plan.add("data.patch_size", patch,
              f"median image {median}; largest candidate whose step fits {rules.MEMORY_MARGIN:.0%} of the memory "
              f"budget ({sz.mem / 2**30:.1f} GiB: {mem_note})"
@@ -246,6 +249,9 @@ def make_plan(cfg: DictConfig, conf_dir: str | Path) -> tuple[dict, rules.Plan]:
                          "step_model": model.__dict__, **size}
     _size_reasons(plan, sz, size, model, median, mem_note)
     pre, why = rules.normalisation(fp)
+    pre, kept = rules.with_structural_steps(OmegaConf.to_container(cfg.data.get("preprocess") or [], resolve=True), pre)
+    if kept:
+        why += f"; after the data config's {', '.join(kept)} (the fingerprint saw the data through them)"
     plan.add("data.preprocess", pre, why)
     freq = min(fp["class_frequency"].values())
     fg = rules.FG_OVERSAMPLE_RARE if freq < rules.RARE_FREQUENCY else rules.FG_OVERSAMPLE

@@ -24,20 +24,27 @@ MIN_BOTTLENECK = 8
 #: (results.md section 9d): 1000 steps of 144 px patches lost -0.0029 Dice [-0.0054, -0.0008] to the
 #: shipped drive_unet's ~3100 steps of 64 px, while 2000 steps (96 px) scored +0.0014 [-0.0002, +0.0031];
 #: on synthetic hand bones at 3 min, 1840 steps of 64 px beat handbone_smp by +0.42 (plan_results.md).
-#: A patch holding the whole (median) image keeps all its context and needs no sliding window: it needs
-#: only MIN_STEPS_WHOLE (synthetic JSRT at 3 min: 3400 steps of 64 px crops lost -0.0019 [-0.0025,
-#: -0.0013] to jsrt_unet's 766 steps of the whole 128 px image). 3D: 600 (synthetic BraTS at 3 min
-#: planned 32x48x32 under it and beat brats_unet3d; not measured at 25 min)
+#: A patch holding the whole (median) image of compact objects keeps all their context and needs no
+#: sliding window: it needs only MIN_STEPS_WHOLE (synthetic JSRT at 3 min: 3400 steps of 64 px crops
+#: lost -0.0019 [-0.0025, -0.0013] to jsrt_unet's 766 steps of the whole 128 px image). Thin structures
+#: (vessels) get no such exception: they need many steps, not context. 3D: 600 (synthetic BraTS at
+#: 3 min planned 32x48x32 under it and beat brats_unet3d; not measured at 25 min)
 MIN_STEPS_2D, MIN_STEPS_WHOLE, MIN_STEPS_3D = 2000, 600, 600
 
 
-def min_steps(dims: int, whole_image: bool = False) -> int:
+def is_thin(fp: dict) -> bool:
+    """Every class thin (vessel-like) in the fingerprint's object analysis."""
+    objects = fp.get("objects") or []
+    return bool(objects) and all(str(o.get("shape", "")).startswith("thin") for o in objects)
+
+
+def min_steps(dims: int, whole_image: bool = False, thin: bool = False) -> int:
     """Fewest optimiser steps a CPU plan leaves in its budget at a candidate patch: :data:`MIN_STEPS_3D`
-    in 3D; in 2D :data:`MIN_STEPS_WHOLE` for a patch holding the whole median image, else
-    :data:`MIN_STEPS_2D`."""
+    in 3D; in 2D :data:`MIN_STEPS_WHOLE` for a patch holding the whole median image of objects that
+    are not all thin (:func:`is_thin`), else :data:`MIN_STEPS_2D`."""
     if dims == 3:
         return MIN_STEPS_3D
-    return MIN_STEPS_WHOLE if whole_image else MIN_STEPS_2D
+    return MIN_STEPS_WHOLE if whole_image and not thin else MIN_STEPS_2D
 #: 2D batch: at least this many patches per step where memory allows (nnU-Net's 2D batches are 12 or
 #: more), at most this cap (medseg's shipped 2D recipes use 16)
 BATCH_FLOOR_2D, BATCH_CAP_2D = 12, 16
@@ -307,3 +314,24 @@ def normalisation(fp: dict) -> tuple[list[dict], str]:
                 f"z-score with its mean {mean} and std {std}, the same for every case (nnU-Net's CT normalisation)")
     return ([{"_target_": "medseg.data.preprocess.ZScore", "within_roi": roi}],
             f"modality '{m}': per-image z-score{' inside the ROI' if roi else ''} (nnU-Net's default)")
+
+
+#: preprocessing steps that change the geometry or the channels, not the intensities: the fingerprint was
+#: computed after them, so a plan keeps them from the data config (jsrt's Resize to 128 px, brats'
+#: CropToForeground) and replaces only the intensity steps
+STRUCTURAL_STEPS = ("Resize", "CropToForeground", "FieldOfView", "Resample", "GreenWeightedGray")
+
+
+def _step_name(step: dict) -> str:
+    return str(step.get("_target_", "")).rsplit(".", 1)[-1]
+
+
+def with_structural_steps(data_steps: list, planned: list[dict]) -> tuple[list[dict], list[str]]:
+    """``planned`` (intensity normalisation) after the data config's structural steps
+    (:data:`STRUCTURAL_STEPS`, in their order), without repeating one; and the names kept. Until
+    2026-12-02 the planned list replaced the data config's whole list: a JSRT plan lost its Resize to
+    128 px and trained on the 512 px images its fingerprint had not seen."""
+    kept = [dict(s) for s in data_steps or [] if isinstance(s, dict) and _step_name(s) in STRUCTURAL_STEPS]
+    names = [_step_name(s) for s in kept]
+    return kept + [p for p in planned if _step_name(p) not in names], names
+

@@ -65,16 +65,36 @@ def test_2d_needs_more_steps_than_600_on_cpu():
 def test_a_patch_holding_the_whole_image_needs_fewer_steps():
     """A 128 px image: the whole image at batch 12 leaves ~1000 steps in 300 s, below the 2000 a crop
     needs but above the whole image's 600: the plan keeps it (jsrt_unet's setup; 64 px crops lost on
-    synthetic JSRT). A 256 px image whole leaves ~260 steps: cropped, as any other."""
+    synthetic JSRT's lungs). A 256 px image whole leaves ~260 steps: cropped, as any other."""
     sz = _sizing(2)
     assert rules.min_steps(2, whole_image=True) < _steps(sz, 12, [128, 128]) < rules.min_steps(2)
     size = planner._choose_size(sz, [128, 128])
     assert size["patch"] == [128, 128] and size["min_steps"] == rules.min_steps(2, whole_image=True)
     assert _steps(sz, 12, [256, 256]) < rules.min_steps(2, whole_image=True)
     assert planner._choose_size(sz, [256, 256])["patch"] == [96, 96]
+    # thin structures (vessels) get no exception: many steps beat the whole image's context
+    sz.thin = True
+    assert planner._choose_size(sz, [128, 128])["patch"] == [96, 96]
+    assert rules.is_thin({"objects": [{"shape": "thin (vessel-like)"}] * 2})
+    assert not rules.is_thin({"objects": [{"shape": "thin (vessel-like)"}, {"shape": "compact (blob-like)"}]})
+    assert not rules.is_thin({"objects": []})
 
 
 def test_gpu_plan_is_bound_by_memory_not_steps():
     sz = _sizing(2, device="cuda")
     sz.measure_on = "cuda"  # measured, not modelled
     assert planner._choose_size(sz, [584, 565])["patch"] == planner._candidates([584, 565], 2)[0]
+
+
+def test_a_plan_keeps_the_data_configs_structural_steps():
+    """The fingerprint sees the data after the data config's resize/crop/resampling: the plan replaces only
+    the intensity steps (a JSRT plan once dropped its Resize to 128 px and trained on 512 px images)."""
+    data = [{"_target_": "medseg.data.preprocess.Resize", "size": [128, 128]},
+            {"_target_": "medseg.data.preprocess.GreenWeightedGray"},
+            {"_target_": "medseg.data.preprocess.MinMax", "within_roi": False}]
+    planned = [{"_target_": "medseg.data.preprocess.GreenWeightedGray"},
+               {"_target_": "medseg.data.preprocess.ZScore", "within_roi": False}]
+    steps, kept = rules.with_structural_steps(data, planned)
+    assert [s["_target_"].rsplit(".", 1)[1] for s in steps] == ["Resize", "GreenWeightedGray", "ZScore"]
+    assert steps[0]["size"] == [128, 128] and kept == ["Resize", "GreenWeightedGray"]
+    assert rules.with_structural_steps(None, planned) == (planned, [])
