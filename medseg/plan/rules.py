@@ -231,7 +231,10 @@ class StepModel:
         # where the batch difference is lost in the noise, the whole mean step per sample (an over-estimate)
         bpv = max((mb["peak_bytes"] - m1["peak_bytes"]) / (mb["batch"] - 1), mb["peak_bytes"] / mb["batch"] / 2) / vox
         const = max(m1["peak_bytes"] - bpv * vox - 3 * probe_params, 0.0)
-        spv = max(mb["step_s"], m1["step_s"]) / (mb["batch"] * vox)
+        # seconds from the batch-b step alone: a batch-1 step is mostly per-step overhead and the most exposed
+        # to a stall (one took 3.5 s against 0.11 s at batch 4 on the loaded machine, and the max of the two
+        # had every candidate skipped but the smallest)
+        spv = mb["step_s"] / (mb["batch"] * vox)
         return cls(bpv, const, spv, [m1, mb])
 
     def total_bytes(self, batch: int, patch: list[int], params: int) -> int:

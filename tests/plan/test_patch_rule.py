@@ -98,3 +98,11 @@ def test_a_plan_keeps_the_data_configs_structural_steps():
     assert [s["_target_"].rsplit(".", 1)[1] for s in steps] == ["Resize", "GreenWeightedGray", "ZScore"]
     assert steps[0]["size"] == [128, 128] and kept == ["Resize", "GreenWeightedGray"]
     assert rules.with_structural_steps(None, planned) == (planned, [])
+
+
+def test_step_model_times_from_the_larger_batch_not_a_stalled_batch_1_step():
+    m1 = {"batch": 1, "patch": [128, 128], "peak_bytes": 10_000_000, "step_s": 3.5}  # a stalled step
+    m4 = {"batch": 4, "patch": [128, 128], "peak_bytes": 40_000_000, "step_s": 0.11}
+    model = rules.StepModel.fit(m1, m4, probe_params=1000)
+    assert model.step_s(4, [128, 128]) == pytest.approx(0.11)
+    assert model.step_s(12, [64, 64]) == pytest.approx(0.11 * 12 / 16)
