@@ -25,26 +25,12 @@ MIN_BOTTLENECK = 8
 #: shipped drive_unet's ~3100 steps of 64 px, while 2000 steps (96 px) scored +0.0014 [-0.0002, +0.0031];
 #: on synthetic hand bones at 3 min, 1840 steps of 64 px beat handbone_smp by +0.42 (plan_results.md).
 #: A patch holding the whole (median) image of compact objects keeps all their context and needs no
-#: sliding window: it needs only MIN_STEPS_WHOLE (synthetic JSRT at 3 min: 3400 steps of 64 px crops
-#: lost -0.0019 [-0.0025, -0.0013] to jsrt_unet's 766 steps of the whole 128 px image). Thin structures
-#: (vessels) get no such exception: they need many steps, not context. 3D: 600 (synthetic BraTS at
-#: 3 min planned 32x48x32 under it and beat brats_unet3d; not measured at 25 min)
+#: sliding window: it needs only MIN_STEPS_WHOLE (synthetic JSRT at 3 min: the whole 128 px image, 950
+#: steps, +0.0007 [+0.0002, +0.0013] against jsrt_unet, which trains on it too; 64 px crops of the same
+#: images are not measured). Thin structures (vessels) get no such exception: they need many steps, not
+#: context. 3D: 600 (synthetic BraTS at 3 min: 48x64x48, +0.27 against brats_unet3d; not measured at
+#: 25 min)
 MIN_STEPS_2D, MIN_STEPS_WHOLE, MIN_STEPS_3D = 2000, 600, 600
-
-
-def is_thin(fp: dict) -> bool:
-    """Every class thin (vessel-like) in the fingerprint's object analysis."""
-    objects = fp.get("objects") or []
-    return bool(objects) and all(str(o.get("shape", "")).startswith("thin") for o in objects)
-
-
-def min_steps(dims: int, whole_image: bool = False, thin: bool = False) -> int:
-    """Fewest optimiser steps a CPU plan leaves in its budget at a candidate patch: :data:`MIN_STEPS_3D`
-    in 3D; in 2D :data:`MIN_STEPS_WHOLE` for a patch holding the whole median image of objects that
-    are not all thin (:func:`is_thin`), else :data:`MIN_STEPS_2D`."""
-    if dims == 3:
-        return MIN_STEPS_3D
-    return MIN_STEPS_WHOLE if whole_image and not thin else MIN_STEPS_2D
 #: 2D batch: at least this many patches per step where memory allows (nnU-Net's 2D batches are 12 or
 #: more), at most this cap (medseg's shipped 2D recipes use 16)
 BATCH_FLOOR_2D, BATCH_CAP_2D = 12, 16
@@ -61,6 +47,22 @@ OVERHEAD_SHARE = 0.20
 #: a plan uses at most this share of the memory budget: the CPU figure is sampled (RSS, every 1 ms) and a
 #: second measurement of the same step varies by a few percent
 MEMORY_MARGIN = 0.9
+
+
+
+def is_thin(fp: dict) -> bool:
+    """Every class thin (vessel-like) in the fingerprint's object analysis."""
+    objects = fp.get("objects") or []
+    return bool(objects) and all(str(o.get("shape", "")).startswith("thin") for o in objects)
+
+
+def min_steps(dims: int, whole_image: bool = False, thin: bool = False) -> int:
+    """Fewest optimiser steps a CPU plan leaves in its budget at a candidate patch: :data:`MIN_STEPS_3D`
+    in 3D; in 2D :data:`MIN_STEPS_WHOLE` for a patch holding the whole median image of objects that
+    are not all thin (:func:`is_thin`), else :data:`MIN_STEPS_2D`."""
+    if dims == 3:
+        return MIN_STEPS_3D
+    return MIN_STEPS_WHOLE if whole_image and not thin else MIN_STEPS_2D
 
 
 _LIBC: ctypes.CDLL | None
@@ -337,4 +339,3 @@ def with_structural_steps(data_steps: list, planned: list[dict]) -> tuple[list[d
     kept = [dict(s) for s in data_steps or [] if isinstance(s, dict) and _step_name(s) in STRUCTURAL_STEPS]
     names = [_step_name(s) for s in kept]
     return kept + [p for p in planned if _step_name(p) not in names], names
-

@@ -64,8 +64,8 @@ def test_2d_needs_more_steps_than_600_on_cpu():
 
 def test_a_patch_holding_the_whole_image_needs_fewer_steps():
     """A 128 px image: the whole image at batch 12 leaves ~1000 steps in 300 s, below the 2000 a crop
-    needs but above the whole image's 600: the plan keeps it (jsrt_unet's setup; 64 px crops lost on
-    synthetic JSRT's lungs). A 256 px image whole leaves ~260 steps: cropped, as any other."""
+    needs but above the whole image's 600: the plan keeps it (jsrt_unet's setup, which the plan matched
+    on synthetic JSRT's lungs). A 256 px image whole leaves ~260 steps: cropped, as any other."""
     sz = _sizing(2)
     assert rules.min_steps(2, whole_image=True) < _steps(sz, 12, [128, 128]) < rules.min_steps(2)
     size = planner._choose_size(sz, [128, 128])
