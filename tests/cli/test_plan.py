@@ -116,7 +116,8 @@ def test_plan_resamples_mixed_spacings_and_normalises_ct_as_nnunet(tmp_path):
     # anisotropic (>= 3.5 / 0.8 > 3): the median spacing with the slice axis at its 10th percentile
     dz = sp["p10"][2]
     assert dz < sp["median"][2] and plan["data"]["spacing"] == pytest.approx([0.8, 0.8, dz], rel=1e-4)
-    clip, z = plan["data"]["preprocess"]
+    *kept, clip, z = plan["data"]["preprocess"]  # data=folder's own GreenWeightedGray stays ahead (structural)
+    assert [k["_target_"].rsplit(".", 1)[1] for k in kept] == ["GreenWeightedGray"]
     assert clip["_target_"].endswith("ClipIntensity") and clip["low"] == pytest.approx(fg["p0.5"], rel=1e-3)
     assert z["_target_"].endswith("ZScore") and z["mean"] == pytest.approx(fg["mean"], rel=1e-3)
     spacing_line = next(ln for ln in out.read_text().splitlines() if ln.strip().startswith("spacing:"))
