@@ -34,7 +34,6 @@ from common import REPO, SHARED_DRIVE, run_medseg  # noqa: E402
 sys.path.insert(0, str(REPO))
 from medseg.utils.runtime import max_time_string  # noqa: E402
 
-
 #: synthetic dataset -> (its data overrides, the shipped experiment for it). The hand-bone and BraTS
 #: generators write more cases than their defaults (12 images and 10 volumes), so the paired comparison
 #: has more test cases: 12 and 5 in the run of plan_results.md.

@@ -121,7 +121,8 @@ def medseg_fold(train_ids, test_ids, budget_s: float, work: Path, overrides: lis
         starts = json.loads((cal / "clock.json").read_text())["epoch_starts_s"]
         epoch_s = (starts[3] - starts[1]) / 2
         epochs = max(1, int(budget_s / (epoch_s * 1.02)))
-        cfg = compose_cfg("train", base + [f"trainer.max_epochs={epochs}", f"+trainer.max_time='{max_time_string(budget_s)}'",
+        cfg = compose_cfg("train", base + [f"trainer.max_epochs={epochs}",
+                                           f"+trainer.max_time='{max_time_string(budget_s)}'",
                                            *fit_clock_overrides(run / "clock.json")], run)
         how = f"{epochs} epochs of ~{epoch_s:.1f} s planned"
     train(cfg, run)

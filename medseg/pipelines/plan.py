@@ -153,13 +153,14 @@ def _choose_size(sz: _Sizing, median: list[int]) -> dict:
     for i, patch in enumerate(cands):
         last = i == len(cands) - 1
         # the whole median image (up to the 16 px rounding) in one patch: all its context, fewer steps needed
-        need = rules.min_steps(sz.dims, whole_image=all(p + 16 > m for p, m in zip(patch, median)), thin=sz.thin)
+        min_steps = rules.min_steps(sz.dims, whole_image=all(p + 16 > m for p, m in zip(patch, median)),
+                                    thin=sz.thin)
         params = rules.param_bytes(sz.module(patch))
         batches = _batches(sz) + (list(range(min(_batches(sz)) - 1, 0, -1)) if last else [])
         for batch in sorted(set(batches), key=lambda b: (b not in _batches(sz), -b if sz.device != "cpu" else b)):
             pred = model.total_bytes(batch, patch, params)
             steps = sz.train_s / max(model.step_s(batch, patch), 1e-9)
-            if pred > 1.5 * limit or (sz.device == "cpu" and not last and steps < need / 2):
+            if pred > 1.5 * limit or (sz.device == "cpu" and not last and steps < min_steps / 2):
                 skipped.append({"batch": batch, "patch": patch, "predicted_bytes": pred, "predicted_steps": int(steps)})
                 continue
             if sz.modelled:
@@ -168,10 +169,10 @@ def _choose_size(sz: _Sizing, median: list[int]) -> dict:
                 m = sz.measure(batch, patch)
             tried.append(m)
             fits = m["total_bytes"] <= limit
-            enough = sz.device != "cpu" or last or sz.train_s / m["step_s"] >= need
+            enough = sz.device != "cpu" or last or sz.train_s / m["step_s"] >= min_steps
             if fits and enough:
                 return {"patch": patch, "batch": batch, "chosen": m, "model": model, "tried": tried,
-                        "skipped": skipped, "min_steps": need}
+                        "skipped": skipped, "min_steps": min_steps}
     smallest = tried[-1] if tried else skipped[-1]
     need = smallest.get("total_bytes", smallest.get("predicted_bytes"))
     raise ConfigError(

@@ -1,7 +1,7 @@
 """The CPU patch rule: the largest candidate patch that fits memory and leaves ``rules.min_steps`` optimiser
 steps in the budget (2D crops 2000, a 2D patch holding the whole image 600, 3D 600); a GPU plan is bound
-by memory only. Steps and memory are
-faked here from a linear cost model, so the rule is tested apart from the machine's speed."""
+by memory only. Steps and memory are faked here from a linear cost model, so the rule is tested apart
+from the machine's speed."""
 
 from __future__ import annotations
 
