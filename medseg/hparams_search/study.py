@@ -18,6 +18,7 @@ import warnings
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import optuna
@@ -75,7 +76,50 @@ def open_study(study_name: str, storage: RDBStorage, direction: str = "maximize"
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             optuna.storages.fail_stale_trials(study)
+            fail_trials_without_heartbeat(study, storage)
     return study
+
+
+def fail_trials_without_heartbeat(study: optuna.Study, storage: RDBStorage) -> list[int]:
+    """Fail (and retry, through the storage's stale-trial callback) RUNNING trials that never sent a
+    heartbeat and started more than ``grace_period`` seconds ago; return their numbers.
+
+    ``ask`` creates a trial RUNNING before its first heartbeat is written, and Optuna's stale check
+    skips trials without one, so a sweep killed in that window left a RUNNING trial that no later sweep
+    failed: it counted as running forever and the study stopped one trial short of ``n_trials``.
+    """
+    interval = storage.get_heartbeat_interval()
+    if interval is None:
+        return []
+    grace = timedelta(seconds=storage.grace_period or 2 * interval)
+    now = datetime.now()  # Optuna stamps datetime_start with the asking process's local clock
+    old = [t for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+           if t.datetime_start is not None and now - t.datetime_start > grace]
+    if not old:
+        return []
+    try:  # Optuna has no public query for "has a heartbeat row"
+        from optuna.storages._rdb import models
+        from optuna.storages._rdb.storage import _create_scoped_session
+
+        with _create_scoped_session(storage.scoped_session) as session:
+            never = [t for t in old if models.TrialHeartbeatModel.where_trial_id(t._trial_id, session) is None]
+    except (ImportError, AttributeError) as err:  # a later Optuna moved them: keep its own stale check only
+        log.debug("cannot look up heartbeats (%s); trials killed before their first one stay RUNNING", err)
+        return []
+    failed = []
+    callback = storage.get_heartbeat_stale_trial_callback()
+    for t in never:
+        try:
+            if not storage.set_trial_state_values(t._trial_id, state=TrialState.FAIL):
+                continue
+        except optuna.exceptions.UpdateFinishedTrialError:
+            continue  # another sweep failed it first
+        log.warning("trial %d was left RUNNING without a heartbeat by a killed sweep: failed%s", t.number,
+                    " and re-enqueued" if callback else "")
+        failed.append(t.number)
+        if callback is not None:
+            callback(study, storage.get_trial(t._trial_id))
+    return failed
 
 
 def ask(study: optuna.Study, space: dict) -> optuna.Trial:

@@ -31,3 +31,39 @@ def test_sweeps_opening_one_fresh_database_at_once_all_succeed(tmp_path):
             p.join(120)
         outcomes += [results.get(timeout=10) for _ in procs]
     assert outcomes == ["ok"] * len(outcomes), [o for o in outcomes if o != "ok"]
+
+
+def test_a_trial_killed_before_its_first_heartbeat_is_failed_and_retried(tmp_path):
+    # ask() creates the trial RUNNING before the sweeper writes its first heartbeat; Optuna's stale check
+    # skips trials without one, so a kill in that window left a trial RUNNING forever (CI saw the resumed
+    # study stop at 2 of 3 complete trials).
+    import datetime as dt
+
+    import optuna
+    from optuna.distributions import IntDistribution
+    from optuna.trial import TrialState, create_trial
+
+    from medseg.hparams_search.study import open_study, trials_left
+
+    url = sqlite_url(tmp_path / "optuna.db")
+    storage = open_storage(url, heartbeat_interval=1, grace_period=2)
+    study = open_study("s", storage)
+    dist = {"x": IntDistribution(0, 9)}
+    study.add_trial(create_trial(params={"x": 1}, distributions=dist, value=0.5))
+    long_ago = dt.datetime.now() - dt.timedelta(seconds=60)
+    sid = study._study_id
+    killed = storage.create_new_trial(sid, template_trial=optuna.trial.FrozenTrial(
+        number=-1, state=TrialState.RUNNING, value=None, datetime_start=long_ago, datetime_complete=None,
+        params={"x": 7}, distributions=dist, user_attrs={}, system_attrs={}, intermediate_values={}, trial_id=-1))
+    just_asked = storage.create_new_trial(sid, template_trial=optuna.trial.FrozenTrial(
+        number=-1, state=TrialState.RUNNING, value=None, datetime_start=dt.datetime.now(), datetime_complete=None,
+        params={"x": 3}, distributions=dist, user_attrs={}, system_attrs={}, intermediate_values={}, trial_id=-1))
+    assert trials_left(study, 4) == 1  # both RUNNING trials count: the study would stop short
+
+    study = open_study("s", open_storage(url, heartbeat_interval=1, grace_period=2))  # the next sweep
+    states = {t._trial_id: t.state for t in study.get_trials()}
+    assert states[killed] == TrialState.FAIL
+    assert states[just_asked] == TrialState.RUNNING  # another worker's trial, within the grace period
+    retry = [t for t in study.get_trials() if t.state == TrialState.WAITING]
+    assert [t.params for t in retry] == [{"x": 7}]  # re-enqueued once with the killed trial's parameters
+    assert trials_left(study, 4) == 2
