@@ -16,6 +16,7 @@ training are trained through :class:`~medseg.losses.deep_supervision.DeepSupervi
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import cast
 
 import lightning as L
 import torch
@@ -101,9 +102,9 @@ class SegmentationModule(L.LightningModule):
     def on_train_epoch_start(self) -> None:
         rebalance_threads()  # another medseg run started or ended beside this one (trainer.threads: auto)
         loader = self.trainer.train_dataloader
-        ds = getattr(loader, "dataset", None)
-        if hasattr(ds, "set_epoch"):
-            ds.set_epoch(self.current_epoch)
+        set_epoch = getattr(getattr(loader, "dataset", None), "set_epoch", None)
+        if callable(set_epoch):
+            set_epoch(self.current_epoch)
 
     def compute_loss(self, logits: torch.Tensor | tuple[torch.Tensor, ...], mask: torch.Tensor) -> torch.Tensor:
         """Loss of ``logits`` (or ``(main, aux...)``) against ``mask``, cropped to the main output's size."""
@@ -138,8 +139,9 @@ class SegmentationModule(L.LightningModule):
         spatial = logits.shape[2:]  # smaller than the image only for a valid net run without padding
         metric.update(pred, center_crop(self.task.target_to_binary(batch["mask"]), spatial),
                       center_crop(batch["roi"], spatial))
-        self.eval_loss[stage].update(loss.detach())
-        self.log(f"{stage}/loss", self.eval_loss[stage], on_step=False, on_epoch=True, batch_size=1)
+        mean_loss = cast(MeanMetric, self.eval_loss[stage])
+        mean_loss.update(loss.detach())
+        self.log(f"{stage}/loss", mean_loss, on_step=False, on_epoch=True, batch_size=1)
 
     def _log_dice(self, stage: str, metric: MeanPerImageDice) -> None:
         per_class = metric.compute().reshape(-1)

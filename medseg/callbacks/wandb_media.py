@@ -131,7 +131,7 @@ class WandbMedia(EvaluationCallback):
         import wandb
 
         run_dir = Path(run_dir)
-        payload = {}
+        payload: dict[str, object] = {}
         for name in ("per_image", "per_class"):
             path = run_dir / f"{name}.csv"
             if path.is_file():
@@ -140,14 +140,15 @@ class WandbMedia(EvaluationCallback):
         if overlays:
             payload["test/overlays"] = [wandb.Image(str(p), caption=p.stem) for p in overlays]
         cb = trainer.checkpoint_callback
-        best = cb.best_model_path if cb is not None else ""
+        best = str(getattr(cb, "best_model_path", "") or "")
+        monitor = getattr(cb, "monitor", None)
         for lg in loggers:
             if payload:
                 lg.experiment.log(payload)
             lg.experiment.summary.update(dict(results))
             if self.log_model and best:
                 art = wandb.Artifact(f"model-{lg.experiment.id}", type="model",
-                                     metadata={"monitor": cb.monitor, "score": results.get("val/best_dice")})
+                                     metadata={"monitor": monitor, "score": results.get("val/best_dice")})
                 art.add_file(best, name=Path(best).name)
                 lg.experiment.log_artifact(art, aliases=["best"])
         wandb.finish()

@@ -9,6 +9,8 @@ Examples::
 
 from __future__ import annotations
 
+from typing import cast
+
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
@@ -28,7 +30,7 @@ def main(cfg: DictConfig) -> None:
     weights = cfg.weights if isinstance(cfg.weights, str) or cfg.weights is None else list(cfg.weights)
     board = evaluate_ensemble(
         list(cfg.members), out, split=cfg.split, method=cfg.method, weights=weights, ckpt=str(cfg.ckpt),
-        tta=OmegaConf.to_container(cfg.tta) if OmegaConf.is_config(cfg.tta) else bool(cfg.tta),
+        tta=cast(dict, OmegaConf.to_container(cfg.tta)) if OmegaConf.is_config(cfg.tta) else bool(cfg.tta),
         threshold=cfg.threshold, metrics=metrics_from_config(cfg), nsd_tolerance=cfg.nsd_tolerance,
         overrides=cfg.overrides,
     )

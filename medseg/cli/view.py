@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
                 host, port = sock.getsockname()[:2]
                 print(f"medseg-view: serving on http://{host}:{port}/  (Ctrl-C stops)", flush=True)
 
-    server.startup = announce
+    server.startup = announce  # type: ignore[method-assign]  # print the bound address once listening
     server.run()
     return 0
 

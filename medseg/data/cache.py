@@ -16,8 +16,9 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -70,6 +71,10 @@ def _from_json(value: Any) -> Any:
     return value
 
 
+def _save_npy(path: Path, array: np.ndarray) -> None:
+    np.save(path, np.ascontiguousarray(array))
+
+
 class CaseCache:
     """Preprocessed cases under ``root/<key>/``.
 
@@ -94,7 +99,7 @@ class CaseCache:
         for name in ("image", "mask", "roi"):
             arr = getattr(case, name)
             if arr is not None:
-                save_with(d / f"{name}.npy", lambda p, a=arr: np.save(p, np.ascontiguousarray(a)))
+                save_with(d / f"{name}.npy", partial(_save_npy, array=arr))
             elif (d / f"{name}.npy").exists():
                 (d / f"{name}.npy").unlink()
         write_json_atomic(d / "meta.json", {
@@ -105,7 +110,7 @@ class CaseCache:
     def load(self, case_id: str) -> Case:
         d = self._case_dir(case_id)
         info = json.loads((d / "meta.json").read_text(encoding="utf-8"))
-        mode = "r" if self.mmap else None
+        mode: Literal["r"] | None = "r" if self.mmap else None
 
         def arr(name: str):
             p = d / f"{name}.npy"

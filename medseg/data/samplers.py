@@ -25,8 +25,9 @@ def eval_sampler(dataset: Dataset) -> Sampler | None:
     if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() < 2:
         return None
     world = dist.get_world_size()
-    if len(dataset) < world:
-        raise ValueError(f"{len(dataset)} evaluation images for {world} processes: every process needs at "
+    n = len(dataset)  # type: ignore[arg-type]  # map-style datasets define __len__
+    if n < world:
+        raise ValueError(f"{n} evaluation images for {world} processes: every process needs at "
                          "least one (use fewer devices or a larger validation split)")
     return UnrepeatedDistributedSampler(dataset, num_replicas=world, rank=dist.get_rank(), shuffle=False)
 

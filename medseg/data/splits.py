@@ -7,6 +7,7 @@ hand ID) land on the same side. The result is written as ``splits.json`` in the 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -120,7 +121,7 @@ def find_split(name: str | None, available: Sequence[str]) -> str | None:
     return next((s for s in available if canonical_split(s) == canon), None)
 
 
-def load_split_spec(spec: object, source: str = "data.splits") -> tuple[dict | list, str]:
+def load_split_spec(spec: Any, source: str = "data.splits") -> tuple[dict | list, str]:
     """Read ``data.splits`` into ``{"train": [...], "val": [...], "test": [...]}`` (any subset) or a
     list of such mappings (nnU-Net's ``splits_final.json``: one ``{"train", "val"}`` per fold).
 

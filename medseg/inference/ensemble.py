@@ -23,7 +23,7 @@ METHODS = ("mean", "weighted", "vote")
 
 
 def combine(
-    probs: Sequence[torch.Tensor], method: str = "mean", weights: Sequence[float] | None = None,
+    probs: Sequence[torch.Tensor], method: str = "mean", weights: Sequence[float] | np.ndarray | None = None,
     task: Task | None = None, threshold: float | None = None,
 ) -> torch.Tensor:
     """Combine members' probabilities ``[(C, *spatial), ...]`` (see module docstring).
@@ -46,9 +46,9 @@ def combine(
     w = torch.ones(len(probs), dtype=torch.float64) if weights is None else torch.as_tensor(weights, dtype=torch.float64)
     if w.shape != (len(probs),) or bool((w < 0).any()) or float(w.sum()) <= 0:
         raise ValueError(f"ensemble weights must be {len(probs)} non-negative numbers with a positive sum, got {weights}")
-    w = (w / w.sum()).tolist()
-    out = probs[0].float() * w[0]
-    for p, wi in zip(probs[1:], w[1:]):
+    shares = (w / w.sum()).tolist()
+    out = probs[0].float() * shares[0]
+    for p, wi in zip(probs[1:], shares[1:]):
         out = out + p.float() * wi
     return out
 
@@ -76,7 +76,8 @@ def fit_weights(
         for i in range(n_cases):
             p = combine([member_probs[m][i] for m in range(n_members)], "mean", counts + 1e-12)
             pred = task.discretize(p[None])
-            r = rois[i][None] if rois[i] is not None else None
+            roi = rois[i]
+            r = roi[None] if roi is not None else None
             total += float(metrics_from_confusion(*confusion(pred, targets[i][None], r))["dice"].mean())
         return total / n_cases
 

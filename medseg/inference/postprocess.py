@@ -57,7 +57,8 @@ def apply_rule(mask: np.ndarray, rule: dict | None, area_scale: float = 1.0) -> 
     """Apply one class's rule ``{"rule": ..., "min_size": ...}`` to a boolean mask. ``min_size`` is in
     full-resolution units; ``area_scale`` (full-resolution pixels per pixel of ``mask``) converts it
     for masks on a downsampled grid."""
-    kind = (rule or {}).get("rule", "none")
+    rule = rule or {}
+    kind = rule.get("rule", "none")
     if kind == "none":
         return mask.astype(bool)
     if kind == "largest":

@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
@@ -19,9 +20,11 @@ from medseg.errors import DataError
 from medseg.utils.io import atomic_path
 
 RLE_HEADER = ("image_name", "class", "rle")
+#: pixel order of the runs: row-major (Kaggle's usual) or column-major
+Order = Literal["C", "F"]
 
 
-def rle_encode(mask: np.ndarray, order: str = "C") -> str:
+def rle_encode(mask: np.ndarray, order: Order = "C") -> str:
     """Binary mask -> ``"start length ..."`` (1-based starts, ``order`` ``"C"`` row-major or ``"F"``)."""
     flat = np.asarray(mask, dtype=bool).flatten(order=order).view(np.uint8)
     padded = np.concatenate([[0], flat, [0]])
@@ -30,7 +33,7 @@ def rle_encode(mask: np.ndarray, order: str = "C") -> str:
     return " ".join(map(str, runs))
 
 
-def rle_decode(rle: str, shape: Sequence[int], order: str = "C") -> np.ndarray:
+def rle_decode(rle: str, shape: Sequence[int], order: Order = "C") -> np.ndarray:
     """Inverse of :func:`rle_encode`. Raises :class:`DataError` on malformed or out-of-range runs."""
     size = int(np.prod(shape))
     flat = np.zeros(size, dtype=bool)
@@ -45,10 +48,10 @@ def rle_decode(rle: str, shape: Sequence[int], order: str = "C") -> np.ndarray:
         if start < 1 or length < 0 or start - 1 + length > size:
             raise DataError(f"RLE run ({start}, {length}) is outside an image of {size} pixels")
         flat[start - 1:start - 1 + length] = True
-    return flat.reshape(shape, order=order)
+    return flat.reshape(tuple(shape), order=order)
 
 
-def write_rle_csv(rows: Iterable[tuple[str, str, np.ndarray]], path: str | Path, order: str = "C") -> Path:
+def write_rle_csv(rows: Iterable[tuple[str, str, np.ndarray]], path: str | Path, order: Order = "C") -> Path:
     """Write ``image_name,class,rle`` rows from ``(image_name, class_name, binary mask)`` (atomic)."""
     with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
         w = csv.writer(f)
@@ -58,7 +61,7 @@ def write_rle_csv(rows: Iterable[tuple[str, str, np.ndarray]], path: str | Path,
     return Path(path)
 
 
-def read_rle_csv(path: str | Path, shape: Sequence[int], order: str = "C") -> dict[tuple[str, str], np.ndarray]:
+def read_rle_csv(path: str | Path, shape: Sequence[int], order: Order = "C") -> dict[tuple[str, str], np.ndarray]:
     """``{(image_name, class): mask}`` from a submission CSV (empty ``rle`` cells are empty masks)."""
     with open(path, newline="") as f:
         reader = csv.DictReader(f)

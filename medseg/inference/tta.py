@@ -56,8 +56,7 @@ def tta_probs(
     """Mean of ``probs_fn`` over the TTA set. ``image``: ``(B, C, *spatial)``; ``probs_fn`` returns
     probabilities ``(B, C', *spatial)`` for an input of any spatial size."""
     transforms = tta_transforms(image.ndim - 2, flips, rot90)
-    total = None
-    for t in transforms:
-        p = _inverse(probs_fn(_forward(image, t)), t)
-        total = p if total is None else total + p
+    total = _inverse(probs_fn(_forward(image, transforms[0])), transforms[0])
+    for t in transforms[1:]:
+        total = total + _inverse(probs_fn(_forward(image, t)), t)
     return total / len(transforms)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -31,7 +32,7 @@ from medseg.utils.io import save_with
 BRATS_LABELS = (0, 1, 2, 4)
 
 
-def label_map(task: Task, pred: torch.Tensor) -> np.ndarray:
+def label_map(task: Task, pred: torch.Tensor | np.ndarray) -> np.ndarray:
     """Boolean ``(K, *spatial)`` -> class indices ``(*spatial)`` (binary / multi-class; 0 = background)."""
     if task.kind == "multilabel":
         raise ValueError("multi-label predictions overlap: write one mask per class instead of a label map")
@@ -141,7 +142,7 @@ def write_probabilities(out_dir: str | Path, case: Case, probs: torch.Tensor) ->
     return save_with(Path(out_dir) / f"{case.case_id}.npy", lambda p: np.save(p, arr.astype(np.float16)))
 
 
-def nnunet_labels(task: Task, pred: torch.Tensor | np.ndarray, label_values: object | None = None) -> np.ndarray:
+def nnunet_labels(task: Task, pred: torch.Tensor | np.ndarray, label_values: Any = None) -> np.ndarray:
     """A prediction as an nnU-Net label map: ``label_values`` (a reader's ``LabelMap``, for the
     dataset's own values and nnU-Net region order), else 0/1 for binary, the class index for
     multi-class, BraTS 0/1/2/4 for the three BraTS regions."""

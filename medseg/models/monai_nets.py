@@ -30,7 +30,7 @@ def unetr(in_channels: int, out_channels: int, img_size: Sequence[int], spatial_
         raise ValueError(f"UNETR img_size {img_size} does not match spatial_dims={spatial_dims}")
     net = UNETR(in_channels=in_channels, out_channels=out_channels, img_size=img_size, spatial_dims=spatial_dims,
                 feature_size=feature_size, hidden_size=hidden_size, mlp_dim=mlp_dim, num_heads=num_heads, **kwargs)
-    net.size_divisor = 16
+    net.size_divisor = 16  # type: ignore[assignment]  # nn.Module's __setattr__ is typed for tensors/modules
     return net
 
 
@@ -40,5 +40,5 @@ def swinunetr(in_channels: int, out_channels: int, spatial_dims: int = 3, featur
     """MONAI ``SwinUNETR`` (MONAI >= 1.5 takes no ``img_size``); inputs divisible by 32."""
     net = SwinUNETR(in_channels=in_channels, out_channels=out_channels, spatial_dims=spatial_dims,
                     feature_size=feature_size, depths=tuple(depths), num_heads=tuple(num_heads), **kwargs)
-    net.size_divisor = 32
+    net.size_divisor = 32  # type: ignore[assignment]  # as above
     return net

@@ -32,7 +32,8 @@ def load_encoder_weights(model: nn.Module, path: str | Path) -> None:
     if any(k.startswith("encoder.") for k in state):
         state = {k[len("encoder."):]: v for k, v in state.items() if k.startswith("encoder.")}
     # nn.Module's method: some smp encoders override load_state_dict and return nothing
-    missing, unexpected = nn.Module.load_state_dict(model.encoder, state, strict=False)
+    encoder: nn.Module = model.encoder  # type: ignore[assignment]  # smp models have one
+    missing, unexpected = nn.Module.load_state_dict(encoder, state, strict=False)
     unexpected = [k for k in unexpected if not k.startswith("fc.")]  # an ImageNet classifier head
     if missing or unexpected:
         raise CheckpointError(f"encoder weights {path} do not match the encoder: {len(missing)} missing keys "

@@ -162,6 +162,7 @@ class UNet(nn.Module):
         for s in spatial:
             n_in = self.valid_input_size(s)
             out = self.output_size(n_in)
+            assert out is not None  # valid_input_size returns a valid size
             border = (n_in - out) // 2
             lo = border + (out - s) // 2
             pads.append((lo, n_in - s - lo))

@@ -22,6 +22,7 @@ from omegaconf import OmegaConf, open_dict
 from medseg.errors import DataError
 from medseg.evaluation import ProbsFn, default_metrics, evaluate_sources, model_probs
 from medseg.inference.ensemble import combine, fit_weights
+from medseg.metrics.case import CaseMetric
 from medseg.pipelines.build import build_datamodule
 from medseg.pipelines.eval import load_model, load_run_config, run_source
 from medseg.report.ensemble import ensemble_report
@@ -119,7 +120,7 @@ def oof_weights(members: list[Member], dm, task) -> np.ndarray:
 def evaluate_ensemble(
     members: Sequence[str | Path], out_dir: str | Path, split: str = "test", method: str = "mean",
     weights: str | Sequence[float] | None = None, ckpt: str = "best", tta: bool | dict = False,
-    threshold: float | None = None, metrics: Sequence[str] | None = None, nsd_tolerance: float = 1.0,
+    threshold: float | None = None, metrics: Sequence[str | CaseMetric] | None = None, nsd_tolerance: float = 1.0,
     overrides=None,
 ) -> pd.DataFrame:
     """Score each fold, each member and the ensemble of members on ``split``; write the leaderboard.

@@ -79,7 +79,9 @@ def check_same_experiment(fold_dir: Path, fcfg: DictConfig) -> None:
     saved = fold_dir / ".hydra" / "config.yaml"
     if not saved.is_file():
         return
-    changes = config_changes(OmegaConf.load(saved), fcfg)
+    saved_cfg = OmegaConf.load(saved)
+    assert isinstance(saved_cfg, DictConfig)  # Hydra writes a mapping
+    changes = config_changes(saved_cfg, fcfg)
     if changes:
         shown = "; ".join(changes[:5]) + (f"; ... ({len(changes)} in all)" if len(changes) > 5 else "")
         raise DataError(f"{saved}: this fold was started with a different configuration ({shown}). "

@@ -131,6 +131,7 @@ def predict(cfg: DictConfig, out_dir: str | Path) -> pd.DataFrame:
     (:class:`medseg.inference.selected.Selection`). ``cfg.package`` instead: an exported package
     (:func:`predict_package`). A labelled split is also scored (:func:`_scorer`)."""
     out_dir = Path(out_dir)
+    _check_rle_order(cfg)
     if cfg.get("package"):
         if cfg.get("run_dir") or cfg.get("selection"):
             raise ConfigError("give run_dir=, selection= or package=, not several")
@@ -264,10 +265,16 @@ def _row(case_id: str, written: list[Path], out_dir: Path, task, pred) -> dict:
             **{f"fraction_{n}": float(pred[k].float().mean()) for k, n in enumerate(task.class_names)}}
 
 
+def _check_rle_order(cfg: DictConfig) -> None:
+    """Refuse a bad ``rle_order`` before any inference runs (it is used only at the very end)."""
+    if cfg.get("rle") and str(cfg.get("rle_order", "C")) not in ("C", "F"):
+        raise ConfigError(f"rle_order={cfg.rle_order!r}: use C (row-major) or F (column-major)")
+
+
 def _write_table(cfg: DictConfig, out_dir: Path, rows: list[dict], rle_rows: list, source: str) -> pd.DataFrame:
     """``submission.csv`` (with ``rle=true``) and ``predictions.csv``, each written atomically."""
     if cfg.get("rle"):
-        write_rle_csv(rle_rows, out_dir / "submission.csv", order=cfg.get("rle_order", "C"))
+        write_rle_csv(rle_rows, out_dir / "submission.csv", order="F" if str(cfg.get("rle_order", "C")) == "F" else "C")
     table = pd.DataFrame(rows).set_index("case_id")
     save_with(out_dir / "predictions.csv", lambda p: table.to_csv(p, float_format="%.6f"))
     log.info("%d predictions from %s written to %s", len(table), source, out_dir)

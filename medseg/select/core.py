@@ -23,7 +23,7 @@ THRESHOLD_GRID = np.round(np.arange(0.05, 0.951, 0.01), 2)
 MIN_SIZE_PERCENTILES = (1, 5, 10)
 
 
-def discretize(kind: str, probs: np.ndarray, thresholds: Sequence[float] | None = None) -> np.ndarray:
+def discretize(kind: str, probs: np.ndarray, thresholds: Sequence[float] | np.ndarray | None = None) -> np.ndarray:
     """``(C, ...)`` probabilities -> boolean ``(K, ...)`` foreground maps (argmax for multi-class)."""
     if kind == "multiclass":
         labels = probs.argmax(0)
@@ -46,7 +46,7 @@ def dice_per_class(pred: np.ndarray, target: np.ndarray, roi: np.ndarray | None)
 
 
 def case_dice(kind: str, probs: Sequence[np.ndarray], targets: Sequence[np.ndarray],
-              rois: Sequence[np.ndarray | None], thresholds: Sequence[float] | None = None,
+              rois: Sequence[np.ndarray | None], thresholds: Sequence[float] | np.ndarray | None = None,
               rules: Sequence[dict | None] | None = None, area_scales: Sequence[float] | None = None) -> np.ndarray:
     """Per-case, per-class Dice ``(n, K)`` of the decision ``thresholds`` then postprocessing ``rules``."""
     out = []
@@ -59,7 +59,7 @@ def case_dice(kind: str, probs: Sequence[np.ndarray], targets: Sequence[np.ndarr
     return np.asarray(out)
 
 
-def weighted_mean(member_probs: Sequence[np.ndarray], weights: Sequence[float]) -> np.ndarray:
+def weighted_mean(member_probs: Sequence[np.ndarray], weights: Sequence[float] | np.ndarray) -> np.ndarray:
     w = np.asarray(weights, dtype=np.float64)
     w = w / w.sum()
     out = member_probs[0].astype(np.float32) * w[0]
@@ -174,7 +174,9 @@ def choose_postprocessing(kind: str, probs, targets, rois, thresholds, area_scal
     for k in range(k_classes):
         cands = [{"rule": "largest"}] + [{"rule": "min_size", "min_size": s}
                                          for s in learned_min_sizes(targets, area_scales, k)]
-        tried, best_rule, best_gain, best_col = {}, {"rule": "none"}, 0.0, base[:, k]
+        tried: dict[str, float] = {}
+        best_rule: dict = {"rule": "none"}
+        best_gain, best_col = 0.0, base[:, k]
         for rule in cands:
             col = np.array([dice_per_class(apply_rule(pr[k], rule, s)[None], t[k:k + 1], r)[0]
                             for pr, t, r, s in zip(preds, targets, rois, area_scales)])

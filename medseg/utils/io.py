@@ -48,11 +48,18 @@ def write_json_atomic(path: str | os.PathLike, obj: Any) -> Path:
     return write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
 
 
-def save_with(path: str | os.PathLike, writer: Callable[[Path], None]) -> Path:
+def save_with(path: str | os.PathLike, writer: Callable[[Path], object]) -> Path:
     """Run ``writer(tmp_path)`` and atomically move the result to ``path``."""
     with atomic_path(path) as tmp:
         writer(tmp)
     return Path(path)
+
+
+def write_image(path: str | os.PathLike, array: np.ndarray, format: str, **save_kwargs: Any) -> Path:  # noqa: A002
+    """Write a 2D array as an image file atomically (``format`` is PIL's: ``"PNG"``, ``"GIF"``, ``"TIFF"``,
+    ``"JPEG"``; ``save_kwargs`` go to ``Image.save``, e.g. ``quality`` or ``compression``)."""
+    image = Image.fromarray(array)
+    return save_with(path, lambda p: image.save(p, format=format, **save_kwargs))
 
 
 def read_image(path: str | os.PathLike, mode: str | None = None) -> np.ndarray:

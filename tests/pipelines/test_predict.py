@@ -8,6 +8,7 @@ import pytest
 from PIL import Image
 
 from medseg.data.case import DataError
+from medseg.errors import ConfigError
 from medseg.inference.rle import read_rle_csv
 from medseg.pipelines.predict import predict
 from tests.conftest import compose_cfg, run_cli
@@ -57,3 +58,11 @@ def test_predict_reports_a_missing_folder(kfold_dir, tmp_path):
     cfg = compose_cfg("predict", [f"run_dir={kfold_dir / 'fold_0'}", f"input_dir={tmp_path}/none"], tmp_path / "p")
     with pytest.raises(DataError, match="input folder not found"):
         predict(cfg, tmp_path / "p")
+
+
+def test_a_bad_rle_order_is_refused_before_any_inference(kfold_dir, tmp_path):
+    out = tmp_path / "p"
+    cfg = compose_cfg("predict", [f"run_dir={kfold_dir / 'fold_0'}", "rle=true", "rle_order=X"], out)
+    with pytest.raises(ConfigError, match="rle_order='X'"):
+        predict(cfg, out)
+    assert not out.exists() or not any(out.iterdir())  # nothing predicted, nothing half-written

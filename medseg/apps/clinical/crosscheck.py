@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -118,7 +119,8 @@ def _matches(a: tuple[str | None, str], b: tuple[str | None, str]) -> bool:
 def symptom_regions(session: Session, reported: Sequence[tuple[str, str | None]]
                     ) -> tuple[list[ReportedSymptom], dict[tuple[str | None, str], list[str]]]:
     """Look up ``(symptom, body side)`` pairs; returns per-symptom findings and region -> symptoms."""
-    findings, suggested = [], {}
+    findings: list[ReportedSymptom] = []
+    suggested: dict[tuple[str | None, str], list[str]] = {}
     for symptom, side in reported:
         rows = db.symptom_knowledge(session, symptom)
         finding = ReportedSymptom(symptom, side, known=bool(rows))
@@ -159,6 +161,9 @@ def cross_check(session: Session, loc: Localisation, reported: Sequence[tuple[st
     for f in known:
         keys = [k for k, syms in suggested.items() if f.symptom in syms]
         f.explained = any(_matches(k, i) for k in keys for i in image)
+    image_support: float | None
+    symptom_support: float | None
+    agreement: float | None
     if known and loc.named:
         inside = sum(v for key, v in all_overlaps.items() if any(_matches(key, s) for s in suggested))
         image_support = inside / n
@@ -196,12 +201,12 @@ def recommend(session: Session, regions: Sequence[ConfirmedRegion], top: int = 5
     weight_of: dict[str, float] = {}
     for r in regions:
         weight_of[r.structure] = weight_of.get(r.structure, 0.0) + r.weight
-    by_name = {}
+    by_name: dict[str, list[str]] = {}
     for r in regions:
         by_name.setdefault(r.structure, []).append(r.name)
 
     def rank(pairs, kind: str, key, detail) -> list[Recommendation]:
-        grouped: dict[str, tuple[object, list[str]]] = {}
+        grouped: dict[str, tuple[Any, list[str]]] = {}
         for obj, structure in pairs:
             grouped.setdefault(key(obj), (obj, []))[1].append(structure)
         out = [Recommendation(kind, k, obj.name, detail(obj), sorted(n for s in structs for n in by_name[s]),

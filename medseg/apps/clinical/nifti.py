@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -23,7 +24,7 @@ def read_nifti(path: str | Path, what: str = "volume") -> tuple[np.ndarray, np.n
     if not path.is_file():
         raise ClinicalDataError(f"{path}: {what} not found")
     try:
-        img = nib.load(str(path))
+        img: Any = nib.load(str(path))  # a Nifti1Image (dataobj, affine), not the FileBasedImage base
         data = np.asanyarray(img.dataobj)
     except Exception as exc:  # nibabel raises several exception types for damaged files
         raise ClinicalDataError(f"{path}: cannot read {what} as NIfTI ({exc})") from exc

@@ -18,6 +18,7 @@ import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -121,7 +122,7 @@ class PackageModel:
     id: str
     name: str
     path: Path
-    runner: object  # medseg.export.runner.Model
+    runner: Any  # medseg.export.runner.Model (imported lazily: onnxruntime)
 
     def summary(self) -> dict:
         m = self.runner.manifest

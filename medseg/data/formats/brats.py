@@ -291,7 +291,7 @@ class BratsReader(SegmentationReader):
                 data = np.nan_to_num(data, nan=0.0, posinf=0.0, neginf=0.0)
             if channels and data.shape != channels[0].shape:
                 raise DataError(f"{paths[mod]}: shape {data.shape} differs from "
-                                f"{paths[self.modalities[0]].name} {channels[0].shape}")
+                                f"{Path(str(paths[self.modalities[0]])).name} {channels[0].shape}")
             channels.append(data)
             if affine is None:
                 affine, spacing = meta.get("affine"), meta.get("spacing")

@@ -66,7 +66,8 @@ def is_volume(path: Path) -> bool:
     return is_dicom_series(path) or split_ext(path)[1] in VOLUME
 
 
-def itk_affine(origin: Sequence[float], spacing: Sequence[float], direction: Sequence[float]) -> np.ndarray:
+def itk_affine(origin: Sequence[float] | np.ndarray, spacing: Sequence[float] | np.ndarray,
+               direction: Sequence[float] | np.ndarray) -> np.ndarray:
     """Voxel (i, j, k) -> RAS world affine from ITK's LPS origin, spacing and direction."""
     d = np.asarray(direction, float).reshape(3, 3)
     aff = np.eye(4)

@@ -331,7 +331,7 @@ class FolderReader(SegmentationReader):
             for name in self.class_names:
                 p = found.get(name)
                 if p is None:
-                    raise DataError(f"{pair.masks / name}: no mask for {stem} (class {name}; expected {expected})")
+                    raise DataError(f"{pair.masks}/{name}: no mask for {stem} (class {name}; expected {expected})")
                 layers.append(self._binary(self._read_mask(p, shape, affine), p, lossy=lossy(p)))
             return np.stack(layers).astype(np.uint8)
         p = found.get("")

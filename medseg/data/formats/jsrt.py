@@ -88,10 +88,10 @@ class JSRTReader(SegmentationReader):
                 raise DataError(f"{self.root}/All247images: no JSRT .IMG files")
             self._folds = {}
             for fold in ("fold1", "fold2"):
-                dirs = sorted(self.root.glob(f"*/{fold}/masks/left lung")) + \
+                found = sorted(self.root.glob(f"*/{fold}/masks/left lung")) + \
                     sorted(self.root.glob(f"{fold}/masks/left lung"))
-                if dirs:
-                    self._folds[fold] = dirs[0].parent
+                if found:
+                    self._folds[fold] = found[0].parent
             if not self._folds:
                 raise DataError(f"{self.root}: no SCR masks (expected scratch/fold1/masks/left lung/*.gif)")
         else:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -14,7 +15,7 @@ def load_nifti(path: Path) -> tuple[np.ndarray, np.ndarray, tuple[float, ...]]:
     import nibabel as nib
 
     try:
-        img = nib.load(str(path))
+        img: Any = nib.load(str(path))  # an image class with dataobj/affine, not the FileBasedImage base
         data = np.asarray(img.dataobj)
     except Exception as exc:  # nibabel raises many types for truncated/corrupt files
         raise DataError(f"{path}: cannot read NIfTI ({type(exc).__name__}: {exc})") from exc

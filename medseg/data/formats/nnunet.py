@@ -66,6 +66,7 @@ class LabelMap:
     def __init__(self, labels: dict, source: Path, regions_class_order: list | None = None) -> None:
         self.source = source
         self.ignore: int | None = None
+        self.regions_class_order: list[int] | None = None
         items = {str(k): v for k, v in labels.items()}
         # Decathlon writes {"0": "background", "1": "edema"}; nnU-Net v2 {"background": 0, "edema": 1}
         if all(re.fullmatch(r"\d+", k) for k in items) and all(isinstance(v, str) for v in items.values()):
@@ -98,7 +99,6 @@ class LabelMap:
             self.class_names = tuple(k for _, k in by_value)
             self.task = "binary" if len(values) == 1 else "multiclass"
             self.allowed = [0, *values]
-            self.regions_class_order: list[int] | None = None
         self._ignore_warned = False
 
     def mask(self, seg: np.ndarray, path: Path, bad: Callable[[str], None]) -> np.ndarray:
@@ -125,7 +125,7 @@ class LabelMap:
         """Boolean ``(K, *spatial)`` prediction -> a label map with the dataset's values (regions:
         nnU-Net's ``regions_class_order``: later regions overwrite earlier ones)."""
         out = np.zeros(pred.shape[1:], np.uint8)
-        values = self.regions_class_order if self.regions else range(1, len(self.class_names) + 1)
+        values = self.regions_class_order if self.regions_class_order is not None else range(1, len(self.class_names) + 1)
         for k, v in enumerate(values):
             out[np.asarray(pred[k], bool)] = v
         return out
@@ -179,7 +179,7 @@ class NnunetReader(SegmentationReader):
             m = pat.fullmatch(f.name)
             if m:
                 found.setdefault(m.group("case"), {})[int(m.group("ch"))] = f
-        out = {}
+        out: dict[str, list[Path]] = {}
         # channel files per case: as many as the most complete case has (an RGB PNG holds 3 channels in one file)
         n_files = max((max(ch) + 1 for ch in found.values()), default=0)
         for case, chans in found.items():
@@ -189,7 +189,7 @@ class NnunetReader(SegmentationReader):
                 self.incomplete.append(f"{folder / missing[0]}")
                 self.bad(f"{folder}: case {case} lacks channel file(s) {missing}")
                 continue
-            out[case] = files
+            out[case] = [p for p in files if p is not None]  # all of them
         return out
 
     def _dims_of_first(self) -> int:

@@ -10,11 +10,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from medseg.data.synth.drive import second_observer
 from medseg.data.synth.fundus import make_fundus
-from medseg.utils.io import save_with, write_json_atomic
+from medseg.utils.io import write_image, write_json_atomic
 
 MARKER = ".medseg_synthetic.json"
 
@@ -33,13 +32,10 @@ def write_chase(out: str | Path, n_subjects: int = 14, height: int = 960, width:
             rng = np.random.default_rng((seed, k))
             sample = make_fundus(rng, height, width)
             stem = f"Image_{s + 1:02d}{eye}"
-            save_with(out / f"{stem}.jpg",
-                      lambda p, a=sample.image: Image.fromarray(a).save(p, format="JPEG", quality=quality))
-            save_with(out / f"{stem}_1stHO.png",
-                      lambda p, a=sample.vessels: Image.fromarray(a * np.uint8(255)).save(p, format="PNG"))
+            write_image(out / f"{stem}.jpg", sample.image, "JPEG", quality=quality)
+            write_image(out / f"{stem}_1stHO.png", sample.vessels * np.uint8(255), "PNG")
             second = second_observer(rng, sample.vessels)
-            save_with(out / f"{stem}_2ndHO.png",
-                      lambda p, a=second: Image.fromarray(a * np.uint8(255)).save(p, format="PNG"))
+            write_image(out / f"{stem}_2ndHO.png", second * np.uint8(255), "PNG")
     write_json_atomic(out / MARKER, {"generator": "medseg.data.synth.chase", "seed": seed,
                                      "n_subjects": n_subjects, "size": [height, width]})
     return out

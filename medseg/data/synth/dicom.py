@@ -21,7 +21,7 @@ import numpy as np
 from medseg.data.formats.files import itk_affine
 from medseg.data.formats.nifti import write_nifti
 from medseg.data.synth.folder import MARKER, make_shapes
-from medseg.utils.io import save_with, write_json_atomic
+from medseg.utils.io import save_with, write_image, write_json_atomic
 
 #: stored = (value - intercept) / slope; the reader must undo it (modality LUT)
 SLOPE, INTERCEPT = 2.0, -1024.0
@@ -92,7 +92,6 @@ def write_dicom_xray(out: str | Path, n: int = 8, size: Sequence[int] = (48, 48)
     a 12-bit range, so reading the raw stored values gives a washed-out image; every third case is
     MONOCHROME1 (stored inverted).
     """
-    from PIL import Image
     from pydicom.uid import generate_uid
 
     out = Path(out)
@@ -110,8 +109,7 @@ def write_dicom_xray(out: str | Path, n: int = 8, size: Sequence[int] = (48, 48)
         if mono1:
             ds.PhotometricInterpretation = "MONOCHROME1"
         _write(ds, out / "images" / f"case_{i:03d}.dcm")
-        save_with(out / "masks" / f"case_{i:03d}.png",
-                  lambda p, m=s.labels[0]: Image.fromarray(m * np.uint8(255)).save(p, format="PNG"))
+        write_image(out / "masks" / f"case_{i:03d}.png", s.labels[0] * np.uint8(255), "PNG")
     write_json_atomic(out / MARKER, {"generator": "medseg.data.synth.dicom", "kind": "xray", "seed": seed, "n": n,
                                      "size": list(size), "classes": ["round"]})
     return out

@@ -5,10 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from medseg.data.synth.fundus import make_fundus
-from medseg.utils.io import save_with, write_json_atomic
+from medseg.utils.io import write_image, write_json_atomic
 
 MARKER = ".medseg_synthetic.json"
 
@@ -35,17 +34,13 @@ def write_drive(
             num = f"{first + i:02d}"
             sample = make_fundus(rng, height, width)
             d = out / split
-            save_with(d / "images" / f"{num}_{split}.tif",
-                      lambda p, s=sample: Image.fromarray(s.image).save(p, format="TIFF", compression="tiff_lzw"))
-            save_with(d / "1st_manual" / f"{num}_manual1.gif",
-                      lambda p, s=sample: Image.fromarray(s.vessels * 255).save(p, format="GIF"))
-            save_with(d / "mask" / f"{num}_{split}_mask.gif",
-                      lambda p, s=sample: Image.fromarray(s.fov * 255).save(p, format="GIF"))
+            write_image(d / "images" / f"{num}_{split}.tif", sample.image, "TIFF", compression="tiff_lzw")
+            write_image(d / "1st_manual" / f"{num}_manual1.gif", sample.vessels * 255, "GIF")
+            write_image(d / "mask" / f"{num}_{split}_mask.gif", sample.fov * 255, "GIF")
             if split == "test" and second_annotator:
                 # a second observer: the same tree, thinnest vessels missed at random
                 rough = second_observer(rng, sample.vessels)
-                save_with(d / "2nd_manual" / f"{num}_manual2.gif",
-                          lambda p, m=rough: Image.fromarray(m * 255).save(p, format="GIF"))
+                write_image(d / "2nd_manual" / f"{num}_manual2.gif", rough * 255, "GIF")
     write_json_atomic(out / MARKER, {"generator": "medseg.data.synth.drive", "seed": seed,
                                      "n_train": n_train, "n_test": n_test, "size": [height, width]})
     return out

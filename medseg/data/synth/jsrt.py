@@ -10,13 +10,14 @@ a threshold does not recover the lung fields.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw
 from scipy import ndimage
 
-from medseg.utils.io import save_with, write_json_atomic
+from medseg.utils.io import save_with, write_image, write_json_atomic
 
 MARKER = ".medseg_synthetic.json"
 
@@ -131,17 +132,16 @@ def write_jsrt(
                  for name, m in (("right lung", s.right_lung), ("left lung", s.left_lung))}
         if layout == "scr":
             raw = np.round((1.0 - s.image) * 4095).astype(">u2")
-            save_with(out / "All247images" / f"{stem}.IMG", lambda p, r=raw: p.write_bytes(r.tobytes()))
+            save_with(out / "All247images" / f"{stem}.IMG", partial(Path.write_bytes, data=raw.tobytes()))
             fold = "fold1" if i % 2 == 0 else "fold2"
             for name, m in masks.items():
-                save_with(out / "scratch" / fold / "masks" / name / f"{stem}.gif",
-                          lambda p, a=m: Image.fromarray(a).save(p, format="GIF"))
+                write_image(out / "scratch" / fold / "masks" / name / f"{stem}.gif", m, "GIF")
         else:
             img_dir, mask_dir = ("org", "label") if layout == "png" else ("images", "masks")
             union = np.maximum(masks["right lung"], masks["left lung"])
             img8 = (s.image * 255 + 0.5).astype(np.uint8)
-            save_with(out / img_dir / f"{stem}.png", lambda p, a=img8: Image.fromarray(a).save(p, format="PNG"))
-            save_with(out / mask_dir / f"{stem}.png", lambda p, a=union: Image.fromarray(a).save(p, format="PNG"))
+            write_image(out / img_dir / f"{stem}.png", img8, "PNG")
+            write_image(out / mask_dir / f"{stem}.png", union, "PNG")
     write_json_atomic(out / MARKER, {"generator": "medseg.data.synth.jsrt", "seed": seed, "n": n, "size": size,
                                      "layout": layout, "mask_size": msize})
     return out
