@@ -28,9 +28,10 @@ class OptunaPruning(L.Callback):
     def __init__(self, trial: Mapping[str, Any] | None, monitor: str = "val/dice") -> None:
         self.trial_info = dict(trial) if trial else None
         self.monitor = monitor
-        self._trial = None
+        self._trial: Any = None  # the live optuna.Trial, loaded on first use
 
-    def _load(self):
+    def _load(self) -> Any:
+        assert self.trial_info is not None  # only called for a sweep trial
         if self._trial is None:
             # imported here, not at the top: only sweep trials pay for importing optuna (no cycle hides
             # here; the import-linter contract in pyproject.toml keeps hparams_search below callbacks)
@@ -40,7 +41,7 @@ class OptunaPruning(L.Callback):
             from medseg.hparams_search.study import PRUNER_ATTR, load_trial
 
             info = self.trial_info
-            storage = optuna.storages.get_storage(info["storage"])
+            storage: Any = optuna.storages.get_storage(info["storage"])  # an RDBStorage (or its cache)
             attrs = storage.get_study_user_attrs(storage.get_study_id_from_name(info["study_name"]))
             pruner_cfg = attrs.get(PRUNER_ATTR)
             # the sweep's own pruner (a study without one stored never prunes)
@@ -54,11 +55,11 @@ class OptunaPruning(L.Callback):
         epoch = trainer.current_epoch
         prune = False
         if trainer.is_global_zero:
-            value = trainer.callback_metrics.get(self.monitor)
-            if value is None:
+            logged = trainer.callback_metrics.get(self.monitor)
+            if logged is None:
                 raise KeyError(f"OptunaPruning: '{self.monitor}' was not logged (logged: "
                                f"{sorted(trainer.callback_metrics)})")
-            value = float(value)
+            value = float(logged)
             trial = self._load()
             if math.isfinite(value):
                 trial.report(value, step=epoch)

@@ -103,7 +103,7 @@ class PatchDataset(Dataset):
     def _fg_map(case: Case) -> np.ndarray:
         if case.mask is None:
             return np.zeros(case.spatial_shape, bool)
-        return case.mask.any(0) if case.mask.ndim == case.image.ndim else case.mask > 0
+        return np.asarray(case.mask.any(0) if case.mask.ndim == case.image.ndim else case.mask > 0)
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
@@ -118,8 +118,8 @@ class PatchDataset(Dataset):
         shape = case.spatial_shape
         if self._fg_idx[ci].size and rng.random() < self.fg:
             flat = self._fg_idx[ci][rng.integers(self._fg_idx[ci].size)]
-        elif self._roi_idx[ci] is not None and self._roi_idx[ci].size:
-            flat = self._roi_idx[ci][rng.integers(self._roi_idx[ci].size)]
+        elif (roi_idx := self._roi_idx[ci]) is not None and roi_idx.size:
+            flat = roi_idx[rng.integers(roi_idx.size)]
         else:
             flat = rng.integers(int(np.prod(shape)))
         center = np.unravel_index(flat, shape)
@@ -168,7 +168,7 @@ class ResizeDataset(Dataset):
             out = F.interpolate(t, size=self.size, mode="nearest")[0]
             return out[0].numpy() if a.ndim == len(self.size) else out.numpy()
         mask = near(case.mask)
-        return img.numpy(), None if mask is None else mask.astype(case.mask.dtype), \
+        return img.numpy(), None if mask is None or case.mask is None else mask.astype(case.mask.dtype), \
             None if case.roi is None else near(case.roi).astype(bool)
 
     def set_epoch(self, epoch: int) -> None:

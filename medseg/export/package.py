@@ -39,13 +39,16 @@ def preprocess_spec(steps_cfg) -> list[dict[str, Any]]:
 
     A step the standalone runner has no implementation of is refused (``ConfigError``)."""
     out = []
-    for i, step in enumerate(OmegaConf.to_container(steps_cfg, resolve=True) if steps_cfg else []):
+    steps = OmegaConf.to_container(steps_cfg, resolve=True) if steps_cfg else []
+    if not isinstance(steps, list):
+        raise ConfigError(f"data.preprocess must be a list of steps, got {type(steps).__name__}")
+    for i, step in enumerate(steps):
         target = str(step.get("_target_", ""))
         name = target.rsplit(".", 1)[-1]
         if not target.startswith(PREPROCESS_MODULE + ".") or name not in runner.STEPS:
             raise ConfigError(f"data.preprocess[{i}]: step {target!r} has no implementation in the standalone "
                               f"runner (supported: {sorted(runner.STEPS)}); it cannot be exported")
-        params = inspect.signature(get_class(target).__init__).parameters
+        params = inspect.signature(get_class(target)).parameters  # the constructor's, without self
         args = {k: p.default for k, p in params.items() if k != "self" and p.default is not inspect.Parameter.empty}
         args.update({k: v for k, v in step.items() if not k.startswith("_")})
         args = {k: (list(v) if isinstance(v, tuple) else v) for k, v in args.items()}
@@ -116,7 +119,8 @@ def _sliding_window_spec(inferer: Any) -> dict[str, Any]:
 def tta_spec(tta) -> dict[str, Any]:
     if not tta:
         return {"enabled": False}
-    opts = OmegaConf.to_container(tta) if isinstance(tta, DictConfig) else (tta if isinstance(tta, dict) else {})
+    opts = OmegaConf.to_container(tta) if isinstance(tta, DictConfig) else tta
+    opts = opts if isinstance(opts, dict) else {}
     return {"enabled": True, "flips": bool(opts.get("flips", True)), "rot90": bool(opts.get("rot90", True))}
 
 

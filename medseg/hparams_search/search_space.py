@@ -22,6 +22,11 @@ from optuna.distributions import (
 )
 
 
+def _encoded(override: Override) -> list[Any]:
+    """The values of a sweep override as Hydra encodes them on a command line."""
+    return list(override.sweep_iterator(transformer=Transformer.encode))
+
+
 def distribution_from_override(override: Override) -> BaseDistribution:
     """The Optuna distribution for one sweep override (``override.is_sweep_override()`` must hold).
 
@@ -32,18 +37,19 @@ def distribution_from_override(override: Override) -> BaseDistribution:
     value = override.value()
     if override.is_choice_sweep():
         assert isinstance(value, ChoiceSweep)
-        choices = list(override.sweep_iterator(transformer=Transformer.encode))
+        choices: list[Any] = list(override.sweep_iterator(transformer=Transformer.encode))
         if not choices:
             raise ValueError(f"{key}: choice() needs at least one option")
         return CategoricalDistribution(choices)
     if override.is_range_sweep():
         assert isinstance(value, RangeSweep)
         if value.shuffle:
-            return CategoricalDistribution(list(override.sweep_iterator(transformer=Transformer.encode)))
+            return CategoricalDistribution(_encoded(override))
         start, stop, step = value.start, value.stop, value.step
         if any(isinstance(v, float) for v in (start, stop, step)):
             # a float range is a grid: list it (Hydra's own iterator handles the exclusive end)
-            return CategoricalDistribution(list(override.sweep_iterator(transformer=Transformer.encode)))
+            return CategoricalDistribution(_encoded(override))
+        assert start is not None and stop is not None  # Hydra's range() requires both
         start, stop, step = int(start), int(stop), int(step)
         if step <= 0 or stop <= start:
             raise ValueError(f"{key}: range({start}, {stop}, {step}) is empty")

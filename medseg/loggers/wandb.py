@@ -12,7 +12,7 @@ import netrc
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +47,7 @@ def run_identity(task_name: str, fold: int | None = None, trial: Mapping[str, An
 
 def wandb_logger(save_dir: str, project: str = "medseg", task_name: str = "train", offline: bool | None = None,
                  fold: int | None = None, trial: Mapping[str, Any] | None = None, group: str | None = None,
-                 job_type: str | None = None, name: str | None = None, log_model: bool | str = False,
+                 job_type: str | None = None, name: str | None = None, log_model: bool | Literal["all"] = False,
                  **kwargs: Any):
     """Build a Lightning ``WandbLogger``.
 
@@ -68,7 +68,7 @@ def wandb_logger(save_dir: str, project: str = "medseg", task_name: str = "train
         log.warning("wandb: Lightning cannot log checkpoints offline; use callbacks.wandb_media.log_model=true")
         log_model = False
     Path(save_dir).mkdir(parents=True, exist_ok=True)
-    ident = run_identity(task_name, fold, trial, group, job_type, name)
+    ident: dict[str, Any] = dict(run_identity(task_name, fold, trial, group, job_type, name))
     log.info("wandb: %s run, project %s, group %s, job_type %s", "offline" if offline else "online", project,
              ident["group"], ident["job_type"])
     return WandbLogger(save_dir=save_dir, project=project, offline=bool(offline), log_model=log_model,

@@ -26,6 +26,8 @@ class BCEWithLogits(nn.Module):
             (e.g. the background/foreground pixel ratio for thin structures).
     """
 
+    pos_weight: torch.Tensor | None  # a non-persistent buffer
+
     def __init__(self, pos_weight: float | Sequence[float] | None = None) -> None:
         super().__init__()
         self.register_buffer("pos_weight", _weights(pos_weight), persistent=False)
@@ -50,6 +52,8 @@ class CrossEntropy(nn.Module):
         weight: one weight per class (background first), or ``None``.
         label_smoothing: as in :func:`torch.nn.functional.cross_entropy`.
     """
+
+    weight: torch.Tensor | None  # a non-persistent buffer
 
     def __init__(self, weight: Sequence[float] | None = None, label_smoothing: float = 0.0) -> None:
         super().__init__()

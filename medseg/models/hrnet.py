@@ -13,6 +13,8 @@ state dict into ``encoder``.
 
 from __future__ import annotations
 
+from typing import Any
+
 import timm
 import torch
 import torch.nn.functional as F
@@ -29,6 +31,12 @@ def _encoder(width: int, in_channels: int, feature_location: str) -> nn.Module:
                              feature_location=feature_location, out_indices=(1, 2, 3, 4))
 
 
+def _channels(encoder: nn.Module) -> list[int]:
+    """Channels of a timm ``features_only`` model's outputs, shallowest first."""
+    info: Any = encoder.feature_info
+    return list(info.channels())
+
+
 def _conv_bn_relu(cin: int, cout: int, k: int) -> nn.Sequential:
     return nn.Sequential(nn.Conv2d(cin, cout, k, padding=k // 2, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
 
@@ -42,7 +50,7 @@ class HRNetV2(nn.Module):
         self.encoder = _encoder(width, in_channels, feature_location="")
         if encoder_weights_path:
             load_encoder_weights(self, encoder_weights_path)
-        ch = sum(self.encoder.feature_info.channels())
+        ch = sum(_channels(self.encoder))
         self.head = nn.Sequential(_conv_bn_relu(ch, ch, 1), nn.Conv2d(ch, out_channels, 1))
         self.size_divisor = 32
 
@@ -68,7 +76,7 @@ class DeepLabV3PlusHRNet(nn.Module):
         self.encoder = _encoder(width, in_channels, feature_location="incre")
         if encoder_weights_path:
             load_encoder_weights(self, encoder_weights_path)
-        low_ch, high_ch = self.encoder.feature_info.channels()[0], self.encoder.feature_info.channels()[-1]
+        low_ch, high_ch = _channels(self.encoder)[0], _channels(self.encoder)[-1]
         self.aspp = ASPP(high_ch, list(atrous_rates), aspp_channels)
         self.low = _conv_bn_relu(low_ch, 48, 1)
         self.fuse = nn.Sequential(_conv_bn_relu(aspp_channels + 48, aspp_channels, 3),

@@ -13,6 +13,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -59,13 +60,16 @@ def fold_dirs(path: str | Path) -> list[Path]:
 
 def _data_key(run_cfg) -> str:
     data = OmegaConf.to_container(run_cfg.data, resolve=True)
+    assert isinstance(data, dict)  # the data group is a mapping
     data.pop("fold", None)
     return OmegaConf.to_yaml(OmegaConf.create(data))
 
 
 def load_members(paths: Sequence[str | Path], ckpt: str = "best", overrides=None, tta: bool | dict = False):
     """Load every member's checkpoints. Returns ``(members, datamodules by data key, task)``."""
-    members, dms, task = [], {}, None
+    members: list[Member] = []
+    dms: dict[str, Any] = {}  # SegmentationDataModule by data key
+    task = None
     for p in paths:
         p = Path(p).expanduser()
         folds = fold_dirs(p)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -46,17 +47,14 @@ def read_input(path: Path, channels: int) -> Case:
     """One image (2D, scaled to [0, 1] like the readers do) or NIfTI volume (affine and spacing kept)."""
     name = path.name
     if name.endswith((".nii", ".nii.gz")):
-        import nibabel as nib
+        from medseg.data.formats.nifti import load_nifti
 
-        try:
-            img = nib.load(str(path))
-            data = np.asarray(img.dataobj, dtype=np.float32)
-        except Exception as exc:  # nibabel raises several types for broken files
-            raise DataError(f"{path}: cannot read NIfTI ({exc})") from exc
+        data, affine, spacing = load_nifti(path)
+        data = data.astype(np.float32, copy=False)
         image = data[None] if data.ndim == 3 else np.moveaxis(data, -1, 0)
         case_id = name[: -len(".nii.gz")] if name.endswith(".nii.gz") else path.stem
-        return Case(case_id, np.ascontiguousarray(image), spacing=tuple(float(z) for z in img.header.get_zooms()[:3]),
-                    meta={"affine": img.affine, "source": str(path)}).validate(str(path))
+        return Case(case_id, np.ascontiguousarray(image), spacing=spacing,
+                    meta={"affine": affine, "source": str(path)}).validate(str(path))
     from medseg.data.formats.files import DICOM, ITK, is_dicom_series, read_array, split_ext
 
     ext = split_ext(path)[1]
@@ -98,7 +96,7 @@ def _reader_info(run_cfg) -> SimpleNamespace:
     set them from options), else the reader class's defaults."""
     reader_cls = get_class(run_cfg.data.reader._target_)
     root = Path(str(run_cfg.data.root)).expanduser()
-    reader = reader_cls
+    reader: Any = reader_cls
     if root.exists():
         reader = instantiate(run_cfg.data.reader)(root=str(root))
     else:

@@ -77,7 +77,7 @@ def save_oof_case(path: str | Path, task: Task, probs: torch.Tensor, target: tor
               "class_names": np.asarray(list(task.class_names))}
     if roi is not None:
         arrays["roi"] = _resize(torch.from_numpy(np.asarray(roi, bool))[None], size, "nearest")[0].bool().numpy()
-    return save_with(Path(path), lambda q: np.savez_compressed(q, **arrays))
+    return save_with(Path(path), lambda q: np.savez_compressed(q, allow_pickle=False, **arrays))
 
 
 def oof_writer(out_dir: str | Path, task: Task, max_size: int | None) -> Callable:
@@ -152,8 +152,10 @@ def _run_config(run_dir: Path) -> dict:
     saved = run_dir / ".hydra" / "config.yaml"
     if not saved.is_file():
         raise DataError(f"{run_dir}: not a medseg run folder (no .hydra/config.yaml)")
-    cfg = OmegaConf.load(saved)
-    return OmegaConf.to_container(cfg, resolve=False)
+    cfg = OmegaConf.to_container(OmegaConf.load(saved), resolve=False)
+    if not isinstance(cfg, dict):
+        raise DataError(f"{saved}: not a mapping")
+    return cfg
 
 
 def kfold_source(path: Path, name: str) -> Source:
@@ -161,7 +163,8 @@ def kfold_source(path: Path, name: str) -> Source:
     if not folds:
         raise DataError(f"{path}: no finished fold_<k>/ runs (a k-fold folder from medseg-kfold)")
     cfg = _run_config(folds[0])
-    src = Source(name, path, "kfold", None, cfg)  # type: ignore[arg-type]  task set from the first record
+    case_files: dict[str, Path] = {}
+    fold_of: dict[str, int] = {}
     for fd in folds:
         k = int(fd.name.split("_")[-1])
         files = sorted(fd.joinpath(*OOF_SUBDIR).glob("*.npz"))
@@ -170,11 +173,11 @@ def kfold_source(path: Path, name: str) -> Source:
                             "them or ran with save_oof_probs=false: delete its fold_<k>/oof folders and rerun "
                             "the same medseg-kfold command (finished folds are not retrained)")
         for f in files:
-            if f.stem in src.case_files:
+            if f.stem in case_files:
                 raise DataError(f"{f}: case {f.stem} is out-of-fold in two folds of {path}")
-            src.case_files[f.stem], src.folds[f.stem] = f, k
-    src.task = _task_of(next(iter(src.case_files.values())), cfg)
-    return src
+            case_files[f.stem], fold_of[f.stem] = f, k
+    task = _task_of(next(iter(case_files.values())), cfg)  # from the first record
+    return Source(name, path, "kfold", task, cfg, case_files, fold_of)
 
 
 def sources_from(paths: Sequence[str | Path], predict_trial: Callable[[Path], None] | None = None) -> list[Source]:
