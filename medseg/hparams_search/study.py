@@ -20,9 +20,10 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any, Literal
 
 import optuna
-from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
+from optuna.storages import BaseStorage, RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.trial import TrialState
 from sqlalchemy.exc import IntegrityError, OperationalError
 
@@ -45,7 +46,7 @@ def open_storage(url: str, heartbeat_interval: int | None = 10, grace_period: in
     engine_kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # heartbeats: there since 2.x
-        kwargs = {}
+        kwargs: dict[str, Any] = {}
         if heartbeat_interval:
             kwargs = {"heartbeat_interval": int(heartbeat_interval),
                       "grace_period": int(grace_period or 2 * heartbeat_interval),
@@ -66,7 +67,7 @@ def open_storage(url: str, heartbeat_interval: int | None = 10, grace_period: in
 _INIT_ATTEMPTS = 5
 
 
-def open_study(study_name: str, storage: RDBStorage, direction: str = "maximize",
+def open_study(study_name: str, storage: RDBStorage, direction: Literal["minimize", "maximize"] = "maximize",
                sampler: optuna.samplers.BaseSampler | None = None,
                pruner: optuna.pruners.BasePruner | None = None) -> optuna.Study:
     """Create the study, or load it when it exists (``load_if_exists``); then fail stale trials."""
@@ -185,7 +186,7 @@ def heartbeat(storage: RDBStorage, trials: Iterable[optuna.Trial]) -> Iterator[N
         yield
 
 
-def load_trial(storage: str | RDBStorage, study_name: str, number: int,
+def load_trial(storage: str | BaseStorage, study_name: str, number: int,
                pruner: optuna.pruners.BasePruner | None = None) -> optuna.Trial:
     """The live ``optuna.Trial`` with this number, from another process (for reporting and pruning)."""
     if isinstance(storage, str):

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import logging
 import warnings
+from collections.abc import Set
 from pathlib import Path
+from typing import Any, cast
 
 import optuna
 from omegaconf import DictConfig, OmegaConf
@@ -24,7 +26,7 @@ _NOT_REPLAYED = ("hydra", "paths", "callbacks", "logger", "optuna_trial", "hpara
 
 
 def best_trial_yaml(trial: optuna.trial.FrozenTrial, group_names: set[str], study_name: str,
-                    late_groups: set[str] = frozenset(), config_dir: str | Path | None = None) -> str:
+                    late_groups: Set[str] = frozenset(), config_dir: str | Path | None = None) -> str:
     """An experiment config (``# @package _global_``) that reruns ``trial`` exactly: config-group choices
     become ``override /group: option`` defaults, every other value is set in place.
 
@@ -61,12 +63,14 @@ def best_trial_yaml(trial: optuna.trial.FrozenTrial, group_names: set[str], stud
             new = OmegaConf.create({"v": _parse(value)}).v
         OmegaConf.update(values, key, new, force_add=True, merge=False)
     if job_cfg is not None:
-        full = {k: v for k, v in OmegaConf.to_container(job_cfg, resolve=False).items() if k not in _NOT_REPLAYED}
+        job = OmegaConf.to_container(job_cfg, resolve=False)
+        assert isinstance(job, dict)  # a job's config is a mapping
+        full = {k: v for k, v in job.items() if k not in _NOT_REPLAYED}
         body = full | {"evaluate": True}
         baked = cli
         cli = []
     else:
-        body, baked = OmegaConf.to_container(values), []
+        body, baked = cast(dict, OmegaConf.to_container(values)), []
     doc = ({"defaults": defaults} if defaults else {}) | body
     where = str(Path(config_dir).resolve()) if config_dir is not None else "<this folder's parent>"
     lines = ["# @package _global_",
@@ -126,9 +130,10 @@ def varied_params(study: optuna.Study) -> list[str]:
 def _plots(study: optuna.Study, out_dir: Path, n_complete: int) -> None:
     import matplotlib
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    matplotlib.use("Agg")  # before optuna's plotting module imports pyplot
     from optuna.visualization import matplotlib as ovm
+
+    from medseg.report.plots import save_figure
 
     jobs = [("history.png", lambda: ovm.plot_optimization_history(study))]
     varied = varied_params(study)
@@ -145,9 +150,8 @@ def _plots(study: optuna.Study, out_dir: Path, n_complete: int) -> None:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # ExperimentalWarning
                 ax = plot()
-            fig = ax.figure if hasattr(ax, "figure") else ax.flat[0].figure
+            fig: Any = ax.figure if hasattr(ax, "figure") else ax.flat[0].figure  # type: ignore[attr-defined]  # an array of axes
             fig.tight_layout()
-            save_with(out_dir / name, lambda p, fig=fig: fig.savefig(p, dpi=110, format="png"))
-            plt.close(fig)
+            save_figure(fig, out_dir / name)
         except Exception as exc:  # noqa: BLE001  a plot is a nicety: never lose the sweep over it
             log.warning("could not draw %s: %s", name, exc)

@@ -20,7 +20,7 @@ import logging
 import math
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import optuna
 from hydra.core.hydra_config import HydraConfig
@@ -61,7 +61,7 @@ class OptunaStudySweeper(Sweeper):
         self,
         study_name: str = "medseg",
         storage: str | None = None,
-        direction: str = "maximize",
+        direction: Literal["minimize", "maximize"] = "maximize",
         n_trials: int = 20,
         n_jobs: int = 1,
         sampler: Any = None,

@@ -26,6 +26,7 @@ Our reading of it / choices the paper leaves open:
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -61,7 +62,7 @@ class ChainedUNet(nn.Module):
         supervise_both: bool = False,
     ) -> None:
         super().__init__()
-        common = {"spatial_dims": spatial_dims, "depth": depth, "base_channels": base_channels, "norm": norm,
+        common: dict[str, Any] = {"spatial_dims": spatial_dims, "depth": depth, "base_channels": base_channels, "norm": norm,
                   "dropout": dropout, "padding": "same"}
         self.first = UNet(in_channels, None, residual=False, **common)
         self.second = UNet(self.first.out_features, out_channels, residual=True, **common)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 import os
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import lightning as L
 from hydra.utils import instantiate
@@ -23,6 +25,18 @@ from medseg.utils.checkpoint import AtomicCheckpointIO, load_checkpoint
 log = logging.getLogger(__name__)
 
 
+@dataclass
+class DataInfo:
+    """What :func:`build_module` reads from a datamodule, for building a model without one (prediction
+    on a folder, the viewer, the clinical app). ``reader``: the dataset reader when one was opened."""
+
+    task: str
+    class_names: list[str]
+    in_channels: int
+    spatial_dims: int = 2
+    reader: Any = None
+
+
 def build_datamodule(cfg: DictConfig) -> SegmentationDataModule:
     extra = {}
     if "num_workers" in cfg.data:  # auto: by the trainer's device (medseg.utils.runtime.resolve_num_workers)
@@ -33,7 +47,7 @@ def build_datamodule(cfg: DictConfig) -> SegmentationDataModule:
     return dm
 
 
-def build_module(cfg: DictConfig, dm: SegmentationDataModule) -> SegmentationModule:
+def build_module(cfg: DictConfig, dm: SegmentationDataModule | DataInfo) -> SegmentationModule:
     task = Task(dm.task, dm.class_names, threshold=cfg.get("threshold", 0.5))
     extra = {"spatial_dims": dm.spatial_dims} if "spatial_dims" in cfg.model else {}
     net = instantiate(cfg.model, in_channels=dm.in_channels, out_channels=task.out_channels, **extra)

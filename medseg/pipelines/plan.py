@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -33,7 +34,7 @@ log = logging.getLogger(__name__)
 def _module(cfg: DictConfig, dm, model: str, loss: str, depth: int, conf_dir: str | Path, device: str = "cpu"):
     """The planned model, with the speed policy (precision, channels-last) its run will resolve on
     ``device``: the planned experiment's ``trainer: cpu|gpu`` with ``precision: auto``."""
-    c = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
+    c = OmegaConf.create(cast(dict, OmegaConf.to_container(cfg, resolve=True)))
     with open_dict(c):
         c.trainer.accelerator = "gpu" if device == "cuda" else "cpu"
         c.model = OmegaConf.load(Path(conf_dir) / "model" / f"{model}.yaml")
@@ -88,7 +89,7 @@ class _Sizing:
     """What the patch/batch search needs: how to build and measure the model on the target device."""
 
     cfg: DictConfig
-    dm: object
+    dm: Any               # SegmentationDataModule
     conf_dir: str | Path
     model: str
     loss: str
@@ -149,7 +150,8 @@ def _choose_size(sz: _Sizing, median: list[int]) -> dict:
     limit = rules.MEMORY_MARGIN * sz.mem
     cands = _candidates(median, sz.dims)
     model = _step_model(sz, cands[0])
-    tried, skipped = [], []
+    tried: list[dict[str, Any]] = []
+    skipped: list[dict[str, Any]] = []
     for i, patch in enumerate(cands):
         last = i == len(cands) - 1
         # the whole median image (up to the 16 px rounding) in one patch: all its context, fewer steps needed
@@ -163,6 +165,7 @@ def _choose_size(sz: _Sizing, median: list[int]) -> dict:
             if pred > 1.5 * limit or (sz.device == "cpu" and not last and steps < min_steps / 2):
                 skipped.append({"batch": batch, "patch": patch, "predicted_bytes": pred, "predicted_steps": int(steps)})
                 continue
+            m: dict[str, Any]
             if sz.modelled:
                 m = {"batch": batch, "patch": patch, "total_bytes": pred, "step_s": None, "measured_on": "model"}
             else:
@@ -174,7 +177,7 @@ def _choose_size(sz: _Sizing, median: list[int]) -> dict:
                 return {"patch": patch, "batch": batch, "chosen": m, "model": model, "tried": tried,
                         "skipped": skipped, "min_steps": min_steps}
     smallest = tried[-1] if tried else skipped[-1]
-    need = smallest.get("total_bytes", smallest.get("predicted_bytes"))
+    need = float(smallest.get("total_bytes", smallest.get("predicted_bytes")) or 0)
     raise ConfigError(
         f"memory_gb={sz.cfg.get('memory_gb')}: even the smallest patch {cands[-1]} at batch 1 needs "
         f"{need / 2**20:.0f} MiB ({'modelled' if sz.modelled else 'measured on ' + sz.measure_on}), more than "
@@ -250,7 +253,8 @@ def make_plan(cfg: DictConfig, conf_dir: str | Path) -> tuple[dict, rules.Plan]:
                          "step_model": model.__dict__, **size}
     _size_reasons(plan, sz, size, model, median, mem_note)
     pre, why = rules.normalisation(fp)
-    pre, kept = rules.with_structural_steps(OmegaConf.to_container(cfg.data.get("preprocess") or [], resolve=True), pre)
+    data_steps = cast(list, OmegaConf.to_container(cfg.data.get("preprocess") or [], resolve=True))
+    pre, kept = rules.with_structural_steps(data_steps, pre)
     if kept:
         why += f"; after the data config's {', '.join(kept)} (the fingerprint saw the data through them)"
     plan.add("data.preprocess", pre, why)

@@ -33,7 +33,7 @@ from medseg.inference.writers import (
     write_probabilities,
 )
 from medseg.metrics import metrics_from_config
-from medseg.pipelines.build import build_datamodule, build_module, load_weights
+from medseg.pipelines.build import DataInfo, build_datamodule, build_module, load_weights
 from medseg.pipelines.eval import load_run_config, resolve_checkpoint
 from medseg.tasks import Task
 from medseg.utils.io import read_image, save_with
@@ -90,7 +90,7 @@ def folder_cases(folder: str | Path, channels: int, preprocess) -> list[Case]:
     return [preprocess(read_input(p, channels)) for p in files]
 
 
-def _reader_info(run_cfg) -> SimpleNamespace:
+def _reader_info(run_cfg) -> DataInfo:
     """Task, class names, image channels and spatial dims of the run's reader (what ``build_module``
     reads from a datamodule): instantiated on the data root when it exists (readers such as BraTS
     set them from options), else the reader class's defaults."""
@@ -101,10 +101,10 @@ def _reader_info(run_cfg) -> SimpleNamespace:
         reader = instantiate(run_cfg.data.reader)(root=str(root))
     else:
         log.warning("%s not found: taking the task from %s's defaults", root, reader_cls.__name__)
-    return SimpleNamespace(task=reader.task, class_names=list(reader.class_names),
-                           in_channels=int(getattr(reader, "in_channels", 1)),
-                           spatial_dims=int(getattr(reader, "spatial_dims", 2)),
-                           reader=reader if root.exists() else None)
+    return DataInfo(task=reader.task, class_names=list(reader.class_names),
+                    in_channels=int(getattr(reader, "in_channels", 1)),
+                    spatial_dims=int(getattr(reader, "spatial_dims", 2)),
+                    reader=reader if root.exists() else None)
 
 
 def write_uncertainty(out_dir: Path, case_id: str, task, probs, model_probs_list) -> Path:

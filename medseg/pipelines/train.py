@@ -30,11 +30,16 @@ STATUS = "status.json"
 INTERRUPTED = "INTERRUPTED"
 
 
+def _is_rank_zero() -> bool:
+    """This process is rank 0 (Lightning sets ``rank_zero_only.rank`` from the launcher's environment)."""
+    return getattr(rank_zero_only, "rank", 0) == 0
+
+
 def write_status(run_dir: Path, state: str, **extra) -> None:
     """``<run_dir>/status.json``: ``running``, ``interrupted``, ``failed`` or ``complete`` (rank 0 only).
     An interrupted run also gets an ``INTERRUPTED`` file saying how to resume; both are replaced when the
     run is resumed, and a completed run writes ``results.json`` last."""
-    if rank_zero_only.rank != 0:
+    if not _is_rank_zero():
         return
     write_json_atomic(run_dir / STATUS, {"state": state, "time": time.strftime("%Y-%m-%dT%H:%M:%S"), **extra})
     marker = run_dir / INTERRUPTED
@@ -190,8 +195,7 @@ def _kept_score(trainer: L.Trainer, monitor: str) -> float:
     """The validation ``monitor`` of the checkpoint the run keeps: the best one's, or with
     ``callbacks.model_checkpoint.monitor=null`` (the run keeps its final weights, e.g. ``experiment=drive_unet``)
     the last validation's; NaN when nothing was validated."""
-    cb = trainer.checkpoint_callback
-    score = cb.best_model_score if cb is not None else None
+    score = getattr(trainer.checkpoint_callback, "best_model_score", None)
     if score is None:
         score = trainer.callback_metrics.get(monitor)
     return float(score) if score is not None else float("nan")
@@ -203,7 +207,7 @@ def _fit(cfg: DictConfig, run_dir: Path, ckpt: str | None) -> tuple[L.Trainer, S
     L.seed_everything(cfg.seed, workers=True)
     dm = build_datamodule(cfg)
     _check_validation(cfg, dm)
-    if rank_zero_only.rank == 0:
+    if _is_rank_zero():
         write_json_atomic(run_dir / "splits.json", dm.splits)
     module = build_module(cfg, dm)
     trainer = build_trainer(cfg, run_dir)
@@ -219,8 +223,7 @@ def _fit(cfg: DictConfig, run_dir: Path, ckpt: str | None) -> tuple[L.Trainer, S
 def _evaluate_best(cfg: DictConfig, run_dir: Path, trainer: L.Trainer, module: SegmentationModule,
                    dm: SegmentationDataModule) -> EvaluationTable:
     """Score the best checkpoint (the last weights without one) on the test split into ``run_dir``."""
-    cb = trainer.checkpoint_callback
-    best = cb.best_model_path if cb else ""
+    best = str(getattr(trainer.checkpoint_callback, "best_model_path", "") or "")
     if best:
         load_weights(module, best)
         log.info("evaluating best checkpoint %s", best)
@@ -237,7 +240,7 @@ def _announce(trainer: L.Trainer, run_dir: Path, results: dict[str, float], tabl
     the tables; WebhookNotifier posts the result)."""
     for lg in trainer.loggers:
         lg.log_metrics(results, step=trainer.global_step)
-    for cb in trainer.callbacks:
+    for cb in getattr(trainer, "callbacks", []):  # Trainer.callbacks: set in __init__, not declared
         if isinstance(cb, EvaluationCallback):
             cb.on_evaluation_end(trainer, run_dir, results, table)
 
@@ -246,7 +249,7 @@ def sweep_retry_checkpoint(cfg: DictConfig, run_dir: Path) -> str | None:
     """A sweep trial that re-runs a killed one (same parameters, Optuna's retry of a stale trial)
     continues from the killed trial's ``last.ckpt`` instead of starting again."""
     tag = cfg.get("optuna_trial")
-    if not tag or cfg.get("resume") or rank_zero_only.rank != 0:
+    if not tag or cfg.get("resume") or not _is_rank_zero():
         return None
     devices = cfg.trainer.get("devices", 1)
     if "ddp" in str(cfg.trainer.get("strategy", "")) or not (isinstance(devices, int) and devices == 1):

@@ -11,6 +11,7 @@ import os
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -76,7 +77,7 @@ except (OSError, AttributeError):
 @dataclass
 class Choice:
     key: str
-    value: object
+    value: Any            # a config value: number, string, list or mapping
     reason: str
 
 

@@ -224,7 +224,7 @@ def _kfold_notes(models: list[ModelResult]) -> list:
 
 
 def _per_model_blocks(models: list[ModelResult]) -> list:
-    out = [("h2", "Per image")]
+    out: list[tuple] = [("h2", "Per image")]
     for m in models:
         cols = [c for c in METRICS if c in m.per_image.columns]
         out += [("h3", m.name), ("table", summarize(m.per_image, cols), ""),
@@ -233,11 +233,11 @@ def _per_model_blocks(models: list[ModelResult]) -> list:
 
 
 def _class_blocks(models: list[ModelResult], fig_dir: Path, metric: str) -> list:
-    with_classes = [m for m in models if m.per_class is not None and m.per_class["class"].nunique() > 1]
-    if not with_classes:
+    per_class = {m.name: m.per_class for m in models if m.per_class is not None and m.per_class["class"].nunique() > 1}
+    if not per_class:
         return []
-    names = list(dict.fromkeys(with_classes[0].per_class["class"]))
-    table = pd.DataFrame({m.name: m.per_class.groupby("class")[metric].mean().reindex(names) for m in with_classes})
+    names = list(dict.fromkeys(next(iter(per_class.values()))["class"]))
+    table = pd.DataFrame({name: pc.groupby("class")[metric].mean().reindex(names) for name, pc in per_class.items()})
     bars = plot_class_bars({c: table[c].to_numpy() for c in table.columns}, names, fig_dir / "per_class.png",
                            metric.capitalize())
     regions = ([("p", "The classes are the BraTS evaluation regions (whole tumour, tumour core, enhancing tumour).")]
@@ -247,7 +247,7 @@ def _class_blocks(models: list[ModelResult], fig_dir: Path, metric: str) -> list
 
 
 def _figure_blocks(models: list[ModelResult], fig_dir: Path) -> list:
-    out = []
+    out: list[tuple] = []
     curves = [(m.name, c) for m in models for c in m.curves]
     if curves:
         out.append(("h2", "Training curves"))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -14,7 +15,8 @@ import numpy as np
 from medseg.utils.io import save_with
 
 
-def _save(fig, path: Path) -> Path:
+def save_figure(fig: Any, path: str | Path) -> Path:
+    """Save a matplotlib figure atomically (format from the suffix, 110 dpi, tight box) and close it."""
     save_with(path, lambda p: fig.savefig(p, format=Path(path).suffix.lstrip(".") or "png", dpi=110,
                                           bbox_inches="tight"))
     plt.close(fig)
@@ -45,7 +47,7 @@ def plot_loss_curve(rows: Sequence[dict], path: str | Path) -> Path:
     else:
         ax.legend(fontsize=8)
     ax.set_title("Training curves")
-    return _save(fig, Path(path))
+    return save_figure(fig, Path(path))
 
 
 def _display_image(image: np.ndarray) -> np.ndarray:
@@ -78,7 +80,7 @@ def plot_overlay(image: np.ndarray, target: np.ndarray, pred: np.ndarray, path: 
         ax.axis("off")
     if title:
         fig.suptitle(title, fontsize=10)
-    return _save(fig, Path(path))
+    return save_figure(fig, Path(path))
 
 
 def plot_class_bars(scores: dict[str, Sequence[float]], class_names: Sequence[str], path: str | Path,
@@ -98,7 +100,7 @@ def plot_class_bars(scores: dict[str, Sequence[float]], class_names: Sequence[st
     ax.grid(axis="y", alpha=0.3)
     ax.legend(fontsize=7)
     ax.set_title(f"{metric} per class")
-    return _save(fig, Path(path))
+    return save_figure(fig, Path(path))
 
 
 def plot_overlay_3d(image: np.ndarray, target: np.ndarray, pred: np.ndarray, path: str | Path, title: str = "",
@@ -132,4 +134,4 @@ def plot_overlay_3d(image: np.ndarray, target: np.ndarray, pred: np.ndarray, pat
         ax.set_title(t, fontsize=9)
     if title:
         fig.suptitle(title, fontsize=10)
-    return _save(fig, Path(path))
+    return save_figure(fig, Path(path))

@@ -22,7 +22,7 @@ only with ``include_patient_id=True``.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -106,6 +106,7 @@ def get_tumour(case_dir: str | Path | None = None, seg: str | Path | None = None
         if seg is None:
             raise ClinicalConfigError(f"{case_dir}: no segmentation file {Path(case_dir).name}_seg.nii.gz in the case and "
                                 "no model given: pass seg=<file.nii.gz> or run_dir=<a trained medseg run>")
+    tumour: Mapping[str, np.ndarray | None]
     if seg is not None:
         tumour, affine = read_segmentation(seg)
         source = f"segmentation file {Path(seg).name}"
@@ -120,7 +121,7 @@ def get_tumour(case_dir: str | Path | None = None, seg: str | Path | None = None
     if case_dir is not None and Path(case_dir).is_dir():
         try:
             image, _ = read_case_images(case_dir, modalities[:1])
-            if image.shape[1:] == tumour["WT"].shape:
+            if (wt := tumour["WT"]) is not None and image.shape[1:] == wt.shape:
                 background = image[0]
         except ClinicalError as exc:
             log.warning("slices drawn without a background image: %s", exc)
@@ -153,12 +154,13 @@ def load_patient(session, patient_id: str | None, case_id: str | None, extra_sym
         else:
             identity = f"the patient's linked case {p.case_id} is the image's case"
     else:
-        p = db.patient_for_case(session, case_id) if case_id else None
-        if p is None:
+        linked = db.patient_for_case(session, case_id) if case_id else None
+        if linked is None:
             raise ClinicalConfigError(
                 f"no patient given and none linked to case {case_id!r} in the patients table: pass patient=<id> "
                 "(or patient_file=<file with the id>, or $MEDSEG_PATIENT_ID)")
         identity = f"patient found through the case id {case_id} in the patients table"
+        p = linked
     info = PatientInfo(p.patient_id, p.age, p.sex, p.case_id, [(s.symptom, s.side) for s in p.symptoms],
                        identity, mismatch)
     info.symptoms += [_parse_symptom(s) for s in extra_symptoms]
@@ -167,8 +169,8 @@ def load_patient(session, patient_id: str | None, case_id: str | None, extra_sym
 
 def _parse_symptom(text: str) -> tuple[str, str | None]:
     """``"hemiparesis:right"`` -> ``("hemiparesis", "right")``."""
-    name, _, side = str(text).partition(":")
-    side = side.strip().lower() or None
+    name, _, after = str(text).partition(":")
+    side = after.strip().lower() or None
     if side not in (None, "left", "right", "both"):
         raise ClinicalConfigError(f"symptom {text!r}: side after ':' must be left, right or both")
     return name.strip(), side
@@ -338,7 +340,7 @@ def report_blocks(result: Diagnosis, case_id: str, slices: Path, include_patient
         ("h2", "Brain regions in the image"),
         ("table", ["structure", "volume (cm3)", "% of tumour", f"found (>= {100 * loc.min_fraction:.0f}%)"],
          [[r.name, round(r.volume_cm3, 2), _pct1(r.fraction), "yes" if r.fraction >= loc.min_fraction else "no"]
-          for r in loc.structures] + ([["outside the map", round(loc.volumes_cm3["WT"] * loc.outside_fraction, 2),
+          for r in loc.structures] + ([["outside the map", round((loc.volumes_cm3["WT"] or 0.0) * loc.outside_fraction, 2),
                                         _pct1(loc.outside_fraction), "-"]]
                                       if loc.outside_fraction and loc.named else [])),
     ]

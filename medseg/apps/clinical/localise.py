@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -118,14 +119,14 @@ def localise(tumour: Mapping[str, np.ndarray | None], affine: np.ndarray, atlas:
                             "nothing to localise")
     affine = np.asarray(affine, float)
     voxel_cm3 = abs(float(np.linalg.det(affine[:3, :3]))) / 1000.0
-    volumes = {k: (None if tumour.get(k) is None else float(np.count_nonzero(tumour[k])) * voxel_cm3)
-               for k in TUMOUR_REGIONS}
+    volumes: dict[str, float | None] = {
+        k: (None if (m := tumour.get(k)) is None else float(np.count_nonzero(m)) * voxel_cm3) for k in TUMOUR_REGIONS}
 
     ijk = np.argwhere(wt)
     centroid = ijk.mean(axis=0)
     centroid_mm = (centroid @ affine[:3, :3].T + affine[:3, 3])
     zooms = tuple(float(z) for z in np.sqrt((affine[:3, :3] ** 2).sum(axis=0)))
-    common = dict(volumes_cm3=volumes, centroid_voxel=tuple(float(c) for c in centroid),
+    common: dict[str, Any] = dict(volumes_cm3=volumes, centroid_voxel=tuple(float(c) for c in centroid),
                   centroid_mm=tuple(float(c) for c in centroid_mm), axcodes=tuple(nib.aff2axcodes(affine)),
                   atlas=getattr(atlas, "name", type(atlas).__name__), min_fraction=min_fraction, spacing=zooms,
                   tumour_voxels=n)
@@ -163,7 +164,8 @@ def localise(tumour: Mapping[str, np.ndarray | None], affine: np.ndarray, atlas:
     structures.sort(key=lambda r: (-r.voxels, r.name))
     centroid_mni = None
     if hasattr(atlas, "to_mni"):
-        centroid_mni = tuple(float(v) for v in atlas.to_mni(centroid[None], affine)[0])
+        cx, cy, cz = (float(v) for v in atlas.to_mni(centroid[None], affine)[0])
+        centroid_mni = (cx, cy, cz)
     return Localisation(hemisphere=hemisphere, side_fractions=side_fractions, regions=overlaps,
                         outside_fraction=outside / n, structures=structures, centroid_mni=centroid_mni, **common)
 

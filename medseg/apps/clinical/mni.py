@@ -31,6 +31,7 @@ import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -100,7 +101,7 @@ def load_template() -> tuple[np.ndarray, np.ndarray]:
     """``(MNI152 T1 brain (float32, 0 outside the brain), affine)`` on its 182 x 218 x 182 1 mm grid."""
     import nibabel as nib
 
-    img = nib.load(str(template_path()))
+    img: Any = nib.load(str(template_path()))  # Nifti1Image (nibabel types load() as its base class)
     return np.asarray(img.dataobj, np.float32), np.asarray(img.affine, float)
 
 
@@ -135,7 +136,7 @@ def build_label_map() -> tuple[np.ndarray, np.ndarray, dict[int, Region]]:
     labels = np.zeros(template.shape, np.int16)
 
     # 1. Harvard-Oxford: running max over the probability volumes (uint8 percent)
-    ho_img = nib.load(str(data / "atlases" / "atlas_harvard_oxford.nii.gz"))
+    ho_img: Any = nib.load(str(data / "atlases" / "atlas_harvard_oxford.nii.gz"))
     ho = np.asarray(ho_img.dataobj)
     best = np.zeros(ho.shape[:3], np.uint8)
     arg = np.full(ho.shape[:3], -1, np.int16)
@@ -155,7 +156,7 @@ def build_label_map() -> tuple[np.ndarray, np.ndarray, dict[int, Region]]:
     labels[:] = _resample_labels(ho_labels, np.asarray(ho_img.affine, float), template.shape, t_aff)
 
     # 2. AAL2 cerebellum where Harvard-Oxford is empty
-    aal_img = nib.load(str(data / "atlases" / "atlas_aal.nii.gz"))
+    aal_img: Any = nib.load(str(data / "atlases" / "atlas_aal.nii.gz"))
     aal = _resample_labels(np.asarray(aal_img.dataobj).astype(np.int32), np.asarray(aal_img.affine, float),
                            template.shape, t_aff)
     for idx, raw in _read_labels_csv(data / "atlases" / "labels_aal.csv").items():
@@ -200,7 +201,7 @@ def load_label_map() -> tuple[np.ndarray, np.ndarray, dict[int, Region]]:
     folder = cache_dir()
     nii, names = folder / f"mni_ho_aal_v{CACHE_VERSION}.nii.gz", folder / f"mni_ho_aal_v{CACHE_VERSION}.csv"
     if nii.is_file() and names.is_file():
-        img = nib.load(str(nii))
+        img: Any = nib.load(str(nii))
         with open(names, newline="", encoding="utf-8") as fh:
             regions = {int(r["label"]): Region(int(r["label"]), r["name"], r["structure"], r["side"] or None)
                        for r in csv.DictReader(fh)}

@@ -126,6 +126,12 @@ class Atlas(ABC):
     """A label map queried at voxels of a case grid."""
 
     regions: dict[int, Region]
+    #: True when :meth:`labels_at` needs a case -> atlas transform first (:meth:`bind`)
+    needs_registration: bool = False
+
+    def bind(self, case_to_mni: np.ndarray) -> Atlas:
+        """This atlas seen through a case -> atlas transform (an atlas on the case grid needs none)."""
+        return self
 
     @abstractmethod
     def labels_at(self, ijk: np.ndarray, shape: Sequence[int], affine: np.ndarray) -> np.ndarray:

@@ -51,7 +51,7 @@ def plot_slices(background: np.ndarray | None, tumour: Mapping[str, np.ndarray |
     import matplotlib.pyplot as plt
     from matplotlib.patches import Patch
 
-    from medseg.report.plots import _save
+    from medseg.report.plots import save_figure
 
     layers = [_to_ras(np.asarray(m, bool), affine) for m in _layers(tumour)]
     wt = np.logical_or.reduce(layers)
@@ -82,7 +82,7 @@ def plot_slices(background: np.ndarray | None, tumour: Mapping[str, np.ndarray |
     fig.legend(handles=[Patch(color=col, label=n) for n, col in _LAYERS], loc="lower center", ncol=3, fontsize=8)
     if title:
         fig.suptitle(title, fontsize=10)
-    return _save(fig, Path(path))
+    return save_figure(fig, Path(path))
 
 
 def plot_registration(template: np.ndarray, t_affine: np.ndarray, registered: np.ndarray, path: str | Path,
@@ -95,7 +95,7 @@ def plot_registration(template: np.ndarray, t_affine: np.ndarray, registered: np
     import matplotlib.pyplot as plt
     from matplotlib.lines import Line2D
 
-    from medseg.report.plots import _save
+    from medseg.report.plots import save_figure
 
     bg = _to_ras(np.asarray(template, np.float32), t_affine)
     case = _to_ras(np.asarray(registered, bool), t_affine).astype(np.float32)
@@ -119,7 +119,7 @@ def plot_registration(template: np.ndarray, t_affine: np.ndarray, registered: np
                loc="lower center", ncol=2, fontsize=8)
     if title:
         fig.suptitle(title, fontsize=10)
-    return _save(fig, Path(path))
+    return save_figure(fig, Path(path))
 
 
 def _ras_zooms(affine: np.ndarray) -> np.ndarray:

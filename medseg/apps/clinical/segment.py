@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from pathlib import Path
-from types import SimpleNamespace
+from typing import Any
 
 import numpy as np
 
@@ -49,13 +49,15 @@ def read_case_images(case_dir: str | Path, modalities: Sequence[str] = MODALITIE
     case_dir = Path(case_dir)
     if not case_dir.is_dir():
         raise ClinicalDataError(f"{case_dir}: case folder not found")
-    paths = {m: case_file(case_dir, m) for m in modalities}
-    missing = [m for m, p in paths.items() if p is None]
+    found = {m: case_file(case_dir, m) for m in modalities}
+    missing = [m for m, p in found.items() if p is None]
     if missing:
         expected = ", ".join(f"{case_dir.name}_{m}.nii.gz" for m in missing)
         raise ClinicalDataError(f"{case_dir}: case {case_dir.name} is missing modality {', '.join(missing)} "
                             f"(expected {expected}); the model needs all of {', '.join(modalities)}")
-    arrays, affine = [], None
+    paths = {m: p for m, p in found.items() if p is not None}  # all of them
+    arrays: list[np.ndarray] = []
+    affine: np.ndarray | None = None
     for m in modalities:
         data, aff, _ = read_nifti(paths[m], f"{m} image")
         if arrays and data.shape != arrays[0].shape:
@@ -69,6 +71,7 @@ def read_case_images(case_dir: str | Path, modalities: Sequence[str] = MODALITIE
     image = np.stack(arrays)
     if not np.isfinite(image).all():
         raise ClinicalDataError(f"{case_dir}: an image contains NaN or infinite values")
+    assert affine is not None  # at least one modality was read
     return image, affine
 
 
@@ -89,20 +92,22 @@ BRATS_LABEL_MODES = {"regions": ("multilabel", ("whole_tumour", "tumour_core", "
 def _run_spec(run_cfg, in_channels: int, task: str | None, class_names: Sequence[str] | None):
     """What :func:`medseg.pipelines.build.build_module` needs from a datamodule, without loading data:
     the task and classes come from the run's reader config (``label_mode``) or the reader class."""
+    from medseg.pipelines.build import DataInfo  # imports torch and Lightning: only when a model runs
+
     if task is None or class_names is None:
         reader = (run_cfg.get("data") or {}).get("reader") or {}
-        if reader.get("label_mode") in BRATS_LABEL_MODES:
-            found_task, found_names = BRATS_LABEL_MODES[reader.get("label_mode")]
-        elif reader.get("_target_"):
+        if (mode := reader.get("label_mode")) in BRATS_LABEL_MODES:
+            found_task, found_names = BRATS_LABEL_MODES[mode]
+        elif target := reader.get("_target_"):
             from hydra.utils import get_class
 
-            cls = get_class(reader.get("_target_"))
+            cls: Any = get_class(str(target))
             found_task, found_names = cls.task, cls.class_names
         else:
             raise ClinicalConfigError("the run's config has no data.reader to tell the model's classes")
         task, class_names = task or found_task, class_names or list(found_names)
     # spatial_dims: build_module passes it to models that take it (3D volumes here)
-    return SimpleNamespace(task=task, class_names=list(class_names), in_channels=in_channels, spatial_dims=3)
+    return DataInfo(task=task, class_names=list(class_names), in_channels=in_channels, spatial_dims=3)
 
 
 def _back_to_case_grid(fg: np.ndarray, meta: dict, shape: tuple[int, ...]) -> np.ndarray:
@@ -134,18 +139,18 @@ def maps_from_prediction(fg: np.ndarray, task: str, class_names: Sequence[str]) 
     if task == "binary":
         return {"WT": fg[0].astype(bool), "TC": None, "ET": None}
     if task == "multilabel":
-        out = {}
+        out: dict[str, np.ndarray | None] = {}
         for key, alias in aliases.items():
             idx = next((i for i, n in enumerate(names) if n in alias), None)
             out[key] = None if idx is None else fg[idx].astype(bool)
         if out["WT"] is None:
-            out["WT"] = fg.any(axis=0)
+            out["WT"] = np.asarray(fg.any(axis=0))
         return out
     if task == "multiclass" and fg.shape[0] == 3:
         labels = np.zeros(fg.shape[1:], np.int16)
         for k, value in enumerate((1, 2, 4)):
             labels[fg[k]] = value
-        return regions_from_labels(labels)
+        return dict(regions_from_labels(labels))
     raise ClinicalDataError(f"cannot turn a {task} model with classes {list(class_names)} into BraTS tumour regions")
 
 
@@ -159,7 +164,7 @@ def segment_with_run(run_dir: str | Path, case_dir: str | Path, ckpt: str = "bes
     """
     import torch
     from hydra.utils import instantiate
-    from omegaconf import OmegaConf
+    from omegaconf import DictConfig, OmegaConf
 
     from medseg.data.case import Case
     from medseg.data.preprocess import Compose
@@ -171,6 +176,8 @@ def segment_with_run(run_dir: str | Path, case_dir: str | Path, ckpt: str = "bes
     if not saved.is_file():
         raise ClinicalConfigError(f"{run_dir}: not a medseg run folder (run_dir=) (no .hydra/config.yaml)")
     run_cfg = OmegaConf.load(saved)
+    if not isinstance(run_cfg, DictConfig):
+        raise ClinicalConfigError(f"{saved}: not a run config (a mapping)")
     reader_cfg = (run_cfg.get("data") or {}).get("reader") or {}
     modalities = list(reader_cfg.get("modalities") or modalities)  # the run's channel order wins
     image, affine = read_case_images(case_dir, modalities)

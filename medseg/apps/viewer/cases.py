@@ -30,7 +30,6 @@ import time
 import zlib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from types import SimpleNamespace
 from typing import NamedTuple
 
 import numpy as np
@@ -47,7 +46,7 @@ from medseg.errors import DataError, MedsegError
 from medseg.evaluation import PREDICTIONS, case_target, load_prediction, model_probs
 from medseg.inference.ensemble import combine
 from medseg.module import SegmentationModule
-from medseg.pipelines.build import build_module, load_weights
+from medseg.pipelines.build import DataInfo, build_module, load_weights
 from medseg.pipelines.eval import load_run_config, resolve_checkpoint
 from medseg.pipelines.predict import folder_cases, predict_package_input
 from medseg.tasks import Task
@@ -180,7 +179,8 @@ def run_config(run_dir: Path) -> DictConfig:
     not a Hydra app, so Hydra's resolver is not there to answer them."""
     cfg = load_run_config(run_dir)
     hydra_yaml = run_dir / ".hydra" / "hydra.yaml"
-    hydra = OmegaConf.load(hydra_yaml).get("hydra") if hydra_yaml.is_file() else None
+    hydra_cfg = OmegaConf.load(hydra_yaml) if hydra_yaml.is_file() else None
+    hydra = hydra_cfg.get("hydra") if isinstance(hydra_cfg, DictConfig) else None
     fallback = {"runtime.cwd": str(run_dir), "runtime.output_dir": str(run_dir)}
 
     def value(m: re.Match) -> str:
@@ -190,7 +190,9 @@ def run_config(run_dir: Path) -> DictConfig:
             raise DataError(f"{run_dir / '.hydra' / 'config.yaml'}: cannot resolve ${{hydra:{m.group(1)}}}")
         return str(v)
 
-    return OmegaConf.create(HYDRA_REF.sub(value, OmegaConf.to_yaml(cfg)))
+    resolved = OmegaConf.create(HYDRA_REF.sub(value, OmegaConf.to_yaml(cfg)))
+    assert isinstance(resolved, DictConfig)  # a run config is a mapping
+    return resolved
 
 
 class RunAssets:
@@ -216,8 +218,8 @@ class RunAssets:
     def module(self, in_channels: int) -> SegmentationModule:
         with self._lock:
             if self._module is None:
-                info = SimpleNamespace(task=self.dm.task, class_names=self.dm.class_names,
-                                       in_channels=in_channels, spatial_dims=self.dm.spatial_dims)
+                info = DataInfo(task=self.dm.task, class_names=list(self.dm.class_names),
+                                in_channels=in_channels, spatial_dims=self.dm.spatial_dims)
                 module = build_module(self.cfg, info)
                 load_weights(module, resolve_checkpoint(self.run_dir, "best"))
                 self._module = module.eval()
@@ -327,10 +329,11 @@ class CaseStore:
                     probs = self._probs_fn(model, int(case.image.shape[0]))(case)
                 pred = assets.task.discretize(probs[None], thr)[0].numpy()
                 del probs
-            target = case_target(assets.task, case)
-            target = target.numpy() if target is not None else None
+            target_t = case_target(assets.task, case)
+            target = target_t.numpy() if target_t is not None else None
             t2 = time.perf_counter()
-        extra = {"server_ms": {"read": round(1000 * (t1 - t0)), "predict": round(1000 * (t2 - t1))},"model": model.id, "prediction_source": source, "threshold": thr,
+        extra = {"server_ms": {"read": round(1000 * (t1 - t0)), "predict": round(1000 * (t2 - t1))},
+                 "model": model.id, "prediction_source": source, "threshold": thr,
                  "channel_names": assets.channel_names(int(case.image.shape[0])),
                  "metrics": _row(model.per_image, case_id), "class_metrics": _class_rows(model, case_id)}
         view = make_view(case, assets.task, pred, target, extra)
