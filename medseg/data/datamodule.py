@@ -117,7 +117,7 @@ class SegmentationDataModule(L.LightningDataModule):
         self.reader_factory, self.synthesize, self.synth_parent = reader, synthesize, synth_parent
         if fov not in (None, "auto", "none"):
             raise ConfigError(f"data.fov must be auto or null, got {fov!r}")
-        head = [FieldOfView()] if fov == "auto" else []
+        head: list[Callable[[Case], Case]] = [FieldOfView()] if fov == "auto" else []
         if max_size is not None or spacing is not None:
             head.append(Resample(max_size=max_size, spacing=spacing))
         self.read_steps = Compose(head)  # applied to raw cases too (overlays, baselines)
@@ -187,16 +187,17 @@ class SegmentationDataModule(L.LightningDataModule):
                           f"zero-padded (e.g. {small[:3]})", stacklevel=2)
 
     def _load_split(self, ids: list[str]) -> Sequence[Case]:
+        reader = self._reader()
         if not self.cache_dir:
-            return [self._prepare(c) for c in self.reader.load_cases(ids)]
-        cache = CaseCache(self.cache_dir, fingerprint(self.reader, self.preprocess, self.use_roi), mmap=self.lazy)
+            return [self._prepare(c) for c in reader.load_cases(ids)]
+        cache = CaseCache(self.cache_dir, fingerprint(reader, self.preprocess, self.use_roi), mmap=self.lazy)
         done = []
         for cid in ids:
             if not cache.has(cid):
                 try:
-                    case = self._prepare(self.reader.load_case(cid))
+                    case = self._prepare(reader.load_case(cid))
                 except DataError as exc:
-                    if self.reader.strict:
+                    if reader.strict:
                         raise
                     warnings.warn(f"skipping case {cid}: {exc}", stacklevel=2)
                     continue
@@ -207,7 +208,7 @@ class SegmentationDataModule(L.LightningDataModule):
         return CachedCases(cache, done) if self.lazy else [cache.load(c) for c in done]
 
     def _make_splits(self) -> dict[str, list[str]]:
-        reader = self.reader
+        reader = self._reader()
         splits = reader.available_splits()
         train_split = find_split(self.train_split, splits)
         if train_split is None:
@@ -257,7 +258,7 @@ class SegmentationDataModule(L.LightningDataModule):
                                 f"name(s) match no case; cases look like {sorted(all_known)[:3]})")
             return found
 
-        group_of = self.reader.group_of
+        group_of = self._reader().group_of
         if isinstance(spec, list):
             fold = 0 if self.fold is None else int(self.fold)
             if self.fold is not None and self.n_folds != len(spec):
@@ -277,16 +278,19 @@ class SegmentationDataModule(L.LightningDataModule):
                 val = [c for c in val if c not in set(test)]
             return {"train": sorted(train), "val": sorted(val), "test": sorted(test)}
         train = ids(spec["train"], "train")
-        test = ids(spec["test"], "test") if spec.get("test") else None
-        if test is None and test_ids:
+        if spec.get("test"):
+            test = ids(spec["test"], "test")
+        elif test_ids:
             test = sorted(test_ids)
-        if test is None:
+        else:
             train, test = grouped_holdout(train, self.test_fraction, self.seed + 1, group_of)
             log.warning("%s: no test list: %d cases of train held out as the test set", source, len(test))
-        val = ids(spec["val"], "val") if spec.get("val") else None
-        if val is None:
-            train, val = (train, []) if self.val_fraction == 0 else \
-                grouped_holdout(train, self.val_fraction, self.seed, group_of)
+        if spec.get("val"):
+            val = ids(spec["val"], "val")
+        elif self.val_fraction == 0:
+            val = []
+        else:
+            train, val = grouped_holdout(train, self.val_fraction, self.seed, group_of)
         overlap = (set(train) & set(val)) | (set(train) & set(test)) | (set(val) & set(test))
         if overlap:
             raise DataError(f"{source}: cases in more than one split: {sorted(overlap)[:5]}")
@@ -323,6 +327,7 @@ class SegmentationDataModule(L.LightningDataModule):
     # ----------------------------------------------------------- dataloaders
     def train_dataset(self):
         if self.train_mode == "resize":
+            assert self.resize is not None  # checked in __init__
             return ResizeDataset(self.cases["train"], self.resize, augment=self.augment, seed=self.seed)
         return PatchDataset(self.cases["train"], self.patch_size, self.samples_per_epoch,
                             self.foreground_fraction, augment=self.augment, seed=self.seed,
@@ -356,8 +361,8 @@ class SegmentationDataModule(L.LightningDataModule):
 
 
 def _reseed_worker(worker_id: int) -> None:
-    info = torch.utils.data.get_worker_info()
-    aug = getattr(info.dataset, "augment", None)
+    info = torch.utils.data.get_worker_info()  # set: this runs in a worker
+    aug = getattr(getattr(info, "dataset", None), "augment", None)
     if aug is not None and hasattr(aug, "reseed"):
         aug.reseed(int(torch.initial_seed() % 2**31))
     np.random.seed(int(torch.initial_seed() % 2**32))
@@ -398,5 +403,5 @@ class ResumableLoader(DataLoader):
 
     def load_state_dict(self, state: dict) -> None:
         if isinstance(self.sampler, EpochSampler) and "epoch" in state:
-            n = int(state.get("batches", 0)) * int(state.get("batch_size", self.batch_size))
+            n = int(state.get("batches", 0)) * int(state.get("batch_size", self.batch_size or 1))
             self.sampler.skip_next(n, epoch=int(state["epoch"]))

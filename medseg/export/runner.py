@@ -326,11 +326,11 @@ def gaussian_importance(patch: Sequence[int], sigma_scale: float = 0.125, mode: 
     minimum (>= 1e-3)."""
     if mode == "constant":
         return np.ones(tuple(patch), np.float32)
-    imp = None
+    imp = np.ones((), np.float32)
     for i, p in enumerate(patch):
         x = np.arange(-(p - 1) / 2.0, (p - 1) / 2.0 + 1, dtype=np.float32)
         x = np.exp(x ** 2 / np.float32(-2 * (p * sigma_scale) ** 2)).astype(np.float32)
-        imp = x if i == 0 else imp[..., None] * x[(None,) * i]
+        imp = imp[..., None] * x[(None,) * i]  # the outer product of the axes' Gaussians
     return np.maximum(imp, max(float(imp.min()), 1e-3)).astype(np.float32)
 
 
@@ -358,7 +358,8 @@ def sliding_window(net: Callable[[np.ndarray], np.ndarray], image: np.ndarray, r
     grids = np.meshgrid(*window_starts(size, roi, overlap), indexing="ij")
     origins = np.stack([g.ravel() for g in grids], 1)
     weight = gaussian_importance(roi, sigma_scale, blend)
-    out = count = None
+    out: np.ndarray | None = None
+    count = np.zeros(size, np.float32)
     for b in range(0, len(origins), sw_batch_size):
         batch = origins[b:b + sw_batch_size]
         slices = [tuple(slice(int(o), int(o) + r) for o, r in zip(org, roi)) for org in batch]
@@ -366,11 +367,11 @@ def sliding_window(net: Callable[[np.ndarray], np.ndarray], image: np.ndarray, r
         logits = np.asarray(net(np.ascontiguousarray(windows)), np.float32)
         if out is None:
             out = np.zeros((1, logits.shape[1], *size), np.float32)
-            count = np.zeros(size, np.float32)
             for org in origins:
                 count[tuple(slice(int(o), int(o) + r) for o, r in zip(org, roi))] += weight
         for k, s in enumerate(slices):
             out[(0, slice(None)) + s] += logits[k] * weight
+    assert out is not None  # there is at least one window
     out /= count
     crop = tuple(slice(lo, lo + s) for (lo, _), s in zip(pads[2:], spatial))
     return np.ascontiguousarray(out[(slice(None), slice(None)) + crop])
@@ -522,11 +523,10 @@ class Model:
 
         if not tta.get("enabled"):
             return probs(image)
-        total = None
         transforms = tta_transforms(self.spatial_dims, bool(tta.get("flips", True)), bool(tta.get("rot90", True)))
-        for t in transforms:
-            p = _tta_inverse(probs(_tta_forward(image, t)), t)
-            total = p if total is None else total + p
+        total = _tta_inverse(probs(_tta_forward(image, transforms[0])), transforms[0])  # the identity
+        for t in transforms[1:]:
+            total = total + _tta_inverse(probs(_tta_forward(image, t)), t)
         return total / len(transforms)
 
     def probabilities(self, image: np.ndarray) -> np.ndarray:
@@ -534,10 +534,10 @@ class Model:
         x = np.ascontiguousarray(image, np.float32)[None]
         members = []
         for group in self.groups:  # the mean of a member's folds (medseg's inference.ensemble.combine)
-            fold_mean = None
-            for k in group:
-                p = self._member_probs(self.nets[k], x)[0].astype(np.float32)
-                fold_mean = p * (1.0 / len(group)) if fold_mean is None else fold_mean + p * (1.0 / len(group))
+            share = 1.0 / len(group)
+            fold_mean = self._member_probs(self.nets[group[0]], x)[0].astype(np.float32) * share
+            for k in group[1:]:
+                fold_mean = fold_mean + self._member_probs(self.nets[k], x)[0].astype(np.float32) * share
             members.append(fold_mean)
         out = members[0]
         if len(members) > 1:  # the weighted mean of the members, as medseg's Selection.combine
@@ -626,7 +626,7 @@ def read_input(path: str | os.PathLike, channels: int) -> dict:
         except ImportError as exc:
             raise InputError("reading NIfTI needs nibabel: pip install nibabel") from exc
         try:
-            img = nib.load(str(path))
+            img: Any = nib.load(str(path))  # a Nifti1Image (nibabel types load() as its base class)
             data = np.asarray(img.dataobj, dtype=np.float32)
         except Exception as exc:  # nibabel raises several types for broken files
             raise InputError(f"{path}: cannot read NIfTI ({exc})") from exc
@@ -641,10 +641,9 @@ def read_input(path: str | os.PathLike, channels: int) -> dict:
             raise InputError("reading images needs Pillow: pip install pillow") from exc
         mode = "RGB" if channels == 3 else "L" if channels == 1 else None
         try:
-            with Image.open(path) as im:
-                im.load()
-                if mode is not None and im.mode != mode:
-                    im = im.convert(mode)
+            with Image.open(path) as opened:
+                opened.load()
+                im = opened.convert(mode) if mode is not None and opened.mode != mode else opened
                 raw = np.asarray(im).copy()
         except Exception as exc:  # PIL raises OSError, SyntaxError, ValueError for broken files
             raise InputError(f"{path}: cannot read image ({exc})") from exc
@@ -668,7 +667,8 @@ def read_case_folder(folder: str | os.PathLike, modalities: Sequence[str]) -> di
         import nibabel as nib
     except ImportError as exc:
         raise InputError("reading NIfTI needs nibabel: pip install nibabel") from exc
-    channels, img = [], None
+    channels: list[np.ndarray] = []
+    img: Any = None  # the last modality's Nifti1Image: its affine and zooms go into the metadata
     for m in modalities:
         found = sorted(f for f in folder.iterdir() if re.search(rf"[_-]{re.escape(m)}\.nii(\.gz)?$", f.name, re.I))
         if len(found) != 1:
@@ -705,7 +705,8 @@ def _brain(folder: Path, image: np.ndarray) -> np.ndarray:
 
     masks = sorted(f for f in folder.iterdir() if re.search(r"brain_?mask\.nii(\.gz)?$", f.name, re.I))
     if masks:
-        brain = np.asarray(nib.load(str(masks[0])).dataobj) > 0
+        mask_img: Any = nib.load(str(masks[0]))
+        brain = np.asarray(mask_img.dataobj) > 0
         if brain.shape == image.shape[1:] and brain.any():
             return brain
     bg = np.asarray([border_background(c) for c in image], np.float32).reshape((-1,) + (1,) * (image.ndim - 1))
@@ -713,11 +714,13 @@ def _brain(folder: Path, image: np.ndarray) -> np.ndarray:
 
 
 def is_case_folder(folder: Path, modalities: Sequence[str] | None) -> bool:
-    return bool(modalities) and folder.is_dir() and all(
+    if not modalities:
+        return False
+    return folder.is_dir() and all(
         any(f.name.lower().endswith((f"_{m}.nii.gz", f"_{m}.nii")) for f in folder.iterdir()) for m in modalities)
 
 
-def _write_atomic(path: Path, write: Callable[[Path], None]) -> None:
+def _write_atomic(path: Path, write: Callable[[Path], object]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     try:

@@ -13,7 +13,7 @@ import shutil
 import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
@@ -34,6 +34,7 @@ from medseg.export.package import (
 from medseg.inference.inferers import net_size_divisor
 from medseg.pipelines.build import build_module, load_weights
 from medseg.pipelines.eval import load_run_config, resolve_checkpoint
+from medseg.tasks import Task
 from medseg.utils.io import write_json_atomic, write_text_atomic
 
 log = logging.getLogger(__name__)
@@ -58,7 +59,7 @@ def _reader_modalities(rc: DictConfig) -> list[str] | None:
     given = rc.data.reader.get("modalities")
     if given is not None:
         return [str(m) for m in given]
-    param = inspect.signature(get_class(str(rc.data.reader._target_)).__init__).parameters.get("modalities")
+    param = inspect.signature(get_class(str(rc.data.reader._target_))).parameters.get("modalities")
     return [str(m) for m in param.default] if param is not None and param.default is not inspect.Parameter.empty else None
 
 
@@ -144,7 +145,8 @@ def export_run(cfg: DictConfig, out_dir: str | Path) -> Path:
     if bool(given_run) == bool(given_sel):
         raise ConfigError("give run_dir=<run or k-fold folder> or selection=<selection.json or its folder>, "
                           f"exactly one (got run_dir={given_run}, selection={given_sel})")
-    selection, sel_spec = None, None
+    selection: Selection | None = None
+    sel_spec: dict[str, Any] = {}
     if given_sel:
         import json
 
@@ -186,7 +188,9 @@ def export_run(cfg: DictConfig, out_dir: str | Path) -> Path:
     work = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.tmp-"))
     try:
         (work / "models").mkdir()
-        manifest_members, task, inference = [], None, None
+        manifest_members: list[dict[str, Any]] = []
+        task: Task | None = None
+        inference: dict[str, Any] | None = None
         for k, (d, c) in enumerate(zip(members, run_cfgs)):
             if preprocess_spec(c.data.get("preprocess")) != steps:
                 raise ConfigError(f"{d}: data.preprocess differs from {members[0]}'s; they cannot share a package")
@@ -220,6 +224,9 @@ def export_run(cfg: DictConfig, out_dir: str | Path) -> Path:
             name = f"{d.parent.name}/{d.name}" if selection is not None and d.name.startswith("fold_") else d.name
             manifest_members.append({"name": name, "checkpoint": str(ckpt), "network": type(module.net).__name__,
                                      "files": files, "export": exports})
+        assert task is not None and inference is not None  # there is at least one member
+        postprocessing: dict[str, Any]
+        ensemble: dict[str, Any]
         if selection is not None:
             threshold = selection.thresholds if selection.thresholds is not None else task.threshold
             decision = decision_spec(task.kind, task.class_names, threshold, selection.temperature)
@@ -232,7 +239,7 @@ def export_run(cfg: DictConfig, out_dir: str | Path) -> Path:
             threshold = task.threshold if threshold is None else (
                 list(threshold) if OmegaConf.is_list(threshold) else float(threshold))
             decision = decision_spec(task.kind, task.class_names, threshold, float(cfg.get("temperature") or 1.0))
-            postprocessing = OmegaConf.to_container(cfg.postprocessing) if cfg.get("postprocessing") else {}
+            postprocessing = cast(dict, OmegaConf.to_container(cfg.postprocessing)) if cfg.get("postprocessing") else {}
             ensemble = {"method": "mean", "weights": None}
         unknown = sorted(set(postprocessing) - set(task.class_names))
         if unknown:
@@ -325,7 +332,7 @@ def _selection_summary(path: Path, spec: dict, groups: list[list[Path]]) -> dict
 
 def build_card(cfg: DictConfig, manifest: dict, rc: DictConfig, run_dir: Path, members: list[Path],
                is_kfold: bool, info, groups: list[list[Path]] | None = None) -> dict[str, Any]:
-    data = OmegaConf.to_container(rc.data, resolve=True)
+    data = cast(dict, OmegaConf.to_container(rc.data, resolve=True))
     spacing = None
     reader_spacing = data.get("reader", {}).get("spacing") if isinstance(data.get("reader"), dict) else None
     if reader_spacing:

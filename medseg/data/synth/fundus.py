@@ -34,7 +34,7 @@ def _smooth_field(rng: np.random.Generator, shape: tuple[int, int], scale: float
 
 def _grow_tree(rng, start, angle, width, scale, fov_center, fov_radius, depth=0):
     """Yield polylines (points, width, contrast) of a branching random walk."""
-    branches = []
+    branches: list[tuple[list[tuple[float, ...]], float, float]] = []
     stack = [(np.array(start, float), angle, width, depth)]
     while stack and len(branches) < 400:
         pos, ang, w, d = stack.pop()
