@@ -223,10 +223,11 @@ def main() -> None:
             row["wall_s"] = round(time.perf_counter() - t0, 1)
             rows.append(row)
             print(json.dumps(row), flush=True)
-    (work / f"bench_plan_memory{'_' + a.only if a.only else ''}_{'_'.join(wanted)}.json").write_text(json.dumps(rows, indent=2))
+    result = work / f"bench_plan_memory{'_' + a.only if a.only else ''}_{'_'.join(wanted)}.json"
+    result.write_text(json.dumps(rows, indent=2))
     print("\n" + _table(rows))
-    print(f"\nshared machine (other jobs running): memory figures are RSS peaks; full result: "
-          f"{work / 'bench_plan_memory.json'}")
+    print(f"\nload average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs at the end (the CPU plans' step times, "
+          f"so their sizes, depend on it; memory figures are RSS peaks); full result: {result}")
 
 
 if __name__ == "__main__":
