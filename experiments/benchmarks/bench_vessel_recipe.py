@@ -91,6 +91,9 @@ VARIANTS: dict[str, Variant] = {
     "residual": Variant("residual U-Net (model=residual_unet)", ("model=residual_unet",)),
     "light_augment": Variant("+ rotation, scaling, shifts, brightness/contrast (augment=light)", ("augment=light",)),
     "planned": Variant("medseg-plan's experiment for the fold and its budget (issue #15)", planned=True),
+    "lr_high": Variant("Adam lr 5e-3 (shipped: 2e-3)", ("optimizer.lr=5.0e-3",)),
+    "sgd_poly": Variant("nnU-Net's optimiser: SGD lr 0.01, Nesterov momentum 0.99, poly schedule",
+                        ("optimizer=sgd", "scheduler=poly")),
 }
 QUICK = ("data.samples_per_epoch=64",)
 
