@@ -8,6 +8,7 @@ postprocessing are written as plain values into ``package.json`` for the standal
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import shutil
 import tempfile
@@ -178,7 +179,7 @@ def export_run(cfg: DictConfig, out_dir: str | Path) -> Path:
             raise CheckpointError(f"{first_ckpt}: the network takes {ckpt_channels} channels, the run's "
                                   f"preprocessing gives {net_channels}; set overrides={{data: {{root: <the data>}}}}")
         info.in_channels = net_channels = ckpt_channels
-    net_info = type(info)(**{**vars(info), "in_channels": net_channels})
+    net_info = dataclasses.replace(info, in_channels=net_channels)
 
     out_dir = Path(out_dir).expanduser()
     if out_dir.exists() and any(out_dir.iterdir()):
