@@ -21,12 +21,11 @@ from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image
 
 from medseg.data.case import Case
 from medseg.data.preprocess import uncrop
 from medseg.tasks import Task
-from medseg.utils.io import save_with
+from medseg.utils.io import save_with, write_image
 
 #: BraTS label values for class indices 0..3 (background, necrotic core, oedema, enhancing tumour)
 BRATS_LABELS = (0, 1, 2, 4)
@@ -53,7 +52,7 @@ def brats_labels_from_regions(wt: np.ndarray, tc: np.ndarray, et: np.ndarray) ->
 
 
 def _png(path: Path, array: np.ndarray) -> Path:
-    return save_with(path, lambda p: Image.fromarray(array).save(p, format="PNG"))
+    return write_image(path, array, "PNG")
 
 
 def write_png_mask(out_dir: str | Path, case_id: str, task: Task, pred: torch.Tensor) -> list[Path]:
@@ -184,5 +183,4 @@ def write_nnunet_prediction(out_dir: str | Path, case: Case, task: Task, pred: t
         return save_with(path, lambda p: sitk.WriteImage(img, str(p), useCompression=True))
     labels = to_source_grid(labels, case.meta)
     fmt = {".png": "PNG", ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF"}.get(file_ending.lower(), "PNG")
-    return save_with(path, lambda p: Image.fromarray(labels.astype(np.uint8) if labels.max() < 256
-                                                     else labels.astype(np.uint16)).save(p, format=fmt))
+    return write_image(path, labels.astype(np.uint8) if labels.max() < 256 else labels.astype(np.uint16), fmt)

@@ -14,11 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 from scipy import ndimage
 
 from medseg.data.formats.nifti import write_nifti
-from medseg.utils.io import save_with, write_json_atomic
+from medseg.utils.io import save_with, write_image, write_json_atomic
 
 MARKER = ".medseg_synthetic.json"
 SHAPES = ("round", "square", "diamond")
@@ -131,4 +130,4 @@ def _save(path: Path, arr: np.ndarray) -> None:
         save_with(path, lambda p: sitk.WriteImage(img, str(p), useCompression=True))
         return
     fmt = {".png": "PNG", ".tif": "TIFF", ".bmp": "BMP", ".jpg": "JPEG", ".ppm": "PPM", ".pgm": "PPM"}[path.suffix]
-    save_with(path, lambda p: Image.fromarray(arr).save(p, format=fmt))
+    write_image(path, arr, fmt)
