@@ -22,6 +22,12 @@ the MONAI peer trained in the same run for the paired comparison. Variants (one 
 * ``residual``: ``model=residual_unet`` (residual blocks with 1x1-projected shortcuts, same widths);
 * ``light_augment``: ``augment=light`` (flips plus +-10 degree rotation, 0.9-1.1 scaling, 5 % shifts
   and mild brightness/contrast, instead of flips alone);
+* ``narrow``: U-Net base 12 (instead of 16), depth 4: cheaper steps, more epochs in the budget;
+* ``p96_d3``: 96x96 patches, batch 12, depth 3: the experiment ``medseg-plan`` wrote on every fold of
+  results.md section 9d, as fixed overrides (no planning-time step timing);
+* ``postprocess`` / ``p96_d3_postprocess``: that variant's final weights scored with components
+  smaller than a cut-off removed, the cut-off chosen on the fold's 2 validation images (none, 5-80 px,
+  or medseg-select's percentiles of the validation masks' component sizes); no extra training;
 * ``planned``: not a change to the shipped recipe but its replacement: ``medseg-plan`` fingerprints
   the fold's 15 training and validation images and writes an experiment fitted to the fold's budget
   (issue #15); it trains with the plan's own epochs (no calibration) under the same ``max_time``.
@@ -71,6 +77,7 @@ class Variant:
     train_on_all: bool = False  # all 15 training images, no validation (bench_quality.medseg_fold)
     tta: bool = False  # score with test-time augmentation (flips and 90-degree rotations, 8 views in 2D)
     planned: bool = False  # the experiment medseg-plan writes for the fold and its budget (bench_quality.plan_fold)
+    postprocess: bool = False  # remove small components, the cut-off chosen on the validation images
 
 
 VARIANTS: dict[str, Variant] = {
@@ -94,7 +101,15 @@ VARIANTS: dict[str, Variant] = {
     "lr_high": Variant("Adam lr 5e-3 (shipped: 2e-3)", ("optimizer.lr=5.0e-3",)),
     "sgd_poly": Variant("nnU-Net's optimiser: SGD lr 0.01, Nesterov momentum 0.99, poly schedule",
                         ("optimizer=sgd", "scheduler=poly")),
+    "narrow": Variant("narrower U-Net (base 12, depth 4)", ("model.base_channels=12",)),
+    "p96_d3": Variant("96x96 patches, batch 12, depth 3 (the planner's choice of 9d, fixed)",
+                      ("data.patch_size=[96,96]", "data.batch_size=12", "model.depth=3")),
+    "postprocess": Variant("+ small components removed, cut-off chosen on validation (shipped runs)",
+                           reuse="shipped", postprocess=True),
+    "p96_d3_postprocess": Variant("p96_d3 + small components removed, cut-off chosen on validation",
+                                  reuse="p96_d3", postprocess=True),
 }
+MIN_SIZES = (5.0, 10.0, 20.0, 40.0, 80.0)  # px, tried beside medseg-select's (percentiles of the val masks)
 QUICK = ("data.samples_per_epoch=64",)
 
 
@@ -136,11 +151,51 @@ def saving_configs():
         tp.train = real
 
 
+def min_size_on_val(task, probs_fn, val_cases, threshold: float) -> tuple[float, dict[float, float]]:
+    """The "remove components smaller than s px" cut-off that maximises mean Dice on ``val_cases``
+    (0: none), from :data:`MIN_SIZES` and medseg-select's candidates (``learned_min_sizes``), and the
+    mean validation Dice of each candidate."""
+    from medseg.evaluation import case_target, foreground_probs
+    from medseg.inference.postprocess import remove_small
+    from medseg.select.core import dice_per_class, learned_min_sizes
+
+    preds, targets, rois = [], [], []
+    for c in val_cases:
+        preds.append((foreground_probs(task, probs_fn(c)) > threshold).numpy())
+        targets.append(case_target(task, c).numpy())
+        rois.append(c.roi)
+    cands = sorted({0.0, *MIN_SIZES, *learned_min_sizes(targets, [1.0] * len(targets), 0)})
+    tried = {s: float(np.mean([dice_per_class(np.stack([remove_small(p[0], s) if s else p[0]]), t, r)[0]
+                               for p, t, r in zip(preds, targets, rois)])) for s in cands}
+    best = max(tried, key=lambda s: (tried[s] - 1e-9 * s, -s))  # ties: the smaller cut-off
+    return best, tried
+
+
+def removing_small(probs_fn, task, threshold: float, min_size: float):
+    """``probs_fn`` whose foreground probability is 0 on components of the thresholded map smaller
+    than ``min_size`` px: thresholding it gives the post-processed mask (binary tasks)."""
+    import torch
+
+    from medseg.evaluation import foreground_probs
+    from medseg.inference.postprocess import remove_small
+
+    def fn(case):
+        probs = probs_fn(case)
+        mask = (foreground_probs(task, probs) > threshold).numpy()[0]
+        dropped = torch.from_numpy(mask & ~remove_small(mask, min_size))
+        out = probs.clone()
+        out[..., dropped] = 0.0
+        return out
+
+    return fn
+
+
 def score_run(run: Path, out: Path, scores: Scores, threshold: str | None, ckpt: str = "best",
-              tta: bool = False) -> float | None:
+              tta: bool = False, postprocess: bool = False) -> float | None:
     """Score a finished run's checkpoint ``ckpt`` on its test split (with ``tta``: test-time
-    augmentation): Dice, topology metrics, pooled counts. Returns the threshold used when it was
-    chosen on validation."""
+    augmentation; with ``postprocess``: small components removed, the cut-off chosen on the
+    validation images): Dice, topology metrics, pooled counts. Returns the threshold used when it
+    was chosen on validation."""
     from medseg.evaluation import foreground_probs
     from medseg.metrics.pooled import PooledMetrics
     from medseg.metrics.topology import betti_errors, cldice
@@ -169,8 +224,17 @@ def score_run(run: Path, out: Path, scores: Scores, threshold: str | None, ckpt:
         from medseg.evaluation import choose_threshold, model_probs
 
         used, _ = choose_threshold(task, model_probs(module), dm.cases["val"])
+    probs_fn = None
+    if postprocess:
+        from medseg.evaluation import model_probs
+
+        base = model_probs(module, tta)
+        cut, tried = min_size_on_val(task, base, dm.cases["val"], used)
+        scores.notes.append(f"min size {cut:.0f} px chosen on the 2 validation images (val Dice: "
+                            + ", ".join(f"{k:.0f} px {v:.4f}" for k, v in tried.items()) + ")")
+        probs_fn = removing_small(base, task, used, cut) if cut else base
     per_image = evaluate_split(module, dm, out, split="test", overlays=False, threshold=used, metrics=[],
-                               tta=tta, on_case=on_case).per_image
+                               tta=tta, on_case=on_case, probs_fn=probs_fn).per_image
     for case_id, value in per_image["dice"].items():
         scores.add("dice", case_id, value)
     return used if threshold == "auto" else None
@@ -292,7 +356,7 @@ def run(budget_min: float, variants: list[str], folds_to_run: list[int] | None, 
                 for r in variants:
                     if VARIANTS[r].reuse == v:
                         thr = score_run(run_dir, work / f"scored_{r}", scores[r], VARIANTS[r].threshold,
-                                        VARIANTS[r].ckpt, VARIANTS[r].tta)
+                                        VARIANTS[r].ckpt, VARIANTS[r].tta, VARIANTS[r].postprocess)
                         if thr is not None:
                             scores[r].notes.append(f"fold {k} {r}: threshold {thr:.2f} chosen on the 2 validation "
                                                    "images")
