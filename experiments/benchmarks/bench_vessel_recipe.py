@@ -28,6 +28,7 @@ the MONAI peer trained in the same run for the paired comparison. Variants (one 
 * ``postprocess`` / ``p96_d3_postprocess``: that variant's final weights scored with components
   smaller than a cut-off removed, the cut-off chosen on the fold's 2 validation images (none, 5-80 px,
   or medseg-select's percentiles of the validation masks' component sizes); no extra training;
+* ``p96_d3_tta``: ``p96_d3``'s final weights scored with the 8-view TTA (as ``tta`` for ``shipped``);
 * ``planned``: not a change to the shipped recipe but its replacement: ``medseg-plan`` fingerprints
   the fold's 15 training and validation images and writes an experiment fitted to the fold's budget
   (issue #15); it trains with the plan's own epochs (no calibration) under the same ``max_time``.
@@ -108,6 +109,7 @@ VARIANTS: dict[str, Variant] = {
                            reuse="shipped", postprocess=True),
     "p96_d3_postprocess": Variant("p96_d3 + small components removed, cut-off chosen on validation",
                                   reuse="p96_d3", postprocess=True),
+    "p96_d3_tta": Variant("p96_d3 + flip and rotation TTA at test time (8 views)", reuse="p96_d3", tta=True),
 }
 MIN_SIZES = (5.0, 10.0, 20.0, 40.0, 80.0)  # px, tried beside medseg-select's (percentiles of the val masks)
 QUICK = ("data.samples_per_epoch=64",)
