@@ -25,9 +25,10 @@ the MONAI peer trained in the same run for the paired comparison. Variants (one 
 * ``narrow``: U-Net base 12 (instead of 16), depth 4: cheaper steps, more epochs in the budget;
 * ``p96_d3``: 96x96 patches, batch 12, depth 3: the experiment ``medseg-plan`` wrote on every fold of
   results.md section 9d, as fixed overrides (no planning-time step timing);
-* ``postprocess`` / ``p96_d3_postprocess``: that variant's final weights scored with components
-  smaller than a cut-off removed, the cut-off chosen on the fold's 2 validation images (none, 5-80 px,
-  or medseg-select's percentiles of the validation masks' component sizes); no extra training;
+* ``postprocess`` / ``p96_d3_postprocess``: that variant's final weights scored with the
+  connected-component rule medseg-select chooses (``choose_postprocessing``: none, keep the largest,
+  or remove components under a cut-off of 5-80 px or a percentile of the masks' component sizes),
+  with the fold's 2 validation images as its pool; no extra training;
 * ``p96_d3_tta``: ``p96_d3``'s final weights scored with the 8-view TTA (as ``tta`` for ``shipped``);
 * ``planned``: not a change to the shipped recipe but its replacement: ``medseg-plan`` fingerprints
   the fold's 15 training and validation images and writes an experiment fitted to the fold's budget
@@ -78,7 +79,7 @@ class Variant:
     train_on_all: bool = False  # all 15 training images, no validation (bench_quality.medseg_fold)
     tta: bool = False  # score with test-time augmentation (flips and 90-degree rotations, 8 views in 2D)
     planned: bool = False  # the experiment medseg-plan writes for the fold and its budget (bench_quality.plan_fold)
-    postprocess: bool = False  # remove small components, the cut-off chosen on the validation images
+    postprocess: bool = False  # medseg-select's connected-component rule, chosen on the validation images
 
 
 VARIANTS: dict[str, Variant] = {
@@ -105,9 +106,9 @@ VARIANTS: dict[str, Variant] = {
     "narrow": Variant("narrower U-Net (base 12, depth 4)", ("model.base_channels=12",)),
     "p96_d3": Variant("96x96 patches, batch 12, depth 3 (the planner's choice of 9d, fixed)",
                       ("data.patch_size=[96,96]", "data.batch_size=12", "model.depth=3")),
-    "postprocess": Variant("+ small components removed, cut-off chosen on validation (shipped runs)",
+    "postprocess": Variant("+ medseg-select's component rule chosen on validation (shipped runs)",
                            reuse="shipped", postprocess=True),
-    "p96_d3_postprocess": Variant("p96_d3 + small components removed, cut-off chosen on validation",
+    "p96_d3_postprocess": Variant("p96_d3 + medseg-select's component rule chosen on validation",
                                   reuse="p96_d3", postprocess=True),
     "p96_d3_tta": Variant("p96_d3 + flip and rotation TTA at test time (8 views)", reuse="p96_d3", tta=True),
 }
@@ -153,38 +154,33 @@ def saving_configs():
         tp.train = real
 
 
-def min_size_on_val(task, probs_fn, val_cases, threshold: float) -> tuple[float, dict[float, float]]:
-    """The "remove components smaller than s px" cut-off that maximises mean Dice on ``val_cases``
-    (0: none), from :data:`MIN_SIZES` and medseg-select's candidates (``learned_min_sizes``), and the
-    mean validation Dice of each candidate."""
+def rule_on_val(task, probs_fn, val_cases, threshold: float) -> tuple[dict, dict[str, float]]:
+    """The connected-component rule medseg-select would choose (``choose_postprocessing``: keep the
+    largest component, or remove those under a cut-off, kept only if it raises mean Dice) with the 2
+    validation images as its pool, :data:`MIN_SIZES` tried beside its learned cut-offs; and the mean
+    Dice gain of each rule tried."""
     from medseg.evaluation import case_target, foreground_probs
-    from medseg.inference.postprocess import remove_small
-    from medseg.select.core import dice_per_class, learned_min_sizes
+    from medseg.select import choose_postprocessing
 
-    preds, targets, rois = [], [], []
-    for c in val_cases:
-        preds.append((foreground_probs(task, probs_fn(c)) > threshold).numpy())
-        targets.append(case_target(task, c).numpy())
-        rois.append(c.roi)
-    cands = sorted({0.0, *MIN_SIZES, *learned_min_sizes(targets, [1.0] * len(targets), 0)})
-    tried = {s: float(np.mean([dice_per_class(np.stack([remove_small(p[0], s) if s else p[0]]), t, r)[0]
-                               for p, t, r in zip(preds, targets, rois)])) for s in cands}
-    best = max(tried, key=lambda s: (tried[s] - 1e-9 * s, -s))  # ties: the smaller cut-off
-    return best, tried
+    probs = [foreground_probs(task, probs_fn(c)).numpy() for c in val_cases]
+    targets = [case_target(task, c).numpy() for c in val_cases]
+    choices, _ = choose_postprocessing(task.kind, probs, targets, [c.roi for c in val_cases], [threshold],
+                                       [1.0] * len(probs), min_sizes=MIN_SIZES)
+    return choices[0].rule, choices[0].tried
 
 
-def removing_small(probs_fn, task, threshold: float, min_size: float):
-    """``probs_fn`` whose foreground probability is 0 on components of the thresholded map smaller
-    than ``min_size`` px: thresholding it gives the post-processed mask (binary tasks)."""
+def postprocessed(probs_fn, task, threshold: float, rule: dict):
+    """``probs_fn`` whose foreground probability is 0 where ``rule`` (``medseg.inference.postprocess``)
+    drops pixels of the thresholded map: thresholding it gives the post-processed mask (binary tasks)."""
     import torch
 
     from medseg.evaluation import foreground_probs
-    from medseg.inference.postprocess import remove_small
+    from medseg.inference.postprocess import apply_rule
 
     def fn(case):
         probs = probs_fn(case)
         mask = (foreground_probs(task, probs) > threshold).numpy()[0]
-        dropped = torch.from_numpy(mask & ~remove_small(mask, min_size))
+        dropped = torch.from_numpy(mask & ~apply_rule(mask, rule))
         out = probs.clone()
         out[..., dropped] = 0.0
         return out
@@ -195,14 +191,15 @@ def removing_small(probs_fn, task, threshold: float, min_size: float):
 def score_run(run: Path, out: Path, scores: Scores, threshold: str | None, ckpt: str = "best",
               tta: bool = False, postprocess: bool = False) -> float | None:
     """Score a finished run's checkpoint ``ckpt`` on its test split (with ``tta``: test-time
-    augmentation; with ``postprocess``: small components removed, the cut-off chosen on the
+    augmentation; with ``postprocess``: medseg-select's connected-component rule chosen on the
     validation images): Dice, topology metrics, pooled counts. Returns the threshold used when it
     was chosen on validation."""
-    from medseg.evaluation import foreground_probs
+    from medseg.evaluation import choose_threshold, foreground_probs, model_probs
     from medseg.metrics.pooled import PooledMetrics
     from medseg.metrics.topology import betti_errors, cldice
     from medseg.pipelines.build import build_datamodule
     from medseg.pipelines.eval import evaluate_split, load_model, load_run_config
+    from medseg.select import describe_rule
 
     cfg = load_run_config(run)
     dm = build_datamodule(cfg)
@@ -223,18 +220,14 @@ def score_run(run: Path, out: Path, scores: Scores, threshold: str | None, ckpt:
 
     used = task.threshold
     if threshold == "auto":
-        from medseg.evaluation import choose_threshold, model_probs
-
         used, _ = choose_threshold(task, model_probs(module), dm.cases["val"])
     probs_fn = None
     if postprocess:
-        from medseg.evaluation import model_probs
-
         base = model_probs(module, tta)
-        cut, tried = min_size_on_val(task, base, dm.cases["val"], used)
-        scores.notes.append(f"min size {cut:.0f} px chosen on the 2 validation images (val Dice: "
-                            + ", ".join(f"{k:.0f} px {v:.4f}" for k, v in tried.items()) + ")")
-        probs_fn = removing_small(base, task, used, cut) if cut else base
+        rule, tried = rule_on_val(task, base, dm.cases["val"], used)
+        scores.notes.append(f"{describe_rule(rule)} chosen on the 2 validation images (Dice gain there: "
+                            + ", ".join(f"{k} {v:+.4f}" for k, v in tried.items()) + ")")
+        probs_fn = postprocessed(base, task, used, rule)
     per_image = evaluate_split(module, dm, out, split="test", overlays=False, threshold=used, metrics=[],
                                tta=tta, on_case=on_case, probs_fn=probs_fn).per_image
     for case_id, value in per_image["dice"].items():

@@ -163,17 +163,18 @@ class RuleChoice:
 
 
 def choose_postprocessing(kind: str, probs, targets, rois, thresholds, area_scales,
-                          min_gain: float = 0.0) -> tuple[list[RuleChoice], np.ndarray]:
-    """Per class: keep-largest-component or remove-small-components (sizes from the training masks),
-    accepted only when it raises the class's mean OOF Dice by more than ``min_gain``. Returns the
-    choices and the per-case, per-class Dice ``(n, K)`` with the accepted rules."""
+                          min_gain: float = 0.0, min_sizes: Sequence[float] = ()) -> tuple[list[RuleChoice], np.ndarray]:
+    """Per class: keep-largest-component or remove-small-components (sizes from the training masks,
+    and the extra cut-offs ``min_sizes`` in full-resolution pixels), accepted only when it raises the
+    class's mean OOF Dice by more than ``min_gain``. Returns the choices and the per-case, per-class
+    Dice ``(n, K)`` with the accepted rules."""
     base = case_dice(kind, probs, targets, rois, thresholds)
     preds = [discretize(kind, p, thresholds) for p in probs]
     k_classes = base.shape[1]
     choices, final = [], base.copy()
     for k in range(k_classes):
-        cands = [{"rule": "largest"}] + [{"rule": "min_size", "min_size": s}
-                                         for s in learned_min_sizes(targets, area_scales, k)]
+        sizes = sorted({*learned_min_sizes(targets, area_scales, k), *map(float, min_sizes)})
+        cands = [{"rule": "largest"}] + [{"rule": "min_size", "min_size": s} for s in sizes]
         tried: dict[str, float] = {}
         best_rule: dict = {"rule": "none"}
         best_gain, best_col = 0.0, base[:, k]
@@ -181,7 +182,7 @@ def choose_postprocessing(kind: str, probs, targets, rois, thresholds, area_scal
             col = np.array([dice_per_class(apply_rule(pr[k], rule, s)[None], t[k:k + 1], r)[0]
                             for pr, t, r, s in zip(preds, targets, rois, area_scales)])
             gain = float(np.mean(col - base[:, k]))
-            tried[_describe(rule)] = gain
+            tried[describe_rule(rule)] = gain
             if gain > max(best_gain, min_gain) + 1e-9:
                 best_rule, best_gain, best_col = rule, gain, col
         choices.append(RuleChoice(best_rule, best_gain, tried))
@@ -189,7 +190,8 @@ def choose_postprocessing(kind: str, probs, targets, rois, thresholds, area_scal
     return choices, final
 
 
-def _describe(rule: dict) -> str:
+def describe_rule(rule: dict) -> str:
+    """A connected-component rule as the selection report writes it."""
     if rule["rule"] == "min_size":
         return f"remove components < {rule['min_size']:.0f} px"
     return {"largest": "keep largest component", "none": "none"}[rule["rule"]]

@@ -56,6 +56,20 @@ def test_postprocessing_that_hurts_is_rejected():
     np.testing.assert_allclose(final, core.case_dice("binary", probs, targets, rois, [0.5]))
 
 
+def test_extra_min_size_cutoffs_are_tried_and_kept_only_where_they_help():
+    # two true objects (49 and 149 px) and specks of 1-2 px: a 3 px cut-off removes only the specks,
+    # a 100 px one also the small object, which keep-largest deletes too
+    probs, targets, rois = _blob_cases(specks=True, two_objects=True)
+    base = core.case_dice("binary", probs, targets, rois, [0.5])
+    choices, final = core.choose_postprocessing("binary", probs, targets, rois, [0.5], [1.0] * len(probs),
+                                                min_sizes=(3, 100))
+    tried = choices[0].tried
+    assert tried["remove components < 3 px"] > 0.01
+    assert tried["remove components < 100 px"] < -0.05 and tried["keep largest component"] < -0.05
+    assert choices[0].rule["rule"] == "min_size" and choices[0].rule["min_size"] < 50
+    assert final.mean() == pytest.approx(1.0) and final.mean() > base.mean() + 0.01
+
+
 def test_min_size_cutoffs_come_from_the_training_masks_in_full_resolution_units():
     t = np.zeros((1, 20, 20), bool)
     t[0, :4, :4] = True      # 16 px
