@@ -171,18 +171,19 @@ def rule_on_val(task, probs_fn, val_cases, threshold: float) -> tuple[dict, dict
 
 def postprocessed(probs_fn, task, threshold: float, rule: dict):
     """``probs_fn`` whose foreground probability is 0 where ``rule`` (``medseg.inference.postprocess``)
-    drops pixels of the thresholded map: thresholding it gives the post-processed mask (binary tasks)."""
+    drops pixels of the thresholded map: thresholding it gives the post-processed mask (binary tasks).
+    (``evaluate_split`` has no post-processing step of its own.)"""
     import torch
 
     from medseg.evaluation import foreground_probs
-    from medseg.inference.postprocess import apply_rule
+    from medseg.inference.postprocess import postprocess
+    from medseg.select.core import discretize
 
     def fn(case):
         probs = probs_fn(case)
-        mask = (foreground_probs(task, probs) > threshold).numpy()[0]
-        dropped = torch.from_numpy(mask & ~apply_rule(mask, rule))
+        mask = discretize(task.kind, foreground_probs(task, probs).numpy(), [threshold])
         out = probs.clone()
-        out[..., dropped] = 0.0
+        out[torch.from_numpy(mask & ~postprocess(mask, [rule]))] = 0.0
         return out
 
     return fn
