@@ -82,6 +82,7 @@ class Variant:
     postprocess: bool = False  # medseg-select's connected-component rule, chosen on the validation images
 
 
+P96_D3 = ("data.patch_size=[96,96]", "data.batch_size=12", "model.depth=3")
 VARIANTS: dict[str, Variant] = {
     "shipped": Variant("shipped (experiment=drive_unet)"),
     "no_ema": Variant("- weight EMA (callbacks=default)", ("callbacks=default",)),
@@ -104,13 +105,20 @@ VARIANTS: dict[str, Variant] = {
     "sgd_poly": Variant("nnU-Net's optimiser: SGD lr 0.01, Nesterov momentum 0.99, poly schedule",
                         ("optimizer=sgd", "scheduler=poly")),
     "narrow": Variant("narrower U-Net (base 12, depth 4)", ("model.base_channels=12",)),
-    "p96_d3": Variant("96x96 patches, batch 12, depth 3 (the planner's choice of 9d, fixed)",
-                      ("data.patch_size=[96,96]", "data.batch_size=12", "model.depth=3")),
+    "p96_d3": Variant("96x96 patches, batch 12, depth 3 (the planner's choice of 9d, fixed)", P96_D3),
     "postprocess": Variant("+ medseg-select's component rule chosen on validation (shipped runs)",
                            reuse="shipped", postprocess=True),
     "p96_d3_postprocess": Variant("p96_d3 + medseg-select's component rule chosen on validation",
                                   reuse="p96_d3", postprocess=True),
     "p96_d3_tta": Variant("p96_d3 + flip and rotation TTA at test time (8 views)", reuse="p96_d3", tta=True),
+    # the same two recipes from another training seed (the runs above all train from seed 42)
+    "shipped_s7": Variant("shipped, training seed 7", ("seed=7",)),
+    "shipped_s7_tta": Variant("shipped, seed 7, + 8-view TTA", reuse="shipped_s7", tta=True),
+    "p96_d3_s7": Variant("p96_d3, training seed 7", (*P96_D3, "seed=7")),
+    "p96_d3_s7_tta": Variant("p96_d3, seed 7, + 8-view TTA", reuse="p96_d3_s7", tta=True),
+    "p96_d3_ema995": Variant("p96_d3 with a longer weight average (EMA decay 0.995, ~200 steps)",
+                             (*P96_D3, "callbacks.ema.decay=0.995")),
+    "p96_d3_ema995_tta": Variant("p96_d3_ema995 + 8-view TTA", reuse="p96_d3_ema995", tta=True),
 }
 MIN_SIZES = (5.0, 10.0, 20.0, 40.0, 80.0)  # px, tried beside medseg-select's (percentiles of the val masks)
 QUICK = ("data.samples_per_epoch=64",)
