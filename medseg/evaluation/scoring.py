@@ -14,6 +14,7 @@ import torch
 from medseg.data.case import Case
 from medseg.evaluation.probs import ProbsFn, case_target, foreground_probs
 from medseg.evaluation.table import EvaluationTable
+from medseg.inference.postprocess import postprocess
 from medseg.metrics.case import compute_case_metrics, metric_names, resolve_metrics
 from medseg.metrics.overlap import METRIC_NAMES
 from medseg.metrics.pooled import PooledMetrics
@@ -21,6 +22,24 @@ from medseg.tasks import Task
 
 #: ``on_case(case, probs, pred, target)``: sees every scored case
 CaseHook = Callable[[Case, torch.Tensor, torch.Tensor, torch.Tensor], None]
+#: ``decide(probs)``: one case's probabilities ``(C, *spatial)`` -> its boolean prediction ``(K, *spatial)``
+Decide = Callable[[torch.Tensor], torch.Tensor]
+
+
+def threshold_decision(task: Task, threshold: float | None = None,
+                       postprocessing: Sequence[dict] | None = None) -> Decide:
+    """The decision every scorer applies unless given another: ``task.discretize`` at ``threshold``
+    (``None``: the task's), then the per-class connected-component rules ``postprocessing``
+    (:func:`medseg.inference.postprocess.postprocess`, as ``medseg-select`` chooses them; ``None``: none)."""
+    rules = list(postprocessing or [])
+    if rules and all(r.get("rule", "none") == "none" for r in rules):
+        rules = []
+
+    def decide(probs: torch.Tensor) -> torch.Tensor:
+        pred = task.discretize(probs[None], threshold)[0]
+        return postprocess(pred.cpu(), rules) if rules else pred
+
+    return decide
 
 
 def default_metrics(task: Task, metrics: Any = None) -> tuple[str, ...]:
@@ -31,14 +50,21 @@ def default_metrics(task: Task, metrics: Any = None) -> tuple[str, ...]:
 
 def score_case(
     task: Task, case: Case, probs: torch.Tensor, threshold: float, metrics: Any = None, nsd_tolerance: float = 1.0,
+    pred: torch.Tensor | None = None,
 ) -> tuple[dict[str, np.ndarray], torch.Tensor, torch.Tensor]:
     """Per-class metrics ``{name: (K,)}`` of one labelled case, plus the boolean prediction and target.
     ``metrics``: metric objects, names or ``None`` (defaults), as :func:`medseg.metrics.case.resolve_metrics`
-    takes them; ``nsd_tolerance`` applies to names and ``None`` only."""
+    takes them; ``nsd_tolerance`` applies to names and ``None`` only. ``pred``: the case's decision when it
+    is not ``probs > threshold`` (post-processed, per-class thresholds: :func:`threshold_decision`);
+    the probability metrics (AUC) still read ``probs``."""
     target = case_target(task, case)
     if target is None:
         raise ValueError(f"case {case.case_id} has no mask to score against")
-    pred = task.discretize(probs[None], threshold)[0]
+    if pred is None:
+        pred = task.discretize(probs[None], threshold)[0]
+    elif tuple(pred.shape) != tuple(target.shape):
+        raise ValueError(f"case {case.case_id}: prediction shape {tuple(pred.shape)} != target shape "
+                         f"{tuple(target.shape)}")
     m = compute_case_metrics(resolve_metrics(metrics, nsd_tolerance), task.kind, pred=pred, target=target,
                              probs=foreground_probs(task, probs), roi=case.roi, spacing=case.spacing)
     return m, pred, target
@@ -56,11 +82,14 @@ def case_rows(task: Task, case_id: str, m: dict[str, np.ndarray]) -> tuple[dict,
 class TableBuilder:
     """Collects the scores of labelled cases, one :func:`score_case` call each, into one
     :class:`EvaluationTable` per probability source (for loops that compute probabilities
-    themselves, such as ``medseg-predict``'s)."""
+    themselves, such as ``medseg-predict``'s). ``decide``: the decision rule, when it is not
+    ``probs > threshold`` (:func:`threshold_decision` with post-processing, a selection's); ``threshold``
+    is then only recorded."""
 
     def __init__(self, task: Task, threshold: float, metrics: Any = None,
-                 nsd_tolerance: float = 1.0, split: str = "test") -> None:
+                 nsd_tolerance: float = 1.0, split: str = "test", decide: Decide | None = None) -> None:
         self.task, self.threshold, self.nsd_tolerance, self.split = task, threshold, nsd_tolerance, split
+        self.decide = decide
         self.metrics = resolve_metrics(metrics, nsd_tolerance)  # once: a config group is instantiated here
         self.rows: dict[str, list[dict]] = {}
         self.class_rows: dict[str, list[dict]] = {}
@@ -68,17 +97,21 @@ class TableBuilder:
         # (a 29-class 2048x2048 hand-bone case would add ~1 s of histograms for a convention nobody uses there)
         self.pooled: dict[str, PooledMetrics] | None = {} if task.kind == "binary" else None
 
-    def add(self, name: str, case: Case, probs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Score ``probs`` of labelled ``case`` as source ``name``; returns ``(pred, target)``."""
+    def add(self, name: str, case: Case, probs: torch.Tensor,
+            pred: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Score ``probs`` of labelled ``case`` as source ``name``; returns ``(pred, target)``. ``pred``:
+        the decision already taken for ``probs`` (else the builder's ``decide``, else the threshold)."""
+        if pred is None and self.decide is not None:
+            pred = self.decide(probs)
         m, pred, target = score_case(task=self.task, case=case, probs=probs, threshold=self.threshold,
-                                     metrics=self.metrics, nsd_tolerance=self.nsd_tolerance)
+                                     metrics=self.metrics, nsd_tolerance=self.nsd_tolerance, pred=pred)
         row, per_class = case_rows(self.task, case.case_id, m)
         self.rows.setdefault(name, []).append(row)
         self.class_rows.setdefault(name, []).extend(per_class)
-        if self.pooled is not None:
+        if self.pooled is not None:  # counts from the decision itself, AUC from the probabilities
             fg = foreground_probs(self.task, probs).float()
             acc = self.pooled.setdefault(name, PooledMetrics(fg.shape[0], threshold=self.threshold))
-            acc.update(fg, target, case.roi)
+            acc.update(fg, target, case.roi, pred=pred)
         return pred, target
 
     def pooled_table(self, name: str) -> pd.DataFrame | None:
@@ -100,13 +133,15 @@ def evaluate_sources(
     sources: Callable[[Case], Mapping[str, torch.Tensor]], task: Task, cases: Sequence[Case], threshold: float,
     metrics: Any = None, nsd_tolerance: float = 1.0, split: str = "test",
     on_case: Callable[[str, Case, torch.Tensor, torch.Tensor, torch.Tensor], None] | None = None,
+    decide: Decide | None = None,
 ) -> dict[str, EvaluationTable]:
     """Score several probability sources on the same labelled ``cases`` in one pass.
 
     ``sources(case)`` gives ``{name: probabilities}`` (an ensemble computes its folds, members and
     their combination once per case). Returns one :class:`EvaluationTable` per name;
-    ``on_case(name, case, probs, pred, target)`` sees every scored case of every source."""
-    builder = TableBuilder(task, threshold, metrics, nsd_tolerance, split)
+    ``on_case(name, case, probs, pred, target)`` sees every scored case of every source. ``decide``:
+    see :class:`TableBuilder`."""
+    builder = TableBuilder(task, threshold, metrics, nsd_tolerance, split, decide)
     for case in cases:
         if case.mask is None:
             continue
@@ -120,10 +155,11 @@ def evaluate_sources(
 def evaluate_cases(
     probs_fn: ProbsFn, task: Task, cases: Sequence[Case], threshold: float,
     metrics: Any = None, nsd_tolerance: float = 1.0,
-    on_case: CaseHook | None = None, split: str = "test",
+    on_case: CaseHook | None = None, split: str = "test", decide: Decide | None = None,
 ) -> EvaluationTable:
     """Score labelled ``cases`` with one probability source. Per-image values are means over classes
-    (``nan`` ignored); ``on_case(case, probs, pred, target)`` sees every case."""
+    (``nan`` ignored); ``on_case(case, probs, pred, target)`` sees every case. ``decide``: see
+    :class:`TableBuilder`."""
     hook = None if on_case is None else (lambda _name, *args: on_case(*args))
     return evaluate_sources(lambda c: {"model": probs_fn(c)}, task, cases, threshold, metrics, nsd_tolerance,
-                            split, hook)["model"]
+                            split, hook, decide)["model"]

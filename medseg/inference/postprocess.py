@@ -11,11 +11,14 @@ Components use full connectivity (8 in 2D, 26 in 3D) through ``connected-compone
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import cc3d
 import numpy as np
 import torch
+
+from medseg.errors import ConfigError
 
 RULES = ("none", "largest", "min_size")
 
@@ -66,6 +69,42 @@ def apply_rule(mask: np.ndarray, rule: dict | None, area_scale: float = 1.0) -> 
     if kind == "min_size":
         return remove_small(mask, float(rule["min_size"]) / area_scale)
     raise ValueError(f"unknown postprocessing rule {kind!r}; choose from {RULES}")
+
+
+def describe_rule(rule: dict) -> str:
+    """A connected-component rule as the reports write it."""
+    if rule["rule"] == "min_size":
+        return f"remove components < {float(rule['min_size']):.0f} px"
+    return {"largest": "keep largest component", "none": "none"}[rule["rule"]]
+
+
+def check_rules(rules: Any, class_names: Sequence[str], where: str = "postprocessing") -> list[dict]:
+    """Per-class rules as a config or a ``selection.json`` gives them, checked: one rule per class in
+    ``class_names`` (a list), or one rule for every class; a rule is a mapping ``{"rule": ..., "min_size":
+    px}`` or just its name (``largest``, ``none``). Raises :class:`~medseg.errors.ConfigError` naming
+    ``where`` (the key or file)."""
+    if isinstance(rules, (str, Mapping)):
+        rules = [rules] * len(class_names)
+    if not isinstance(rules, Sequence) or len(rules) != len(class_names):
+        raise ConfigError(f"{where}: give one rule for every class or one per class ({len(class_names)}: "
+                          f"{list(class_names)}), got {rules!r}")
+    out = []
+    for name, rule in zip(class_names, rules):
+        rule = {"rule": rule} if isinstance(rule, str) else dict(rule) if isinstance(rule, Mapping) else rule
+        kind = rule.get("rule", "none") if isinstance(rule, dict) else None
+        if kind not in RULES:
+            raise ConfigError(f"{where}: class {name!r}: unknown rule {rule!r}; use one of {list(RULES)}, e.g. "
+                              "{rule: min_size, min_size: 20}")
+        if kind == "min_size":
+            try:
+                ok = float(rule["min_size"]) > 0
+            except (KeyError, TypeError, ValueError):
+                ok = False
+            if not ok:
+                raise ConfigError(f"{where}: class {name!r}: rule min_size needs a positive min_size "
+                                  f"(pixels/voxels), got {rule!r}")
+        out.append(rule)
+    return out
 
 
 def postprocess(pred: torch.Tensor | np.ndarray, rules: Sequence[dict | None], area_scale: float = 1.0):

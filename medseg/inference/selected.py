@@ -13,7 +13,7 @@ import torch
 
 from medseg.errors import ConfigError
 from medseg.inference.ensemble import combine
-from medseg.inference.postprocess import RULES, postprocess
+from medseg.inference.postprocess import check_rules, postprocess
 from medseg.tasks import Task
 
 
@@ -38,10 +38,10 @@ class Selection:
                       list(spec.get("postprocessing") or [{"rule": "none"}] * len(spec["task"]["class_names"])))
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise ConfigError(f"selection={path}: not a readable selection.json from medseg-select ({exc})") from exc
-        bad = [r for r in sel.rules if r.get("rule") not in RULES]
-        if bad or len(sel.rules) != len(sel.class_names) or not sel.members or sel.temperature <= 0:
-            raise ConfigError(f"selection={path}: invalid pipeline (rules {bad or sel.rules}, "
-                              f"{len(sel.members)} members, temperature {sel.temperature})")
+        sel.rules = check_rules(sel.rules, sel.class_names, f"selection={path}: postprocessing")
+        if not sel.members or sel.temperature <= 0:
+            raise ConfigError(f"selection={path}: invalid pipeline ({len(sel.members)} members, "
+                              f"temperature {sel.temperature})")
         return sel
 
     def check_task(self, task: Task, where: str) -> None:

@@ -68,26 +68,34 @@ class PooledMetrics:
         self.neg_hist = np.zeros((self.num_classes, self.bins), dtype=np.int64)
         self.cases = 0
 
-    def update(self, probs: Any, target: Any, roi: Any | None = None, *, threshold: float | None = None) -> None:
+    def update(self, probs: Any, target: Any, roi: Any | None = None, *, threshold: float | None = None,
+               pred: Any | None = None) -> None:
         """Add one case's pixels (inside ``roi`` when given). ``threshold`` replaces the accumulator's for
-        this case's confusion counts (a threshold chosen per fold); the AUC does not depend on it."""
+        this case's confusion counts (a threshold chosen per fold); ``pred`` (boolean, the shape of
+        ``target``) replaces the thresholded probabilities there altogether (a post-processed mask). The
+        AUC depends on neither."""
         p = _np(probs, np.float32)
         t = _np(target, bool)
         if p.shape != t.shape:
             raise ValueError(f"probabilities shape {p.shape} != target shape {t.shape}")
+        d = None if pred is None else _np(pred, bool)
+        if d is not None and d.shape != t.shape:
+            raise ValueError(f"prediction shape {d.shape} != target shape {t.shape}")
         if p.shape[0] != self.num_classes:
             raise ValueError(f"expected {self.num_classes} classes, got {p.shape[0]} (shape {p.shape})")
         if not np.isfinite(p).all():
             raise ValueError("probabilities contain nan or inf")
         k = self.num_classes
         p, t = p.reshape(k, -1), t.reshape(k, -1)
+        d = None if d is None else d.reshape(k, -1)
         if roi is not None:
             r = _np(roi, bool)
             if r.shape != probs.shape[1:]:
                 raise ValueError(f"roi shape {r.shape} != spatial shape {tuple(probs.shape[1:])}")
             keep = r.reshape(-1)
             p, t = p[:, keep], t[:, keep]
-        pos = p > (self.threshold if threshold is None else float(threshold))
+            d = None if d is None else d[:, keep]
+        pos = d if d is not None else p > (self.threshold if threshold is None else float(threshold))
         tp = (pos & t).sum(1)
         fp = (pos & ~t).sum(1)
         fn = (~pos & t).sum(1)

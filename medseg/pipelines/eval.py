@@ -14,11 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from medseg.data.case import Case
 from medseg.data.datamodule import SegmentationDataModule
-from medseg.errors import CheckpointError, DataError
+from medseg.errors import CheckpointError, ConfigError, DataError
 from medseg.evaluation import (
     PREDICTIONS,
     EvaluationTable,
@@ -30,8 +30,11 @@ from medseg.evaluation import (
     roi_note,
     save_prediction,
     save_probs,
+    threshold_decision,
 )
 from medseg.evaluation.scoring import CaseHook
+from medseg.inference.postprocess import RULES, check_rules, describe_rule
+from medseg.inference.selected import Selection
 from medseg.metrics import metrics_from_config
 from medseg.module import SegmentationModule
 from medseg.pipelines.build import build_datamodule, build_module, load_weights
@@ -102,17 +105,26 @@ def saving_hook(threshold: float, probs_dir: str | Path | None = None, probs_max
 def score_split(fn: ProbsFn, module: SegmentationModule, dm: SegmentationDataModule, split: str,
                 threshold: float | str | None = None, metrics: Iterable[Any] | None = None,
                 nsd_tolerance: float = 1.0, hook: dict[str, Any] | None = None,
-                source: dict[str, Any] | None = None) -> EvaluationTable:
+                source: dict[str, Any] | None = None,
+                postprocessing: list[dict] | None = None) -> EvaluationTable:
     """Score every labelled case of ``split``: the table with its threshold, ROI and data notes.
-    ``hook``: keyword arguments of :func:`saving_hook` (what to save per case)."""
+    ``hook``: keyword arguments of :func:`saving_hook` (what to save per case); ``postprocessing``:
+    per-class connected-component rules applied after the threshold (:func:`threshold_decision`)."""
     thr, thr_note = resolve_threshold(module.task, fn, dm.cases["val"], threshold)
+    rules = list(postprocessing or [])
+    if all(r.get("rule", "none") == "none" for r in rules):
+        rules = []  # nothing to apply: the table is the plain threshold's
     try:
         table = evaluate_cases(fn, module.task, dm.cases[split], thr, metrics, nsd_tolerance,
-                               saving_hook(thr, **(hook or {})), split=split)
+                               saving_hook(thr, **(hook or {})), split=split,
+                               decide=threshold_decision(module.task, thr, rules) if rules else None)
     except ValueError as exc:
         raise ValueError(f"split '{split}' has no labelled cases to evaluate") from exc
+    if rules:
+        described = "; ".join(f"{c}: {describe_rule(r)}" for c, r in zip(module.task.class_names, rules))
+        thr_note = (f"{thr_note} " if thr_note else "") + f"Post-processing after the threshold: {described}."
     table.threshold_note, table.roi_note, table.data_notes = thr_note, roi_note(dm, split), data_notes(dm)
-    table.source = dict(source or {})
+    table.source = {**(source or {}), **({"postprocessing": rules} if rules else {})}
     return table
 
 
@@ -135,6 +147,7 @@ def evaluate_split(
     predictions_dir: str | Path | None = None,
     on_case: CaseHook | None = None,
     source: dict[str, Any] | None = None,
+    postprocessing: list[dict] | None = None,
 ) -> EvaluationTable:
     """Score every case of ``split``; write ``per_image.csv``, ``per_class.csv``, ``evaluation.json``,
     ``report.md`` and ``overlays/`` under ``out_dir``. Returns the table.
@@ -154,19 +167,25 @@ def evaluate_split(
         on_case: also called with ``(case, probs, pred, target)`` for every scored case (medseg-kfold
             writes its out-of-fold records with it: :func:`medseg.select.oof.oof_writer`).
         source: what is scored (run folder, checkpoint...), saved in ``evaluation.json``.
+        postprocessing: one connected-component rule per class applied after the threshold
+            (:func:`medseg.inference.postprocess.check_rules`; as ``medseg-select`` chooses them), e.g.
+            ``[{"rule": "min_size", "min_size": 20}]``; the table, saved predictions, pooled counts and
+            overlays all score the post-processed masks (the pooled AUC reads the probabilities).
     """
     fn = probs_fn or model_probs(module, tta)
+    rules = check_rules(postprocessing, module.task.class_names) if postprocessing is not None else None
     hook = {"probs_dir": probs_dir, "probs_max_size": probs_max_size, "predictions_dir": predictions_dir,
             "on_case": on_case}
     table = score_split(fn, module, dm, split, threshold, metrics, nsd_tolerance, hook,
-                        {**(source or {}), **({"tta": _plain(tta)} if tta else {})})
+                        {**(source or {}), **({"tta": _plain(tta)} if tta else {})}, rules)
     table.save(out_dir)
-    write_run_report(out_dir, table, module.task, dm, fn, title, overlays, baseline)
+    decide = threshold_decision(module.task, table.threshold, rules) if rules else None
+    write_run_report(out_dir, table, module.task, dm, fn, title, overlays, baseline, decide=decide)
     return table
 
 
 def _plain(value: Any) -> Any:
-    return OmegaConf.to_container(value) if isinstance(value, DictConfig) else value
+    return OmegaConf.to_container(value) if isinstance(value, (DictConfig, ListConfig)) else value
 
 
 def evaluate_run(cfg: DictConfig, out_dir: str | Path) -> Path:
@@ -183,9 +202,31 @@ def evaluate_run(cfg: DictConfig, out_dir: str | Path) -> Path:
         metrics=metrics_from_config(cfg), nsd_tolerance=cfg.get("nsd_tolerance", 1.0),
         predictions_dir=out / PREDICTIONS if cfg.get("save_predictions", True) else None,
         source=run_source(run_dir, ckpt),
+        postprocessing=postprocessing_rules(cfg.get("postprocessing"), module.task.class_names),
     )
     write_json_atomic(out / "results.json", {**table.summary(), "checkpoint": str(ckpt)})
     return out
+
+
+def postprocessing_rules(value: Any, class_names: list[str]) -> list[dict] | None:
+    """``medseg-eval postprocessing=``: ``null``; a rule (``largest``, ``{rule: min_size, min_size: 20}``)
+    for every class; one rule per class (a list); or a ``selection.json`` of ``medseg-select`` (or its
+    folder), whose per-class rules are taken."""
+    value = _plain(value)
+    if value is None:
+        return None
+    if isinstance(value, str) and value not in RULES:
+        path = Path(value).expanduser()
+        path = path / "selection.json" if path.is_dir() else path
+        if not path.is_file():
+            raise ConfigError(f"postprocessing={value}: neither a rule (none, largest, {{rule: min_size, "
+                              "min_size: N}) nor a selection.json of medseg-select")
+        sel = Selection.load(path)
+        if list(sel.class_names) != list(class_names):
+            raise ConfigError(f"postprocessing={path}: made for classes {sel.class_names}, the run segments "
+                              f"{list(class_names)}")
+        return sel.rules
+    return check_rules(value, class_names, "postprocessing")
 
 
 def run_source(run_dir: str | Path, ckpt: str | Path) -> dict[str, Any]:

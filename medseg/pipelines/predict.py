@@ -23,7 +23,8 @@ from omegaconf import DictConfig, open_dict
 from medseg.data.case import Case
 from medseg.data.preprocess import Compose
 from medseg.errors import ConfigError, DataError
-from medseg.evaluation import TableBuilder, model_probs
+from medseg.evaluation import Decide, TableBuilder, model_probs, threshold_decision
+from medseg.inference.postprocess import describe_rule
 from medseg.inference.rle import write_rle_csv
 from medseg.inference.selected import Selection
 from medseg.inference.writers import (
@@ -143,20 +144,20 @@ def predict(cfg: DictConfig, out_dir: str | Path) -> pd.DataFrame:
     if writer not in ("default", "nnunet"):
         raise ConfigError(f"writer={writer!r}: use default (PNG / NIfTI masks) or nnunet (nnU-Net's layout)")
     rows, rle_rows = [], []
-    scorer = _scorer(cfg, m.task, m.threshold, selection)
+    scorer = _scorer(cfg, m.task, m.threshold)
     for case in m.cases:
         folds = [[f(case) for f in fs] for fs in m.member_fns]
         probs = m.probs_fn(folds)
         pred = m.decide(probs)
         if scorer is not None and case.mask is not None:
-            scorer.add("predict", case, probs)
+            scorer.add("predict", case, probs, pred)
         written = _write_case(cfg, out_dir, writer, m, case, pred, probs, folds)
         if cfg.get("rle"):
             image_name = Path(case.meta.get("source", case.case_id)).name
             rle_rows += [(image_name, name, pred[k].numpy()) for k, name in enumerate(m.task.class_names)]
         rows.append(_row(case.case_id, written, out_dir, m.task, pred))
     if scorer is not None and scorer.rows:
-        _save_scores(scorer, out_dir, m.run_dirs, m.ckpts, cfg)
+        _save_scores(scorer, out_dir, m.run_dirs, m.ckpts, cfg, selection)
     ckpt = m.ckpts[0] if len(m.ckpts) == 1 else Path(f"{len(m.ckpts)} checkpoints")
     return _write_table(cfg, out_dir, rows, rle_rows, ckpt.name)
 
@@ -188,12 +189,13 @@ def _load_models(cfg: DictConfig, selection: Selection | None) -> SimpleNamespac
     def member_probs(folds: list[list]) -> list:
         return [fp[0] if len(fp) == 1 else combine(fp) for fp in folds]
 
+    decide: Decide
     if selection is not None:
         probs_fn = lambda folds: selection.combine(member_probs(folds))  # noqa: E731
         decide = selection.decide
     else:
         probs_fn = lambda folds: member_probs(folds)[0]  # noqa: E731
-        decide = lambda probs: task.discretize(probs[None], threshold)[0]  # noqa: E731
+        decide = threshold_decision(task, threshold)
     return SimpleNamespace(task=task, threshold=threshold, cases=cases, info=info, run_dirs=run_dirs, ckpts=ckpts,
                            member_fns=member_fns, probs_fn=probs_fn, decide=decide)
 
@@ -235,23 +237,32 @@ def _write_case(cfg: DictConfig, out_dir: Path, writer: str, m: SimpleNamespace,
     return written
 
 
-def _scorer(cfg: DictConfig, task: Task, threshold: float, selection) -> TableBuilder | None:
-    """Predicting a split of the run's dataset (``score: true``, no selection): its labelled cases are
-    also scored, through the same :func:`medseg.evaluation.score_case` as every other entry point. A
-    selection's decisions (per-class thresholds, postprocessing) are not a single threshold, so they
-    are scored by ``medseg-select`` instead."""
-    if cfg.get("input_dir") or selection is not None or not cfg.get("score", True):
+def _scorer(cfg: DictConfig, task: Task, threshold: float) -> TableBuilder | None:
+    """Predicting a split of the run's dataset (``score: true``): its labelled cases are also scored,
+    through the same :func:`medseg.evaluation.score_case` as every other entry point, on the masks
+    written (with a selection: its per-class thresholds and post-processing, so a held-out split
+    measures the pipeline ``medseg-select`` chose on out-of-fold predictions)."""
+    if cfg.get("input_dir") or not cfg.get("score", True):
         return None
     return TableBuilder(task, threshold, metrics_from_config(cfg), split=str(cfg.split))
 
 
-def _save_scores(scorer: TableBuilder, out_dir: Path, run_dirs: list[Path], ckpts: list[Path], cfg) -> None:
+def _save_scores(scorer: TableBuilder, out_dir: Path, run_dirs: list[Path], ckpts: list[Path], cfg,
+                 selection: Selection | None = None) -> None:
     """``per_image.csv``, ``per_class.csv``, ``evaluation.json`` of the labelled predicted cases."""
     table = scorer.tables()["predict"]
     table.source = {"runs": sorted(str(Path(r).expanduser().resolve()) for r in run_dirs),
                     "checkpoints": sorted(p.name for p in ckpts),
                     **({"tta": cfg.tta if isinstance(cfg.tta, bool) else dict(cfg.tta)} if cfg.get("tta") else {}),
-                    **({"combine": "mean"} if len(run_dirs) > 1 else {})}
+                    **({"combine": "mean"} if len(run_dirs) > 1 and selection is None else {}),
+                    **({"selection": str(Path(cfg.selection).expanduser().resolve())} if selection else {})}
+    if selection is not None:
+        table.threshold = None  # per class, in the note
+        table.per_image.attrs.pop("threshold", None)
+        table.threshold_note = (f"The decisions of {cfg.selection}: member weights {selection.weights}, "
+                                f"temperature {selection.temperature:g}, thresholds {selection.thresholds}, "
+                                "post-processing " + "; ".join(f"{c}: {describe_rule(r)}" for c, r in
+                                                               zip(selection.class_names, selection.rules)) + ".")
     table.save(out_dir)
     log.info("%d labelled case(s) scored: mean Dice %.4f (per_image.csv)", len(table.per_image),
              float(table.per_image["dice"].mean()))

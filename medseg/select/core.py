@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import minimize_scalar
 
-from medseg.inference.postprocess import apply_rule, component_sizes
+from medseg.inference.postprocess import apply_rule, component_sizes, describe_rule
 
 #: candidate thresholds for binary / multi-label classes (the grid is wide: 0.05 .. 0.95)
 THRESHOLD_GRID = np.round(np.arange(0.05, 0.951, 0.01), 2)
@@ -188,13 +188,6 @@ def choose_postprocessing(kind: str, probs, targets, rois, thresholds, area_scal
         choices.append(RuleChoice(best_rule, best_gain, tried))
         final[:, k] = best_col
     return choices, final
-
-
-def describe_rule(rule: dict) -> str:
-    """A connected-component rule as the selection report writes it."""
-    if rule["rule"] == "min_size":
-        return f"remove components < {rule['min_size']:.0f} px"
-    return {"largest": "keep largest component", "none": "none"}[rule["rule"]]
 
 
 def _flat_pixels(kind: str, logits, targets, rois, max_pixels: int, seed: int):

@@ -65,3 +65,26 @@ def test_multilabel_tables_have_no_pooled_section():
                            cs, 0.5, metrics=[])
     assert table.pooled is None and not any(k.startswith("test/pooled") for k in table.summary())
     assert "Dataset level" not in report_markdown(table, ["a", "b"], "t", "/x")
+
+
+def test_a_given_prediction_replaces_the_thresholded_counts_not_the_auc():
+    from medseg.metrics.pooled import PooledMetrics
+
+    rng = np.random.default_rng(3)
+    probs = rng.random((1, 8, 8)).astype(np.float32)
+    target = rng.random((1, 8, 8)) > 0.6
+    pred = np.zeros((1, 8, 8), bool)
+    pred[0, :4] = True
+    roi = np.ones((8, 8), bool)
+    roi[:, 0] = False
+    given, thresholded = PooledMetrics(1), PooledMetrics(1)
+    given.update(probs, target, roi, pred=pred)
+    thresholded.update(probs, target, roi)
+    p, t = pred[0][roi], target[0][roi]
+    tp, fp, fn = (p & t).sum(), (p & ~t).sum(), (~p & t).sum()
+    assert given.counts.tolist() == [[tp, fp, fn, roi.sum() - tp - fp - fn]]
+    assert given.compute()["f1"][0] == pytest.approx(2 * tp / (2 * tp + fp + fn))
+    assert given.compute()["f1"][0] != pytest.approx(thresholded.compute()["f1"][0])
+    assert given.compute()["auc"][0] == thresholded.compute()["auc"][0]
+    with pytest.raises(ValueError, match="prediction shape"):
+        given.update(probs, target, pred=pred[:, :4])

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
+from medseg.errors import ConfigError
+from medseg.inference import check_rules, describe_rule  # re-exported by the package
 from medseg.inference.postprocess import component_sizes, keep_largest, postprocess, remove_small
 
 
@@ -28,3 +31,23 @@ def test_3d_rules_and_per_class_dispatch():
     # min_size in full-resolution voxels, on a map stored 8x smaller in volume
     half = postprocess(v, [{"rule": "min_size", "min_size": 16}, {"rule": "none"}], area_scale=8.0)
     assert half[0].sum() == 27  # 16 / 8 = 2 voxels: the single voxel goes, the cube stays
+
+
+def test_check_rules_takes_the_forms_a_config_gives():
+    assert check_rules("largest", ["a", "b"]) == [{"rule": "largest"}] * 2
+    assert check_rules({"rule": "min_size", "min_size": 20}, ["a"]) == [{"rule": "min_size", "min_size": 20}]
+    assert check_rules(["none", {"rule": "largest"}], ["a", "b"]) == [{"rule": "none"}, {"rule": "largest"}]
+    assert describe_rule({"rule": "min_size", "min_size": 20}) == "remove components < 20 px"
+
+
+@pytest.mark.parametrize("rules, message", [
+    ("biggest", "class 'a': unknown rule"),
+    ({"rule": "min_size"}, "class 'a': rule min_size needs a positive min_size"),
+    ({"rule": "min_size", "min_size": -3}, "needs a positive min_size"),
+    (["largest", "largest", "none"], "one rule for every class or one per class (2"),
+    (7, "one rule for every class"),
+])
+def test_check_rules_refuses_bad_rules_naming_the_key(rules, message):
+    with pytest.raises(ConfigError, match="^postprocessing: ") as err:
+        check_rules(rules, ["a", "b"] if isinstance(rules, list) else ["a"])
+    assert message in str(err.value)

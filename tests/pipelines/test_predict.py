@@ -66,3 +66,44 @@ def test_a_bad_rle_order_is_refused_before_any_inference(kfold_dir, tmp_path):
     with pytest.raises(ConfigError, match="rle_order='X'"):
         predict(cfg, out)
     assert not out.exists() or not any(out.iterdir())  # nothing predicted, nothing half-written
+
+
+def test_predict_a_selection_on_a_labelled_split_scores_its_decisions(kfold_dir, tmp_path):
+    """``medseg-predict selection=<selection.json> split=test``: the held-out split scored with the
+    selection's threshold and post-processing, i.e. the Dice of the masks written."""
+    import json
+
+    from omegaconf import open_dict
+
+    from medseg.inference.postprocess import component_sizes
+    from medseg.pipelines.build import build_datamodule
+    from medseg.pipelines.eval import load_run_config
+
+    plain = tmp_path / "plain"  # the fold ensemble's probabilities, to put the threshold where masks have pieces
+    predict(compose_cfg("predict", [f"run_dir={kfold_dir}", "split=test", "save_probs=true", "score=false"], plain),
+            plain)
+    probs = {p.stem: np.load(p).astype(np.float32) for p in (plain / "probs").glob("*.npy")}
+    thr = round(float(np.quantile(np.concatenate([p.ravel() for p in probs.values()]), 0.8)), 4)
+    assert max(len(component_sizes(p[0] > thr)) for p in probs.values()) > 1  # the rule has something to do
+    sel = tmp_path / "selection.json"
+    sel.write_text(json.dumps({"task": {"kind": "binary", "class_names": ["vessel"]},
+                               "members": [{"path": str(kfold_dir), "weight": 1.0}], "temperature": 1.0,
+                               "thresholds": [thr], "postprocessing": [{"rule": "largest"}]}))
+    out = tmp_path / "s"
+    predict(compose_cfg("predict", [f"selection={sel}", "split=test"], out), out)
+    per_image = pd.read_csv(out / "per_image.csv", index_col=0)
+    run_cfg = load_run_config(kfold_dir / "fold_0")
+    with open_dict(run_cfg):
+        run_cfg.data.fold = None
+    cases = build_datamodule(run_cfg).cases["test"]
+    assert sorted(per_image.index) == sorted(c.case_id for c in cases)
+    for case in cases:
+        written = np.asarray(Image.open(out / "masks" / f"{case.case_id}.png")) == 255
+        assert len(component_sizes(written)) == 1
+        roi = np.ones(written.shape, bool) if case.roi is None else case.roi
+        p, t = written[roi], (case.mask > 0)[roi]
+        tp, fp, fn = (p & t).sum(), (p & ~t).sum(), (~p & t).sum()
+        assert per_image.loc[case.case_id, "dice"] == pytest.approx(2 * tp / (2 * tp + fp + fn), abs=1e-6)
+    meta = json.loads((out / "evaluation.json").read_text())
+    assert meta["source"]["selection"] == str(sel.resolve()) and meta["threshold"] is None
+    assert f"thresholds [{thr}]" in meta["threshold_note"] and "vessel: keep largest component" in meta["threshold_note"]
