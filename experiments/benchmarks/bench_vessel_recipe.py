@@ -177,26 +177,6 @@ def rule_on_val(task, probs_fn, val_cases, threshold: float) -> tuple[dict, dict
     return choices[0].rule, choices[0].tried
 
 
-def postprocessed(probs_fn, task, threshold: float, rule: dict):
-    """``probs_fn`` whose foreground probability is 0 where ``rule`` (``medseg.inference.postprocess``)
-    drops pixels of the thresholded map: thresholding it gives the post-processed mask (binary tasks).
-    (``evaluate_split`` has no post-processing step of its own.)"""
-    import torch
-
-    from medseg.evaluation import foreground_probs
-    from medseg.inference.postprocess import postprocess
-    from medseg.select.core import discretize
-
-    def fn(case):
-        probs = probs_fn(case)
-        mask = discretize(task.kind, foreground_probs(task, probs).numpy(), [threshold])
-        out = probs.clone()
-        out[torch.from_numpy(mask & ~postprocess(mask, [rule]))] = 0.0
-        return out
-
-    return fn
-
-
 def score_run(run: Path, out: Path, scores: Scores, threshold: str | None, ckpt: str = "best",
               tta: bool = False, postprocess: bool = False) -> float | None:
     """Score a finished run's checkpoint ``ckpt`` on its test split (with ``tta``: test-time
@@ -204,11 +184,11 @@ def score_run(run: Path, out: Path, scores: Scores, threshold: str | None, ckpt:
     validation images): Dice, topology metrics, pooled counts. Returns the threshold used when it
     was chosen on validation."""
     from medseg.evaluation import choose_threshold, foreground_probs, model_probs
+    from medseg.inference.postprocess import describe_rule
     from medseg.metrics.pooled import PooledMetrics
     from medseg.metrics.topology import betti_errors, cldice
     from medseg.pipelines.build import build_datamodule
     from medseg.pipelines.eval import evaluate_split, load_model, load_run_config
-    from medseg.select import describe_rule
 
     cfg = load_run_config(run)
     dm = build_datamodule(cfg)
@@ -225,20 +205,19 @@ def score_run(run: Path, out: Path, scores: Scores, threshold: str | None, ckpt:
         fg = foreground_probs(task, probs).float()
         if scores.pooled is None:
             scores.pooled = PooledMetrics(fg.shape[0])
-        scores.pooled.update(fg, t, roi, threshold=used)  # the fold's threshold
+        scores.pooled.update(fg, t, roi, pred=p)  # the decision scored (the fold's threshold, post-processing)
 
     used = task.threshold
     if threshold == "auto":
         used, _ = choose_threshold(task, model_probs(module), dm.cases["val"])
-    probs_fn = None
+    rules = None
     if postprocess:
-        base = model_probs(module, tta)
-        rule, tried = rule_on_val(task, base, dm.cases["val"], used)
+        rule, tried = rule_on_val(task, model_probs(module, tta), dm.cases["val"], used)
         scores.notes.append(f"{describe_rule(rule)} chosen on the 2 validation images (Dice gain there: "
                             + ", ".join(f"{k} {v:+.4f}" for k, v in tried.items()) + ")")
-        probs_fn = postprocessed(base, task, used, rule)
+        rules = [rule]
     per_image = evaluate_split(module, dm, out, split="test", overlays=False, threshold=used, metrics=[],
-                               tta=tta, on_case=on_case, probs_fn=probs_fn).per_image
+                               tta=tta, on_case=on_case, postprocessing=rules).per_image
     for case_id, value in per_image["dice"].items():
         scores.add("dice", case_id, value)
     return used if threshold == "auto" else None
