@@ -78,6 +78,11 @@ def describe_rule(rule: dict) -> str:
     return {"largest": "keep largest component", "none": "none"}[rule["rule"]]
 
 
+def describe_rules(class_names: Sequence[str], rules: Sequence[dict]) -> str:
+    """Per-class rules in one line (``vessel: keep largest component; ...``), as reports state them."""
+    return "; ".join(f"{c}: {describe_rule(r)}" for c, r in zip(class_names, rules))
+
+
 def check_rules(rules: Any, class_names: Sequence[str], where: str = "postprocessing") -> list[dict]:
     """Per-class rules as a config or a ``selection.json`` gives them, checked: one rule per class in
     ``class_names`` (a list), or one rule for every class; a rule is a mapping ``{"rule": ..., "min_size":

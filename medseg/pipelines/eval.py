@@ -33,7 +33,7 @@ from medseg.evaluation import (
     threshold_decision,
 )
 from medseg.evaluation.scoring import CaseHook
-from medseg.inference.postprocess import RULES, check_rules, describe_rule
+from medseg.inference.postprocess import RULES, check_rules, describe_rules
 from medseg.inference.selected import Selection
 from medseg.metrics import metrics_from_config
 from medseg.module import SegmentationModule
@@ -121,8 +121,8 @@ def score_split(fn: ProbsFn, module: SegmentationModule, dm: SegmentationDataMod
     except ValueError as exc:
         raise ValueError(f"split '{split}' has no labelled cases to evaluate") from exc
     if rules:
-        described = "; ".join(f"{c}: {describe_rule(r)}" for c, r in zip(module.task.class_names, rules))
-        thr_note = (f"{thr_note} " if thr_note else "") + f"Post-processing after the threshold: {described}."
+        thr_note = ((f"{thr_note} " if thr_note else "")
+                    + f"Post-processing after the threshold: {describe_rules(module.task.class_names, rules)}.")
     table.threshold_note, table.roi_note, table.data_notes = thr_note, roi_note(dm, split), data_notes(dm)
     table.source = {**(source or {}), **({"postprocessing": rules} if rules else {})}
     return table

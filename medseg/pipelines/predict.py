@@ -24,7 +24,7 @@ from medseg.data.case import Case
 from medseg.data.preprocess import Compose
 from medseg.errors import ConfigError, DataError
 from medseg.evaluation import Decide, TableBuilder, model_probs, threshold_decision
-from medseg.inference.postprocess import describe_rule
+from medseg.inference.postprocess import describe_rules
 from medseg.inference.rle import write_rle_csv
 from medseg.inference.selected import Selection
 from medseg.inference.writers import (
@@ -261,8 +261,7 @@ def _save_scores(scorer: TableBuilder, out_dir: Path, run_dirs: list[Path], ckpt
         table.per_image.attrs.pop("threshold", None)
         table.threshold_note = (f"The decisions of {cfg.selection}: member weights {selection.weights}, "
                                 f"temperature {selection.temperature:g}, thresholds {selection.thresholds}, "
-                                "post-processing " + "; ".join(f"{c}: {describe_rule(r)}" for c, r in
-                                                               zip(selection.class_names, selection.rules)) + ".")
+                                f"post-processing {describe_rules(selection.class_names, selection.rules)}.")
     table.save(out_dir)
     log.info("%d labelled case(s) scored: mean Dice %.4f (per_image.csv)", len(table.per_image),
              float(table.per_image["dice"].mean()))

@@ -22,7 +22,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from medseg.errors import ConfigError, DataError
-from medseg.inference.postprocess import postprocess
+from medseg.inference.postprocess import describe_rule, postprocess
 from medseg.report.html import render_html, render_markdown
 from medseg.report.stats import bootstrap_ci, paired_comparison
 from medseg.select import core
@@ -169,10 +169,10 @@ def select(cfg: DictConfig, out_dir: str | Path) -> dict:
         rules = [c.rule for c in choices]
         pp_scores = case_mean(final)
         pp_table = pd.DataFrame([{"class": c, "rule": k, "mean_dice_gain": v,
-                                  "chosen": "yes" if k == core.describe_rule(ch.rule) else ""}
+                                  "chosen": "yes" if k == describe_rule(ch.rule) else ""}
                                  for c, ch in zip(task.class_names, choices) for k, v in ch.tried.items()]
                                 ).set_index("class")
-        accepted = [f"{c}: {core.describe_rule(r)}" for c, r in zip(task.class_names, rules) if r["rule"] != "none"]
+        accepted = [f"{c}: {describe_rule(r)}" for c, r in zip(task.class_names, rules) if r["rule"] != "none"]
         steps.append(_step("postprocessing", "; ".join(accepted) or "none (no rule raised a class's OOF Dice)",
                            pp_scores, prev, prev_name, n_boot))
         prev = pp_scores

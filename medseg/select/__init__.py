@@ -7,7 +7,6 @@ from medseg.select.core import (
     Reliability,
     case_dice,
     choose_postprocessing,
-    describe_rule,
     fit_temperature,
     fit_thresholds,
     greedy_ensemble,
@@ -16,5 +15,5 @@ from medseg.select.core import (
 from medseg.select.oof import OOFCase, Source, check_compatible, load_oof_case, save_oof_case, sources_from
 
 __all__ = ["GreedyResult", "OOFCase", "Reliability", "Source", "case_dice", "check_compatible",
-           "choose_postprocessing", "describe_rule", "fit_temperature", "fit_thresholds", "greedy_ensemble", "load_oof_case",
+           "choose_postprocessing", "fit_temperature", "fit_thresholds", "greedy_ensemble", "load_oof_case",
            "reliability", "save_oof_case", "sources_from"]
