@@ -30,6 +30,9 @@ the MONAI peer trained in the same run for the paired comparison. Variants (one 
   or remove components under a cut-off of 5-80 px or a percentile of the masks' component sizes),
   with the fold's 2 validation images as its pool; no extra training;
 * ``p96_d3_tta``: ``p96_d3``'s final weights scored with the 8-view TTA (as ``tta`` for ``shipped``);
+  ``p96_d3_tta_threshold`` also chooses the threshold on the validation images' TTA'd probabilities;
+* ``p96_d4`` / ``p128_d3``: the patch of ``p96_d3`` without its shallower net, and a larger patch
+  still (128x128, batch 8); ``p96_d3_dice``: ``p96_d3`` trained on soft Dice alone (``loss=dice``);
 * ``planned``: not a change to the shipped recipe but its replacement: ``medseg-plan`` fingerprints
   the fold's 15 training and validation images and writes an experiment fitted to the fold's budget
   (issue #15); it trains with the plan's own epochs (no calibration) under the same ``max_time``.
@@ -119,6 +122,14 @@ VARIANTS: dict[str, Variant] = {
     "p96_d3_ema995": Variant("p96_d3 with a longer weight average (EMA decay 0.995, ~200 steps)",
                              (*P96_D3, "callbacks.ema.decay=0.995")),
     "p96_d3_ema995_tta": Variant("p96_d3_ema995 + 8-view TTA", reuse="p96_d3_ema995", tta=True),
+    "p96_d3_tta_threshold": Variant("p96_d3 + 8-view TTA, threshold chosen on the TTA'd validation images",
+                                    reuse="p96_d3", tta=True, threshold="auto"),
+    # separating the two changes of p96_d3, and taking each one step further
+    "p96_d4": Variant("96x96 patches, batch 12, depth 4 (p96_d3 without its shallower net)",
+                      ("data.patch_size=[96,96]", "data.batch_size=12")),
+    "p128_d3": Variant("128x128 patches, batch 8, depth 3", ("data.patch_size=[128,128]", "data.batch_size=8",
+                                                            "model.depth=3")),
+    "p96_d3_dice": Variant("p96_d3 trained on soft Dice alone (loss=dice, no BCE)", (*P96_D3, "loss=dice")),
 }
 MIN_SIZES = (5.0, 10.0, 20.0, 40.0, 80.0)  # px, tried beside medseg-select's (percentiles of the val masks)
 QUICK = ("data.samples_per_epoch=64",)
@@ -209,7 +220,7 @@ def score_run(run: Path, out: Path, scores: Scores, threshold: str | None, ckpt:
 
     used = task.threshold
     if threshold == "auto":
-        used, _ = choose_threshold(task, model_probs(module), dm.cases["val"])
+        used, _ = choose_threshold(task, model_probs(module, tta), dm.cases["val"])  # on what is scored
     rules = None
     if postprocess:
         rule, tried = rule_on_val(task, model_probs(module, tta), dm.cases["val"], used)
