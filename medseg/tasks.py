@@ -19,9 +19,41 @@ Metrics compare boolean foreground maps ``(B, K, *spatial)``: one channel per fo
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TypeVar
+
+import numpy as np
 import torch
 
 TASKS = ("binary", "multiclass", "multilabel")
+Maps = TypeVar("Maps", torch.Tensor, np.ndarray)
+
+
+def discretize(kind: str, probs: Maps, thresholds: float | Sequence[float] | np.ndarray | None = None,
+               class_axis: int = 0) -> Maps:
+    """Probabilities -> boolean foreground maps, one per scored class: the one decision rule of medseg
+    (training metrics, every scorer, medseg-select's search, a selection's pipeline), for torch tensors
+    and numpy arrays alike.
+
+    ``multiclass``: the arg-max over ``class_axis``, then one map per foreground class ``1..C-1``
+    (``thresholds`` unused). ``binary`` / ``multilabel``: ``probs > threshold``, one threshold or one
+    per channel (``None``: 0.5), compared in the probabilities' dtype (a float32 0.3 is not above 0.3)."""
+    if kind == "multiclass":
+        labels = probs.argmax(class_axis)
+        maps = [labels == k for k in range(1, probs.shape[class_axis])]
+        if isinstance(probs, torch.Tensor):
+            return torch.stack(maps, dim=class_axis)
+        return np.stack(maps, axis=class_axis)
+    if thresholds is None or np.ndim(thresholds) == 0:  # a Python float compares in the maps' dtype
+        return probs > (0.5 if thresholds is None else float(thresholds))  # type: ignore[arg-type]
+    values = [float(t) for t in np.asarray(thresholds).reshape(-1)]
+    if len(values) != probs.shape[class_axis]:
+        raise ValueError(f"{len(values)} thresholds for {probs.shape[class_axis]} channels")
+    shape = [1] * probs.ndim
+    shape[class_axis] = -1
+    if isinstance(probs, torch.Tensor):
+        return probs > torch.tensor(values, dtype=probs.dtype, device=probs.device).reshape(shape)
+    return probs > np.asarray(values, dtype=probs.dtype).reshape(shape)
 
 
 class Task:
@@ -45,12 +77,10 @@ class Task:
     def activation(self, logits: torch.Tensor) -> torch.Tensor:
         return torch.softmax(logits, dim=1) if self.kind == "multiclass" else torch.sigmoid(logits)
 
-    def discretize(self, probs: torch.Tensor, threshold: float | None = None) -> torch.Tensor:
-        """Probabilities ``(B, C, ...)`` -> boolean foreground maps ``(B, K, ...)``."""
-        if self.kind == "multiclass":
-            labels = probs.argmax(dim=1)
-            return torch.stack([labels == k for k in range(1, probs.shape[1])], dim=1)
-        return probs > (self.threshold if threshold is None else threshold)
+    def discretize(self, probs: torch.Tensor, threshold: float | Sequence[float] | None = None) -> torch.Tensor:
+        """Probabilities ``(B, C, ...)`` -> boolean foreground maps ``(B, K, ...)`` (:func:`discretize`;
+        ``threshold``: one, or one per channel; ``None``: the task's)."""
+        return discretize(self.kind, probs, self.threshold if threshold is None else threshold, class_axis=1)
 
     def target_to_binary(self, mask: torch.Tensor) -> torch.Tensor:
         """Dataset mask -> boolean ``(B, K, ...)``; binary/multiclass masks are ``(B, ...)`` indices."""

@@ -130,6 +130,8 @@ VARIANTS: dict[str, Variant] = {
     "p128_d3": Variant("128x128 patches, batch 8, depth 3", ("data.patch_size=[128,128]", "data.batch_size=8",
                                                             "model.depth=3")),
     "p96_d3_dice": Variant("p96_d3 trained on soft Dice alone (loss=dice, no BCE)", (*P96_D3, "loss=dice")),
+    "p96_d3_dice_tta": Variant("p96_d3_dice + 8-view TTA", reuse="p96_d3_dice", tta=True),
+    "p128_d3_tta": Variant("p128_d3 + 8-view TTA", reuse="p128_d3", tta=True),
 }
 MIN_SIZES = (5.0, 10.0, 20.0, 40.0, 80.0)  # px, tried beside medseg-select's (percentiles of the val masks)
 QUICK = ("data.samples_per_epoch=64",)

@@ -26,10 +26,10 @@ CaseHook = Callable[[Case, torch.Tensor, torch.Tensor, torch.Tensor], None]
 Decide = Callable[[torch.Tensor], torch.Tensor]
 
 
-def threshold_decision(task: Task, threshold: float | None = None,
+def threshold_decision(task: Task, threshold: float | Sequence[float] | None = None,
                        postprocessing: Sequence[dict] | None = None) -> Decide:
     """The decision every scorer applies unless given another: ``task.discretize`` at ``threshold``
-    (``None``: the task's), then the per-class connected-component rules ``postprocessing``
+    (one, or one per channel; ``None``: the task's), then the per-class connected-component rules ``postprocessing``
     (:func:`medseg.inference.postprocess.postprocess`, as ``medseg-select`` chooses them; ``None``: none)."""
     rules = list(postprocessing or [])
     if rules and all(r.get("rule", "none") == "none" for r in rules):

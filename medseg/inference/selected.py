@@ -14,7 +14,7 @@ import torch
 from medseg.errors import ConfigError
 from medseg.inference.ensemble import combine
 from medseg.inference.postprocess import check_rules, postprocess
-from medseg.tasks import Task
+from medseg.tasks import Task, discretize
 
 
 @dataclass
@@ -60,11 +60,6 @@ class Selection:
         return torch.sigmoid((q.log() - (-q).log1p()) / self.temperature)
 
     def decide(self, probs: torch.Tensor) -> torch.Tensor:
-        """Calibrated probabilities ``(C, ...)`` -> postprocessed boolean ``(K, ...)``."""
-        if self.kind == "multiclass":
-            labels = probs.argmax(0)
-            pred = torch.stack([labels == k for k in range(1, probs.shape[0])])
-        else:
-            thr = torch.tensor(self.thresholds or [0.5] * probs.shape[0], dtype=probs.dtype)
-            pred = probs > thr.reshape((-1,) + (1,) * (probs.ndim - 1))
-        return postprocess(pred, self.rules)
+        """Calibrated probabilities ``(C, ...)`` -> postprocessed boolean ``(K, ...)``: the selection's
+        thresholds (:func:`medseg.tasks.discretize`, as medseg-select scored them), then its rules."""
+        return postprocess(discretize(self.kind, probs, self.thresholds or None).cpu(), self.rules)

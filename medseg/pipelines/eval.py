@@ -110,10 +110,10 @@ def score_split(fn: ProbsFn, module: SegmentationModule, dm: SegmentationDataMod
     """Score every labelled case of ``split``: the table with its threshold, ROI and data notes.
     ``hook``: keyword arguments of :func:`saving_hook` (what to save per case); ``postprocessing``:
     per-class connected-component rules applied after the threshold (:func:`threshold_decision`)."""
-    thr, thr_note = resolve_threshold(module.task, fn, dm.cases["val"], threshold)
     rules = list(postprocessing or [])
     if all(r.get("rule", "none") == "none" for r in rules):
         rules = []  # nothing to apply: the table is the plain threshold's
+    thr, thr_note = resolve_threshold(module.task, fn, dm.cases["val"], threshold, rules)
     try:
         table = evaluate_cases(fn, module.task, dm.cases[split], thr, metrics, nsd_tolerance,
                                saving_hook(thr, **(hook or {})), split=split,

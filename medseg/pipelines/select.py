@@ -36,6 +36,7 @@ from medseg.select.oof import (
     sources_from,
 )
 from medseg.select.report import plot_reliability, plot_uncertainty
+from medseg.tasks import discretize
 from medseg.utils.io import save_with, write_json_atomic, write_text_atomic
 
 log = logging.getLogger(__name__)
@@ -252,7 +253,7 @@ def _report(out_dir, cfg, task, sources, board, steps, spec, ids, ens, calibrate
                           "appears at prediction time (medseg-predict with a k-fold member), not here."))
     for label, cid in picks.items():
         i = ids.index(cid)
-        pred = core.discretize(kind, calibrated[i], decision)
+        pred = discretize(kind, calibrated[i], decision)
         pred = postprocess(pred, rules, scales[i])
         fg = slice(1, None) if kind == "multiclass" else slice(None)
         dis = np.stack([probs[m][i][fg] for m in others]).std(0).max(0) if len(others) > 1 else None

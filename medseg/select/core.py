@@ -16,21 +16,12 @@ import numpy as np
 from scipy.optimize import minimize_scalar
 
 from medseg.inference.postprocess import apply_rule, component_sizes, describe_rule
+from medseg.tasks import discretize  # the decision rule of every command, here on numpy maps
 
 #: candidate thresholds for binary / multi-label classes (the grid is wide: 0.05 .. 0.95)
 THRESHOLD_GRID = np.round(np.arange(0.05, 0.951, 0.01), 2)
 #: percentiles of the training masks' component sizes tried as "remove smaller components" cut-offs
 MIN_SIZE_PERCENTILES = (1, 5, 10)
-
-
-def discretize(kind: str, probs: np.ndarray, thresholds: Sequence[float] | np.ndarray | None = None) -> np.ndarray:
-    """``(C, ...)`` probabilities -> boolean ``(K, ...)`` foreground maps (argmax for multi-class)."""
-    if kind == "multiclass":
-        labels = probs.argmax(0)
-        return np.stack([labels == k for k in range(1, probs.shape[0])])
-    thr = np.full(probs.shape[0], 0.5) if thresholds is None else np.asarray(thresholds, dtype=float)
-    # compared in the maps' dtype, as torch does in medseg-predict (float32 0.3 is not > float32 0.3)
-    return probs > thr.astype(probs.dtype).reshape((-1,) + (1,) * (probs.ndim - 1))
 
 
 def dice_per_class(pred: np.ndarray, target: np.ndarray, roi: np.ndarray | None) -> np.ndarray:

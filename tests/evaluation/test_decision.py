@@ -62,3 +62,26 @@ def test_builder_takes_a_decision_already_made_and_checks_its_shape():
     assert builder.tables()["half"].per_image.loc["sq", "dice"] == pytest.approx(2 * 8 / (8 + 16))
     with pytest.raises(ValueError, match="prediction shape"):
         builder.add("bad", case, probs, pred=torch.zeros((1, 10, 9), dtype=torch.bool))
+
+
+def test_threshold_auto_is_chosen_for_the_post_processed_masks():
+    """``threshold=auto`` with a post-processing rule picks the threshold that is best after the rule:
+    a low threshold keeps a faint vessel border and a faint false blob; keeping the largest component
+    removes the blob, so the low threshold wins, where without the rule a higher one does."""
+    from medseg.evaluation import choose_threshold, resolve_threshold
+
+    mask = np.zeros((20, 30), np.int64)
+    mask[2:14, 2:14] = 1  # a 12x12 target: a 10x10 core at 0.9 in a 1-px ring at 0.4
+    probs = np.full((1, 20, 30), 0.05, np.float32)
+    probs[0, 2:14, 2:14] = 0.4
+    probs[0, 3:13, 3:13] = 0.9
+    probs[0, 2:10, 18:28] = 0.45  # an 80-pixel false blob, apart from the target
+    case = Case("ring", np.zeros((1, 20, 30), np.float32), mask)
+    fn = lambda _c: torch.from_numpy(probs)  # noqa: E731
+    thr, dice = choose_threshold(TASK, fn, [case])
+    assert thr == pytest.approx(0.5) and dice == pytest.approx(200 / 244)  # the core alone: 2*100 / (100 + 144)
+    thr, dice = choose_threshold(TASK, fn, [case], [{"rule": "largest"}])
+    assert thr == pytest.approx(0.35) and dice == pytest.approx(1.0)  # the whole target, the blob dropped
+    thr, note = resolve_threshold(TASK, fn, [case], "auto", [{"rule": "largest"}])
+    assert thr == pytest.approx(0.35) and "after the post-processing" in note
+    assert resolve_threshold(TASK, fn, [case], "auto", [{"rule": "none"}])[0] == pytest.approx(0.5)
