@@ -33,6 +33,7 @@ the MONAI peer trained in the same run for the paired comparison. Variants (one 
   ``p96_d3_tta_threshold`` also chooses the threshold on the validation images' TTA'd probabilities;
 * ``p96_d4`` / ``p128_d3``: the patch of ``p96_d3`` without its shallower net, and a larger patch
   still (128x128, batch 8); ``p96_d3_dice``: ``p96_d3`` trained on soft Dice alone (``loss=dice``);
+  ``p96_d3_dice_tta`` / ``p128_d3_tta``: those two scored with the 8-view TTA;
 * ``planned``: not a change to the shipped recipe but its replacement: ``medseg-plan`` fingerprints
   the fold's 15 training and validation images and writes an experiment fitted to the fold's budget
   (issue #15); it trains with the plan's own epochs (no calibration) under the same ``max_time``.
