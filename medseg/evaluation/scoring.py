@@ -14,7 +14,7 @@ import torch
 from medseg.data.case import Case
 from medseg.evaluation.probs import ProbsFn, case_target, foreground_probs
 from medseg.evaluation.table import EvaluationTable
-from medseg.inference.postprocess import postprocess
+from medseg.inference.postprocess import active_rules, postprocess
 from medseg.metrics.case import compute_case_metrics, metric_names, resolve_metrics
 from medseg.metrics.overlap import METRIC_NAMES
 from medseg.metrics.pooled import PooledMetrics
@@ -31,9 +31,7 @@ def threshold_decision(task: Task, threshold: float | Sequence[float] | None = N
     """The decision every scorer applies unless given another: ``task.discretize`` at ``threshold``
     (one, or one per channel; ``None``: the task's), then the per-class connected-component rules ``postprocessing``
     (:func:`medseg.inference.postprocess.postprocess`, as ``medseg-select`` chooses them; ``None``: none)."""
-    rules = list(postprocessing or [])
-    if rules and all(r.get("rule", "none") == "none" for r in rules):
-        rules = []
+    rules = active_rules(postprocessing)
 
     def decide(probs: torch.Tensor) -> torch.Tensor:
         pred = task.discretize(probs[None], threshold)[0]

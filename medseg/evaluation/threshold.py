@@ -10,16 +10,11 @@ import torch
 from medseg.data.case import Case
 from medseg.errors import ConfigError
 from medseg.evaluation.probs import ProbsFn, case_target, foreground_probs
-from medseg.inference.postprocess import postprocess
+from medseg.inference.postprocess import active_rules, postprocess
 from medseg.metrics.threshold import best_threshold
 from medseg.tasks import Task
 
 log = logging.getLogger(__name__)
-
-
-def _applies(rules: Sequence[dict | None] | None) -> bool:
-    """Whether per-class ``rules`` change any mask (a rule other than ``none``)."""
-    return any((r or {}).get("rule", "none") != "none" for r in rules or [])
 
 
 def choose_threshold(task: Task, probs_fn: ProbsFn, cases: Sequence[Case],
@@ -27,8 +22,8 @@ def choose_threshold(task: Task, probs_fn: ProbsFn, cases: Sequence[Case],
     """The threshold maximising mean Dice on ``cases`` (binary / multi-label tasks) and that Dice;
     with ``postprocessing`` (one connected-component rule per class), the Dice of the post-processed
     masks, the decision :func:`~medseg.evaluation.threshold_decision` then applies."""
-    rules = list(postprocessing or [])
-    after = (lambda pred: postprocess(pred.cpu(), rules)) if _applies(rules) else None
+    rules = active_rules(postprocessing)
+    after = (lambda pred: postprocess(pred.cpu(), rules)) if rules else None
 
     def gen():
         for c in cases:
@@ -51,7 +46,7 @@ def resolve_threshold(task: Task, probs_fn: ProbsFn, val_cases: Sequence[Case],
                               "none (trained with data.val_fraction=0): give a number, e.g. threshold=0.5")
         thr, val_dice = choose_threshold(task, probs_fn, val_cases, postprocessing)
         log.info("eval.threshold=auto: %.2f (val Dice %.4f)", thr, val_dice)
-        after = " after the post-processing" if _applies(postprocessing) else ""
+        after = " after the post-processing" if active_rules(postprocessing) else ""
         return thr, (f"Threshold **{thr:.2f}** chosen on the validation split (mean Dice {val_dice:.4f} there"
                      f"{after}).")
     thr = task.threshold if threshold in (None, "auto") else float(threshold)

@@ -11,6 +11,7 @@ from medseg._lazy import lazy_exports
 _EXPORTS = {
     "combine": "medseg.inference.ensemble",
     "fit_weights": "medseg.inference.ensemble",
+    "active_rules": "medseg.inference.postprocess",
     "apply_rule": "medseg.inference.postprocess",
     "check_rules": "medseg.inference.postprocess",
     "component_sizes": "medseg.inference.postprocess",
@@ -51,6 +52,7 @@ __all__ = [
     "make_inferer",
     "net_size_divisor",
     "Selection",
+    "active_rules",
     "apply_rule",
     "brats_labels_from_regions",
     "case_affine",
@@ -94,6 +96,7 @@ if TYPE_CHECKING:  # the same names for type checkers
         pad_run_crop,
     )
     from medseg.inference.postprocess import (
+        active_rules,
         apply_rule,
         check_rules,
         component_sizes,

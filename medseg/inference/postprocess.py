@@ -112,6 +112,12 @@ def check_rules(rules: Any, class_names: Sequence[str], where: str = "postproces
     return out
 
 
+def active_rules(rules: Sequence[dict] | None) -> list[dict]:
+    """``rules`` as a list when one of them changes a mask, else ``[]`` (all ``none``: nothing to apply)."""
+    rules = list(rules or [])
+    return rules if any((r or {}).get("rule", "none") != "none" for r in rules) else []
+
+
 def postprocess(pred: torch.Tensor | np.ndarray, rules: Sequence[dict | None], area_scale: float = 1.0):
     """Apply per-class ``rules`` to a boolean prediction ``(K, *spatial)``; same type out."""
     arr = pred.numpy() if isinstance(pred, torch.Tensor) else np.asarray(pred)

@@ -33,7 +33,7 @@ from medseg.evaluation import (
     threshold_decision,
 )
 from medseg.evaluation.scoring import CaseHook
-from medseg.inference.postprocess import RULES, check_rules, describe_rules
+from medseg.inference.postprocess import RULES, active_rules, check_rules, describe_rules
 from medseg.inference.selected import Selection
 from medseg.metrics import metrics_from_config
 from medseg.module import SegmentationModule
@@ -110,9 +110,7 @@ def score_split(fn: ProbsFn, module: SegmentationModule, dm: SegmentationDataMod
     """Score every labelled case of ``split``: the table with its threshold, ROI and data notes.
     ``hook``: keyword arguments of :func:`saving_hook` (what to save per case); ``postprocessing``:
     per-class connected-component rules applied after the threshold (:func:`threshold_decision`)."""
-    rules = list(postprocessing or [])
-    if all(r.get("rule", "none") == "none" for r in rules):
-        rules = []  # nothing to apply: the table is the plain threshold's
+    rules = active_rules(postprocessing)  # all none: the table is the plain threshold's
     thr, thr_note = resolve_threshold(module.task, fn, dm.cases["val"], threshold, rules)
     try:
         table = evaluate_cases(fn, module.task, dm.cases[split], thr, metrics, nsd_tolerance,

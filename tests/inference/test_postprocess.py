@@ -51,3 +51,11 @@ def test_check_rules_refuses_bad_rules_naming_the_key(rules, message):
     with pytest.raises(ConfigError, match="^postprocessing: ") as err:
         check_rules(rules, ["a", "b"] if isinstance(rules, list) else ["a"])
     assert message in str(err.value)
+
+
+def test_active_rules_are_empty_when_no_rule_changes_a_mask():
+    from medseg.inference.postprocess import active_rules
+
+    assert active_rules(None) == [] and active_rules([{"rule": "none"}, {"rule": "none"}]) == []
+    mixed = [{"rule": "none"}, {"rule": "min_size", "min_size": 5}]
+    assert active_rules(mixed) == mixed  # one per class, kept in order with the none ones
