@@ -115,7 +115,7 @@ def score_split(fn: ProbsFn, module: SegmentationModule, dm: SegmentationDataMod
     try:
         table = evaluate_cases(fn, module.task, dm.cases[split], thr, metrics, nsd_tolerance,
                                saving_hook(thr, **(hook or {})), split=split,
-                               decide=threshold_decision(module.task, thr, rules) if rules else None)
+                               decide=threshold_decision(module.task, thr, rules))
     except ValueError as exc:
         raise ValueError(f"split '{split}' has no labelled cases to evaluate") from exc
     if rules:
@@ -177,8 +177,8 @@ def evaluate_split(
     table = score_split(fn, module, dm, split, threshold, metrics, nsd_tolerance, hook,
                         {**(source or {}), **({"tta": _plain(tta)} if tta else {})}, rules)
     table.save(out_dir)
-    decide = threshold_decision(module.task, table.threshold, rules) if rules else None
-    write_run_report(out_dir, table, module.task, dm, fn, title, overlays, baseline, decide=decide)
+    write_run_report(out_dir, table, module.task, dm, fn, title, overlays, baseline,
+                     decide=threshold_decision(module.task, table.threshold, rules))
     return table
 
 

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from medseg.data.datamodule import SegmentationDataModule
-from medseg.evaluation import Decide, EvaluationTable, ProbsFn, case_target
+from medseg.evaluation import Decide, EvaluationTable, ProbsFn, case_target, threshold_decision
 from medseg.metrics.baselines import best_global_threshold
 from medseg.report.plots import plot_overlay, plot_overlay_3d
 from medseg.report.tables import markdown_table, summarize
@@ -32,15 +32,15 @@ def pick_cases(dice: pd.Series) -> dict[str, str]:
 
 
 def write_overlays(fn: ProbsFn, task: Task, dm: SegmentationDataModule, split: str, per_image: pd.DataFrame,
-                   out_dir: Path, threshold: float, decide: Decide | None = None) -> list[Path]:
-    """Overlays of the best, median and worst case. Their predictions are recomputed here rather than
-    kept from scoring, so memory stays bounded on thousands of 2048x2048 images or 3D volumes."""
+                   out_dir: Path, decide: Decide) -> list[Path]:
+    """Overlays of the best, median and worst case, their masks by ``decide`` (the decision the table
+    scored). Their predictions are recomputed here rather than kept from scoring, so memory stays
+    bounded on thousands of 2048x2048 images or 3D volumes."""
     by_id = {c.case_id: c for c in dm.cases[split]}
     paths = []
     for label, cid in pick_cases(per_image["dice"]).items():
         case = by_id[cid]
-        probs = fn(case)
-        pred = (task.discretize(probs[None], threshold)[0] if decide is None else decide(probs)).any(0).numpy()
+        pred = decide(fn(case)).any(0).numpy()
         labels = case_target(task, case)
         if labels is None:  # only labelled cases are scored, so only they are picked
             continue
@@ -120,11 +120,11 @@ def write_run_report(out_dir: str | Path, table: EvaluationTable, task: Task, dm
                      baseline: str | None = None, decide: Decide | None = None) -> Path:
     """``report.md`` (and ``overlays/`` with ``overlays``) of ``table`` under ``out_dir``;
     ``baseline="global_threshold"`` adds the best-global-threshold section. ``decide``: the decision
-    the table scored, when not the threshold (post-processing): the overlays show it."""
+    the table scored, which the overlays show (default: the table's threshold)."""
     out_dir = Path(out_dir)
-    thr = task.threshold if table.threshold is None else table.threshold
-    paths = (write_overlays(probs_fn, task, dm, table.split, table.per_image, out_dir / "overlays", thr,
-                            decide) if overlays else [])
+    decide = decide or threshold_decision(task, table.threshold)  # None: the task's
+    paths = (write_overlays(probs_fn, task, dm, table.split, table.per_image, out_dir / "overlays", decide)
+             if overlays else [])
     base = global_threshold_baseline(dm, table.split) if baseline == "global_threshold" else None
     text = report_markdown(table, list(task.class_names), title, dm.root, base, paths)
     write_text_atomic(out_dir / "report.md", text)
